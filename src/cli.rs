@@ -1,0 +1,56 @@
+//! The `scriptmail` command line (clap), shared by the program and by the
+//! man page and completion generators.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// scriptmail: sendmail for PHP mail() on shared hosting — per-account hold,
+/// durable SQLite queue, immediate SMTP relay.
+#[derive(Debug, Parser)]
+#[command(name = "scriptmail", version, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file [default: /etc/scriptmail/scriptmail.toml; env SCRIPTMAIL_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Administer accounts and the queue (also installed as `mailq-ctl`).
+    #[command(name = "mailq-ctl")]
+    MailqCtl(crate::ctl::Args),
+    /// Run the relay daemon: deliver queued mail to the smarthost.
+    Relayd {
+        /// Deliver what is due, then exit (what `sendmail` starts when no daemon runs).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Read one delivery-status notification on stdin and record it (MTA pipe transport).
+    Bounce,
+    /// Behave like the `sendmail` drop-in, unprivileged (same flags).
+    #[command(disable_help_flag = true)]
+    Sendmail {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
+        args: Vec<std::ffi::OsString>,
+    },
+    /// Show the whole path on this machine: submit a message through the
+    /// sendmail interface to a built-in SMTP sink and show it delivered.
+    Demo,
+    /// Write man pages or shell completions generated from this CLI.
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: Generate,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Generate {
+    /// Man pages (scriptmail.8, mailq-ctl.8, sendmail.8) into DIR.
+    Man { dir: PathBuf },
+    /// Completions for bash, zsh and fish into DIR.
+    Completions { dir: PathBuf },
+}

@@ -1,0 +1,110 @@
+//! Logging: one `key=value` line per event to syslog, facility `mail`.
+//!
+//! A small RFC 3164 client over the local datagram socket instead of a
+//! logging framework: the privileged `sendmail` must stay small, and the
+//! socket path must be configurable so tests can read what was logged. The
+//! socket is non-blocking: a stalled syslog daemon must never stall a
+//! submission (SPEC §8: never fail a submission because logging failed).
+//! Without a socket, daemons log to stderr and `sendmail` stays silent.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// LOG_MAIL (2) << 3.
+const FACILITY_MAIL: u8 = 2 << 3;
+
+/// Severity of a line.
+#[derive(Debug, Clone, Copy)]
+pub enum Level {
+    Err = 3,
+    Warning = 4,
+    Info = 6,
+}
+
+struct Logger {
+    socket: Option<UnixDatagram>,
+    ident: &'static str,
+    stderr_fallback: bool,
+}
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+/// Set up logging once per process. `stderr_fallback`: write to stderr when
+/// there is no syslog socket (daemons and admin commands; not `sendmail`).
+pub fn init(socket: &Path, ident: &'static str, stderr_fallback: bool) {
+    let socket = UnixDatagram::unbound().ok().and_then(|s| {
+        s.connect(socket).ok()?;
+        s.set_nonblocking(true).ok()?;
+        Some(s)
+    });
+    let _ = LOGGER.set(Logger {
+        socket,
+        ident,
+        stderr_fallback,
+    });
+}
+
+/// Log one line. Untrusted parts must already be passed through [`clean`]
+/// (the `kv` helpers do that).
+pub fn log(level: Level, line: &str) {
+    let Some(l) = LOGGER.get() else { return };
+    let line = clean(line);
+    if let Some(s) = &l.socket {
+        let msg = format!(
+            "<{}>{}[{}]: {}",
+            FACILITY_MAIL | level as u8,
+            l.ident,
+            std::process::id(),
+            line
+        );
+        if s.send(msg.as_bytes()).is_ok() {
+            return;
+        }
+    }
+    if l.stderr_fallback {
+        eprintln!("{}: {}", l.ident, line);
+    }
+}
+
+/// Replace control characters (CR, LF, TAB, ESC, DEL, C1) so one event is one
+/// line and no terminal escape sequence reaches an admin's screen. Untrusted
+/// strings — addresses, subjects, script names — go through this before they
+/// are logged or printed.
+pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(|c| c.is_control()) {
+        s.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
+}
+
+/// Quote a value for a `key="value"` field: cleaned, with `"` and `\` escaped.
+pub fn quote(s: &str) -> String {
+    let c = clean(s);
+    let mut out = String::with_capacity(c.len() + 2);
+    out.push('"');
+    for ch in c.chars() {
+        if ch == '"' || ch == '\\' {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleans_control_characters() {
+        assert_eq!(clean("a\r\nb\tc\u{1b}[31m"), "a??b?c?[31m");
+        assert_eq!(clean("plain"), "plain");
+        assert_eq!(quote("say \"hi\"\n"), "\"say \\\"hi\\\"?\"");
+    }
+}

@@ -1,0 +1,147 @@
+//! The queue schema, as an append-only list of migrations on `user_version`.
+//!
+//! **Never reorder, edit or remove an entry**: a node's database is at the
+//! version of the newest entry it has run, and upgrades run only the entries
+//! after it. Add a new entry at the end for every schema change, and keep
+//! each change backwards compatible with the previous release's reads where
+//! you can (an upgrade may run while an old `sendmail` is still submitting).
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::store::StoreError;
+
+/// Each entry is run once, in order, inside one exclusive transaction.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    r#"
+    -- One row per hosting account (Unix user) that ever submitted or was
+    -- configured; the control panel's "email scripts" page.
+    CREATE TABLE accounts (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL UNIQUE,
+        state         TEXT NOT NULL DEFAULT 'ok',
+        state_reason  TEXT NOT NULL DEFAULT '',
+        state_since   INTEGER NOT NULL,
+        report_to     TEXT,
+        max_per_day   INTEGER,            -- NULL: node default; 0: unlimited
+        max_per_hour  INTEGER,
+        sent_total    INTEGER NOT NULL DEFAULT 0,
+        error_total   INTEGER NOT NULL DEFAULT 0,
+        first_seen    INTEGER NOT NULL
+    );
+    -- One row per message; the body lives in `bodies` until delivery.
+    CREATE TABLE messages (
+        id            INTEGER PRIMARY KEY,
+        qid           TEXT NOT NULL UNIQUE,
+        account_id    INTEGER NOT NULL,
+        state         TEXT NOT NULL,       -- held queued sending deferred sent failed expired
+        created       INTEGER NOT NULL,    -- ms since the epoch
+        next_attempt  INTEGER NOT NULL,
+        lease_until   INTEGER NOT NULL DEFAULT 0,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        sender        TEXT NOT NULL,       -- '' is the null sender
+        size          INTEGER NOT NULL,
+        subject       TEXT NOT NULL DEFAULT '',
+        script        TEXT NOT NULL DEFAULT '',
+        cwd           TEXT NOT NULL DEFAULT '',
+        uid           INTEGER NOT NULL DEFAULT 0,
+        dsn_notify    TEXT,
+        dsn_ret       TEXT,
+        envid         TEXT,
+        body_8bit     INTEGER NOT NULL DEFAULT 0,
+        system        INTEGER NOT NULL DEFAULT 0,  -- sent by scriptmail itself (reports): not counted
+        last_error    TEXT NOT NULL DEFAULT '',
+        done_at       INTEGER
+    );
+    CREATE INDEX messages_due ON messages(next_attempt) WHERE state IN ('queued', 'deferred');
+    CREATE INDEX messages_sending ON messages(lease_until) WHERE state = 'sending';
+    CREATE INDEX messages_pending ON messages(account_id, state, created)
+        WHERE state IN ('held', 'queued', 'deferred', 'sending');
+    CREATE INDEX messages_done ON messages(done_at) WHERE done_at IS NOT NULL;
+    CREATE INDEX messages_account ON messages(account_id, created);
+    -- Message bytes, CRLF, ready for DATA; deleted once the message is done.
+    CREATE TABLE bodies (
+        message_id    INTEGER PRIMARY KEY,
+        data          BLOB NOT NULL
+    );
+    -- Envelope recipients and their individual outcome.
+    CREATE TABLE recipients (
+        message_id    INTEGER NOT NULL,
+        rcpt          TEXT NOT NULL,
+        state         TEXT NOT NULL DEFAULT 'pending',   -- pending sent failed
+        PRIMARY KEY (message_id, rcpt)
+    ) WITHOUT ROWID;
+    -- The mails in error: permanent rejections, queue expiry, DSNs.
+    CREATE TABLE errors (
+        id            INTEGER PRIMARY KEY,
+        account_id    INTEGER NOT NULL,
+        message_id    INTEGER,
+        qid           TEXT NOT NULL DEFAULT '',
+        at            INTEGER NOT NULL,
+        rcpt          TEXT NOT NULL,
+        kind          TEXT NOT NULL,       -- rejected expired dsn
+        message       TEXT NOT NULL,
+        subject       TEXT NOT NULL DEFAULT '',
+        script        TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX errors_account ON errors(account_id, at);
+    -- Per-account, per-UTC-day counters (the "history of sent mails").
+    CREATE TABLE daily (
+        account_id    INTEGER NOT NULL,
+        day           INTEGER NOT NULL,
+        submitted     INTEGER NOT NULL DEFAULT 0,
+        sent          INTEGER NOT NULL DEFAULT 0,
+        errors        INTEGER NOT NULL DEFAULT 0,
+        held          INTEGER NOT NULL DEFAULT 0,
+        expired       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (account_id, day)
+    ) WITHOUT ROWID;
+    -- Per-account, per-UTC-hour submissions, for max_per_hour.
+    CREATE TABLE hourly (
+        account_id    INTEGER NOT NULL,
+        hour          INTEGER NOT NULL,
+        submitted     INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (account_id, hour)
+    ) WITHOUT ROWID;
+    -- Every state change: who, when, why.
+    CREATE TABLE events (
+        id            INTEGER PRIMARY KEY,
+        account_id    INTEGER NOT NULL,
+        at            INTEGER NOT NULL,
+        old_state     TEXT NOT NULL,
+        new_state     TEXT NOT NULL,
+        reason        TEXT NOT NULL,
+        actor         TEXT NOT NULL,
+        note          TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX events_account ON events(account_id, at);
+    "#,
+];
+
+/// The schema version this build writes.
+pub fn latest() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Bring the database up to [`latest`]; refuse a database from a newer build.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == latest() {
+        return Ok(());
+    }
+    if version > latest() {
+        return Err(StoreError::TooNew {
+            found: version,
+            supported: latest(),
+        });
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    // Re-read inside the lock: another process may have migrated meanwhile.
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for sql in MIGRATIONS.iter().skip(version.max(0) as usize) {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", latest())?;
+    tx.commit()?;
+    Ok(())
+}

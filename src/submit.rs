@@ -1,0 +1,572 @@
+//! The submission pipeline: what `sendmail` does with one invocation.
+//!
+//! WARNING: this code runs set-uid to the service user. It must take nothing
+//! from its caller that it has not checked: the account comes from the real
+//! uid only; the configuration is the default file unless the program is
+//! unprivileged; the environment is cleared, inherited descriptors closed,
+//! limits reset (see `os`). Everything the caller controls — arguments,
+//! stdin, the working directory's name — is data, never instructions.
+//!
+//! Order of work: parse options (usage errors exit 64 before stdin is read),
+//! load config, find the account, drop to the service user, read and fix up
+//! the message, commit it in one transaction, wake the relay, exit 0.
+
+use std::ffi::OsString;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use crate::address::{self, AddressError};
+use crate::clock;
+use crate::config::{self, Config, ConfigError};
+use crate::exit::Exit;
+use crate::log::{self, Level};
+use crate::message::{self, Header, Message, MessageError, ReadOptions};
+use crate::options::{self, BodyType, Invocation, Mode, Sender, UsageError};
+use crate::os;
+use crate::smtp_server::{self, Envelope, Verdict};
+use crate::store::{Durability, EnqueuePolicy, NewMessage, Store, StoreError};
+use crate::wake;
+
+/// Why a submission failed; each knows its exit status.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{0}")]
+    Usage(#[from] UsageError),
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Message(#[from] MessageError),
+    #[error("{what}: {source}")]
+    Address { what: String, source: AddressError },
+    #[error("{0}")]
+    BadAddress(String),
+    #[error("{0}")]
+    NoRecipients(&'static str),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error("{0}")]
+    Os(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl SubmitError {
+    pub fn exit_code(&self) -> Exit {
+        match self {
+            SubmitError::Usage(_) | SubmitError::NoRecipients(_) => Exit::Usage,
+            SubmitError::Config(e) => e.exit_code(),
+            SubmitError::Message(MessageError::TooLarge { .. }) => Exit::Unavailable,
+            SubmitError::Message(_) => Exit::DataErr,
+            SubmitError::Address { .. } | SubmitError::BadAddress(_) => Exit::DataErr,
+            SubmitError::Store(e) => e.exit_code(),
+            SubmitError::NotAllowed(_) => Exit::NoPerm,
+            SubmitError::Os(_) => Exit::OsErr,
+            SubmitError::Io(_) => Exit::IoErr,
+        }
+    }
+}
+
+/// Who is submitting.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub uid: u32,
+    pub account: String,
+}
+
+/// Run one `sendmail` invocation. `argv0`/`args` as given by the OS.
+pub fn run(argv0: OsString, args: Vec<OsString>) -> Result<(), SubmitError> {
+    let privileged = os::is_privileged();
+    // The real uid, before anything else can change it.
+    let uid = os::real_uid();
+    let service_uid = os::effective_uid();
+    // The caller's working directory: "which script" evidence (SPEC §4).
+    let cwd = std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let env_config = std::env::var_os(config::ENV_VAR);
+    if privileged {
+        os::clear_env();
+        os::close_inherited_fds();
+        os::reset_limits();
+    }
+    os::ensure_std_fds();
+    os::set_umask(0o077);
+
+    let inv = options::parse(&argv0, &args)?;
+    // Overrides only when unprivileged: a tenant must not pick the queue.
+    let config_path: Option<PathBuf> = if privileged {
+        None
+    } else {
+        inv.config.clone().or_else(|| env_config.map(PathBuf::from))
+    };
+    let cfg = Config::load(config_path.as_deref())?;
+    log::init(&cfg.log_socket, "scriptmail/sendmail", false);
+    let caller = identify(&cfg, uid)?;
+    if privileged {
+        let user = os::User {
+            name: String::new(),
+            uid: service_uid,
+            gid: unsafe_free_egid(),
+        };
+        os::become_user(&user)
+            .map_err(|e| SubmitError::Os(format!("cannot switch to the service user: {e}")))?;
+    }
+
+    match inv.mode {
+        Mode::Deliver => deliver(&cfg, &caller, &inv, &cwd, config_path.as_deref()),
+        Mode::Smtp => smtp_session(&cfg, &caller, &inv, &cwd, config_path.as_deref()),
+        Mode::PrintQueue => print_queue(&cfg, &caller),
+        // There is no alias database: nothing to rebuild.
+        Mode::Newaliases => Ok(()),
+        Mode::Verify => verify(&cfg, &inv),
+        Mode::RunQueue => {
+            wake::relay(&cfg, config_path.as_deref());
+            Ok(())
+        }
+    }
+}
+
+fn unsafe_free_egid() -> u32 {
+    // The effective gid is the service group when installed set-gid too;
+    // reading it needs no privilege.
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::gid(&m))
+        .unwrap_or(0)
+}
+
+/// The account of a real uid: the configured map first, then the login name.
+pub fn identify(cfg: &Config, uid: u32) -> Result<Caller, SubmitError> {
+    let mapped = cfg
+        .accounts
+        .map
+        .iter()
+        .find(|(lo, hi, _)| (*lo..=*hi).contains(&uid))
+        .map(|(_, _, name)| name.clone());
+    let account = match mapped {
+        Some(name) => name,
+        None => os::user_by_uid(uid)
+            .map(|u| u.name)
+            .ok_or_else(|| SubmitError::NotAllowed(format!("uid {uid} has no passwd entry")))?,
+    };
+    if uid != 0 && uid < cfg.accounts.min_uid {
+        return Err(SubmitError::NotAllowed(format!(
+            "uid {uid} ({account}) is not allowed to submit mail"
+        )));
+    }
+    if !cfg.accounts.allow.is_empty() && !cfg.accounts.allow.iter().any(|a| a == &account) {
+        return Err(SubmitError::NotAllowed(format!(
+            "account {account} is not allowed to submit mail"
+        )));
+    }
+    Ok(Caller { uid, account })
+}
+
+/// A fresh queue id: 16 upper-case hex digits, time-ordered prefix.
+pub fn new_qid(now: i64) -> String {
+    let r = os::random_u64() as u32;
+    format!("{:08X}{:08X}", (now / 1000) as u32, r)
+}
+
+/// Envelope and headers decided from the invocation, shared by -t and -bs.
+struct Submission<'a> {
+    cfg: &'a Config,
+    caller: &'a Caller,
+    cwd: &'a str,
+    full_name: Option<&'a str>,
+    dsn_notify: Option<&'a str>,
+    dsn_ret: Option<&'a str>,
+    envid: Option<&'a str>,
+    declared_8bit: bool,
+}
+
+impl Submission<'_> {
+    /// Fix up the message (SPEC §4), enqueue it, return its queue id.
+    fn enqueue(
+        &self,
+        store: &mut Store,
+        mut msg: Message,
+        sender: &str,
+        recipients: &[String],
+    ) -> Result<(String, bool), SubmitError> {
+        let now = clock::now_ms();
+        let qid = new_qid(now);
+        let cfg = self.cfg;
+        for name in ["Bcc", "Resent-Bcc", "Return-Path", "Content-Length"] {
+            msg.remove(name);
+        }
+        let subject = msg.values("Subject").next().unwrap_or_default();
+        let script = msg
+            .values("X-PHP-Originating-Script")
+            .next()
+            .unwrap_or_default();
+        if !msg.has("From") {
+            let addr = if sender.is_empty() {
+                format!("{}@{}", self.caller.account, cfg.domain)
+            } else {
+                sender.to_string()
+            };
+            let value = match self.full_name {
+                Some(name) if !name.trim().is_empty() => {
+                    format!("{} <{addr}>", quote_phrase(name))
+                }
+                _ => addr,
+            };
+            msg.append(Header::new("From", &value));
+        }
+        if !msg.has("Date") {
+            msg.append(Header::new("Date", &clock::format_rfc5322(now)));
+        }
+        if !msg.has("Message-ID") {
+            msg.append(Header::new(
+                "Message-ID",
+                &format!("<{}.{}@{}>", now, qid, cfg.hostname),
+            ));
+        }
+        // Trace (RFC 5321 §4.4): the account and queue id let an abuse desk
+        // go from a complaint to the account in one step.
+        msg.prepend(Header::new(
+            "Received",
+            &format!(
+                "by {} (scriptmail, from userid {} account {})\r\n\tid {}; {}",
+                cfg.hostname,
+                self.caller.uid,
+                self.caller.account,
+                qid,
+                clock::format_rfc5322(now)
+            ),
+        ));
+        let mut data = Vec::with_capacity(msg.wire_len() as usize + 256);
+        msg.write_wire(&mut data);
+        if data.len() as u64 > cfg.max_message_size {
+            return Err(MessageError::TooLarge {
+                max: cfg.max_message_size,
+            }
+            .into());
+        }
+        let body_8bit = self.declared_8bit || !data.is_ascii();
+        let subject = truncate(&subject, 200);
+        let script = truncate(&script, 200);
+        let result = store.enqueue(
+            &NewMessage {
+                qid: &qid,
+                account: &self.caller.account,
+                uid: self.caller.uid,
+                sender,
+                recipients,
+                data: &data,
+                subject: &subject,
+                script: &script,
+                cwd: self.cwd,
+                dsn_notify: self.dsn_notify,
+                dsn_ret: self.dsn_ret,
+                envid: self.envid,
+                body_8bit,
+                system: false,
+            },
+            EnqueuePolicy {
+                max_per_day: cfg.limits.max_per_day,
+                max_per_hour: cfg.limits.max_per_hour,
+            },
+            now,
+        )?;
+        log::log(
+            Level::Info,
+            &format!(
+                "qid={qid} account={} uid={} from=<{}> nrcpt={} size={} script={} cwd={} status={}",
+                self.caller.account,
+                self.caller.uid,
+                log::clean(sender),
+                recipients.len(),
+                data.len(),
+                log::quote(&script),
+                log::quote(self.cwd),
+                if result.held { "held" } else { "queued" }
+            ),
+        );
+        if let Some(limit) = result.tripped {
+            log::log(
+                Level::Warning,
+                &format!(
+                    "account={} state=ko reason=limit stat=\"{limit} exceeded, new mail is held\"",
+                    self.caller.account
+                ),
+            );
+        }
+        Ok((qid, result.held))
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    let s = log::clean(s.trim());
+    match s.char_indices().nth(max) {
+        Some((i, _)) => s[..i].to_string(),
+        None => s.into_owned(),
+    }
+}
+
+/// Quote a display name for a From: header (RFC 5322 §3.2.4) unless it is
+/// already an encoded word or a plain atom sequence.
+fn quote_phrase(name: &str) -> String {
+    let name: String = name.chars().filter(|c| !c.is_control()).collect();
+    let plain = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || " !#$%&'*+-/=?^_`{|}~".contains(c));
+    if plain || name.starts_with("=?") {
+        return name;
+    }
+    let mut q = String::from("\"");
+    for c in name.chars() {
+        if c == '"' || c == '\\' {
+            q.push('\\');
+        }
+        q.push(c);
+    }
+    q.push('"');
+    q
+}
+
+/// The envelope sender: `-f` if given, else `account@domain`.
+fn envelope_sender(cfg: &Config, caller: &Caller, inv: &Invocation) -> Result<String, SubmitError> {
+    match &inv.sender {
+        None => Ok(format!("{}@{}", caller.account, cfg.domain)),
+        Some(Sender::Null) => Ok(String::new()),
+        Some(Sender::Address(raw)) => {
+            let parsed = address::parse_sender(raw).map_err(|source| SubmitError::Address {
+                what: format!("bad sender {:?}", log::clean(raw)),
+                source,
+            })?;
+            match parsed {
+                None => Ok(String::new()),
+                Some(a) => checked(address::qualify(&a, &cfg.domain)),
+            }
+        }
+    }
+}
+
+fn checked(addr: String) -> Result<String, SubmitError> {
+    if address::is_safe_envelope(&addr) {
+        Ok(addr)
+    } else {
+        Err(SubmitError::BadAddress(format!(
+            "bad address {:?}",
+            log::clean(&addr)
+        )))
+    }
+}
+
+/// Add recipients from `list` to `out`, qualified, once each (the domain
+/// compares case-insensitively).
+fn add_recipients(
+    cfg: &Config,
+    out: &mut Vec<String>,
+    list: Vec<String>,
+) -> Result<(), SubmitError> {
+    for a in list {
+        let a = checked(address::qualify(&a, &cfg.domain))?;
+        let key = normalise(&a);
+        if !out.iter().any(|b| normalise(b) == key) {
+            out.push(a);
+        }
+    }
+    Ok(())
+}
+
+fn normalise(a: &str) -> String {
+    match a.rsplit_once('@') {
+        Some((l, d)) => format!("{l}@{}", d.to_ascii_lowercase()),
+        None => a.to_string(),
+    }
+}
+
+fn submission<'a>(
+    cfg: &'a Config,
+    caller: &'a Caller,
+    inv: &'a Invocation,
+    cwd: &'a str,
+) -> Submission<'a> {
+    Submission {
+        cfg,
+        caller,
+        cwd,
+        full_name: inv.full_name.as_deref(),
+        dsn_notify: inv.dsn_notify.as_deref(),
+        dsn_ret: inv.dsn_ret.as_deref(),
+        envid: inv.envid.as_deref(),
+        declared_8bit: inv.body == Some(BodyType::EightBitMime),
+    }
+}
+
+fn open_store(cfg: &Config) -> Result<Store, SubmitError> {
+    Ok(Store::open(&cfg.db_path(), Durability::Full)?)
+}
+
+/// `sendmail [-t] [-i] [recipients]`: one message from stdin.
+fn deliver(
+    cfg: &Config,
+    caller: &Caller,
+    inv: &Invocation,
+    cwd: &str,
+    config_path: Option<&std::path::Path>,
+) -> Result<(), SubmitError> {
+    let sender = envelope_sender(cfg, caller, inv)?;
+    let mut recipients = Vec::new();
+    for arg in &inv.recipients {
+        let list = address::parse_list(arg).map_err(|source| SubmitError::Address {
+            what: format!("bad recipient {:?}", log::clean(arg)),
+            source,
+        })?;
+        add_recipients(cfg, &mut recipients, list)?;
+    }
+    let stdin = std::io::stdin();
+    let msg = message::read(
+        stdin.lock(),
+        &ReadOptions {
+            ignore_dots: inv.ignore_dots,
+            max_size: cfg.max_message_size,
+        },
+    )?;
+    if inv.extract_recipients {
+        add_recipients(cfg, &mut recipients, msg.extract_recipients()?)?;
+    }
+    if recipients.is_empty() {
+        return Err(SubmitError::NoRecipients(if inv.extract_recipients {
+            "No recipient addresses found in message header"
+        } else {
+            "Recipient addresses must be specified on the command line or via the -t option"
+        }));
+    }
+    let mut store = open_store(cfg)?;
+    let (_qid, held) =
+        submission(cfg, caller, inv, cwd).enqueue(&mut store, msg, &sender, &recipients)?;
+    drop(store);
+    if !held {
+        wake::relay(cfg, config_path);
+    }
+    Ok(())
+}
+
+/// `sendmail -bs`: an SMTP dialogue on stdin/stdout (Symfony, Laravel, Drupal).
+fn smtp_session(
+    cfg: &Config,
+    caller: &Caller,
+    inv: &Invocation,
+    cwd: &str,
+    config_path: Option<&std::path::Path>,
+) -> Result<(), SubmitError> {
+    let mut store = open_store(cfg)?;
+    let base = submission(cfg, caller, inv, cwd);
+    let mut woke = false;
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let result = smtp_server::serve(
+        stdin.lock(),
+        stdout.lock(),
+        &cfg.hostname,
+        cfg.max_message_size,
+        |env: &Envelope, data: &[u8]| {
+            let verdict = (|| {
+                let sender = match &env.sender {
+                    None => String::new(),
+                    Some(s) => checked(address::qualify(s, &cfg.domain))?,
+                };
+                let mut recipients = Vec::new();
+                add_recipients(cfg, &mut recipients, env.recipients.clone())?;
+                let msg = message::read(
+                    data,
+                    &ReadOptions {
+                        ignore_dots: true,
+                        max_size: cfg.max_message_size,
+                    },
+                )?;
+                let sub = Submission {
+                    dsn_notify: env.dsn_notify.as_deref().or(base.dsn_notify),
+                    dsn_ret: env.dsn_ret.as_deref().or(base.dsn_ret),
+                    envid: env.envid.as_deref().or(base.envid),
+                    declared_8bit: base.declared_8bit || env.body_8bit,
+                    ..base
+                };
+                sub.enqueue(&mut store, msg, &sender, &recipients)
+            })();
+            match verdict {
+                Ok((qid, held)) => {
+                    if !held && !woke {
+                        wake::relay(cfg, config_path);
+                        woke = true;
+                    }
+                    Verdict::Accepted(qid)
+                }
+                Err(e) => {
+                    let code = match e.exit_code() {
+                        Exit::Unavailable => 552,
+                        Exit::DataErr | Exit::Usage => 554,
+                        _ => 451,
+                    };
+                    Verdict::Rejected {
+                        code,
+                        text: log::clean(&e.to_string()).into_owned(),
+                    }
+                }
+            }
+        },
+    );
+    result.map_err(SubmitError::Io)
+}
+
+/// `sendmail -bp` / `mailq`: the caller's own pending mail, nobody else's.
+fn print_queue(cfg: &Config, caller: &Caller) -> Result<(), SubmitError> {
+    let store = open_store(cfg)?;
+    let rows = store.pending_of(&caller.account)?;
+    let mut out = std::io::stdout().lock();
+    if rows.is_empty() {
+        writeln!(out, "Mail queue is empty")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<17} {:>8} {:<20} {:<9} Sender/Recipients",
+        "Queue ID", "Size", "Arrival", "State"
+    )?;
+    for r in rows {
+        writeln!(
+            out,
+            "{:<17} {:>8} {:<20} {:<9} <{}>",
+            r.qid,
+            r.size,
+            clock::format_rfc3339(r.created),
+            r.state,
+            log::clean(&r.sender)
+        )?;
+        for rcpt in r.recipients {
+            writeln!(out, "{:<57} <{}>", "", log::clean(&rcpt))?;
+        }
+    }
+    Ok(())
+}
+
+/// `sendmail -bv`: check addresses without sending.
+fn verify(cfg: &Config, inv: &Invocation) -> Result<(), SubmitError> {
+    if inv.recipients.is_empty() {
+        return Err(SubmitError::NoRecipients("no addresses to verify"));
+    }
+    let mut out = std::io::stdout().lock();
+    for arg in &inv.recipients {
+        match address::parse_list(arg) {
+            Ok(list) => {
+                for a in list {
+                    let a = address::qualify(&a, &cfg.domain);
+                    writeln!(
+                        out,
+                        "{}... deliverable: relayed to {}",
+                        log::clean(&a),
+                        cfg.relay.host
+                    )?;
+                }
+            }
+            Err(e) => writeln!(out, "{}... {e}", log::clean(arg))?,
+        }
+    }
+    let _ = std::io::stdin().lock().fill_buf();
+    Ok(())
+}
