@@ -383,6 +383,15 @@ impl Config {
         })
     }
 
+    /// The error-ratio rule the store applies when it records errors.
+    pub fn protection(&self) -> crate::store::Protection {
+        crate::store::Protection {
+            bounce_ratio: self.limits.bounce_ratio,
+            window_ms: crate::store::ms(self.limits.bounce_window),
+            min_sample: self.limits.bounce_min_sample,
+        }
+    }
+
     /// The SQLite database file inside the queue directory.
     pub fn db_path(&self) -> PathBuf {
         self.queue_dir.join("queue.db")

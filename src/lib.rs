@@ -28,3 +28,5 @@ pub mod store;
 pub mod submit;
 pub mod transport;
 pub mod wake;
+pub mod bounce;
+pub mod generate;

@@ -87,8 +87,13 @@ fn run(cli: Cli, config_path: Option<PathBuf>) -> Result<Exit, Failure> {
                 .map_err(|e| (e.exit_code(), e.to_string()))
         }
         Command::MailqCtl(args) => scriptmail::ctl::run(args, config_path.as_deref()),
-        Command::Bounce => Err((Exit::Software, "not yet".into())),
+        Command::Bounce => {
+            let cfg = load(config_path.as_deref())?;
+            log::init(&cfg.log_socket, "scriptmail/bounce", true);
+            privilege::become_queue_owner(&cfg).map_err(|e| (e.exit_code(), e.to_string()))?;
+            scriptmail::bounce::run(&cfg)
+        }
         Command::Demo => Err((Exit::Software, "not yet".into())),
-        Command::Generate { .. } => Err((Exit::Software, "not yet".into())),
+        Command::Generate { what } => scriptmail::generate::run(what),
     }
 }

@@ -242,6 +242,7 @@ fn worker(shared: &Shared, mode: Mode) -> Result<(), RelayError> {
         .map(|c| Arc::clone(&c))
         .map_err(|_| RelayError::Setup("poisoned".into()))?;
     let mut store = Store::open(&cfg.db_path(), Durability::Normal)?;
+    store.set_protection(cfg.protection());
     let mut host = Smarthost::new(cfg.relay.clone(), &cfg.hostname).map_err(RelayError::Setup)?;
     loop {
         if signals::stop_requested() {
@@ -251,6 +252,7 @@ fn worker(shared: &Shared, mode: Mode) -> Result<(), RelayError> {
         if let Ok(c) = shared.cfg.lock() {
             if !Arc::ptr_eq(&c, &cfg) {
                 cfg = Arc::clone(&c);
+                store.set_protection(cfg.protection());
                 host =
                     Smarthost::new(cfg.relay.clone(), &cfg.hostname).map_err(RelayError::Setup)?;
             }

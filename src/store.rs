@@ -33,9 +33,12 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use crate::account::{self, BlockReason, Refusal, State};
+use crate::account::{BlockReason, Refusal, State};
 use crate::clock::{self, DAY_MS};
 use crate::exit::Exit;
+
+mod admin;
+mod bounces;
 
 /// Why the queue could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -169,9 +172,21 @@ pub struct Pending {
     pub recipients: Vec<String>,
 }
 
+/// The error-ratio rule's settings (SPEC §6.4), from the configuration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Protection {
+    /// Error ratio above which an account goes to `bounce`; 0 disables.
+    pub bounce_ratio: f64,
+    /// The sliding window the ratio is computed over, in ms.
+    pub window_ms: i64,
+    /// Fewer mails than this in the window never trip the rule.
+    pub min_sample: u64,
+}
+
 /// The single owner of the queue database connection.
 pub struct Store {
     conn: Connection,
+    protection: Protection,
 }
 
 impl Store {
@@ -211,7 +226,15 @@ impl Store {
             },
         )?;
         crate::migrations::migrate(&mut conn)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            protection: Protection::default(),
+        })
+    }
+
+    /// Set the error-ratio rule applied when errors are recorded.
+    pub fn set_protection(&mut self, p: Protection) {
+        self.protection = p;
     }
 
     fn write_tx(&mut self) -> Result<rusqlite::Transaction<'_>> {
@@ -406,9 +429,10 @@ impl Store {
 
     /// Record the outcome of delivery attempts, in one transaction.
     pub fn record_attempts(&mut self, attempts: &[(Claim, Attempt)], now: i64) -> Result<()> {
+        let protection = self.protection;
         let tx = self.write_tx()?;
         for (claim, attempt) in attempts {
-            record_attempt(&tx, claim, attempt, now)?;
+            record_attempt(&tx, &protection, claim, attempt, now)?;
         }
         tx.commit()?;
         Ok(())
@@ -566,6 +590,7 @@ pub(crate) fn set_state(
 
 fn record_attempt(
     tx: &rusqlite::Transaction<'_>,
+    protection: &Protection,
     claim: &Claim,
     a: &Attempt,
     now: i64,
@@ -644,6 +669,7 @@ fn record_attempt(
         tx.prepare_cached("UPDATE accounts SET error_total = error_total + ?2 WHERE id = ?1")?
             .execute(params![account_id, failed])?;
         bump_daily(tx, account_id, now, "errors", failed)?;
+        bounces::after_errors(tx, protection, account_id, now)?;
     }
     Ok(())
 }
@@ -656,10 +682,4 @@ pub fn ms(d: Duration) -> i64 {
 /// The start (ms) of the UTC day `days_ago` days before `now`'s day.
 pub fn day_start(now: i64, days_ago: i64) -> i64 {
     (clock::day_of(now) - days_ago) * DAY_MS
-}
-
-// Silence "unused" until the ctl layer lands on these helpers.
-#[allow(dead_code)]
-fn _uses() {
-    let _ = account::unblock_target;
 }
