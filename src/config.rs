@@ -523,6 +523,23 @@ tls = "starttls"
     }
 
     #[test]
+    fn shipped_example_is_valid_and_all_defaults() {
+        let text = include_str!("../conf/scriptmail.toml");
+        let c = parse(text).unwrap();
+        assert_eq!(c.max_message_size, 10_000_000);
+        // Uncommenting every example line must also parse: the commented
+        // keys are real keys.
+        let uncommented: String = text
+            .lines()
+            .map(|l| l.strip_prefix('#').filter(|r| !r.starts_with(' ') && !r.is_empty()).unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = parse(&uncommented).unwrap();
+        assert_eq!(c.domain, "node1.example.net");
+        assert_eq!(c.accounts.map.len(), 2);
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
