@@ -10,11 +10,14 @@
 
 pub mod account;
 pub mod address;
+pub mod bounce;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod ctl;
+pub mod demo;
 pub mod exit;
+pub mod generate;
 pub mod log;
 pub mod message;
 pub mod migrations;
@@ -28,5 +31,3 @@ pub mod store;
 pub mod submit;
 pub mod transport;
 pub mod wake;
-pub mod bounce;
-pub mod generate;

@@ -82,6 +82,21 @@ pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// As [`clean`], but keeps line breaks (CRLF becomes LF): for showing a
+/// whole message on a terminal.
+pub fn clean_multiline(s: &str) -> String {
+    s.replace("\r\n", "\n")
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// Quote a value for a `key="value"` field: cleaned, with `"` and `\` escaped.
 pub fn quote(s: &str) -> String {
     let c = clean(s);

@@ -93,7 +93,7 @@ fn run(cli: Cli, config_path: Option<PathBuf>) -> Result<Exit, Failure> {
             privilege::become_queue_owner(&cfg).map_err(|e| (e.exit_code(), e.to_string()))?;
             scriptmail::bounce::run(&cfg)
         }
-        Command::Demo => Err((Exit::Software, "not yet".into())),
+        Command::Demo => scriptmail::demo::run(),
         Command::Generate { what } => scriptmail::generate::run(what),
     }
 }
