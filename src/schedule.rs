@@ -152,6 +152,52 @@ mod tests {
     }
 
     #[test]
+    fn a_message_that_always_fails_is_retried_then_expires_on_time() {
+        // Replay a whole life with the injected clock: each attempt happens
+        // when the previous decision said, until the policy gives up.
+        let p = policy();
+        let created = 7_000;
+        let deadline = created + 5 * 86_400_000;
+        let mut now = created;
+        let mut attempts = 1;
+        let mut last_gap = 0;
+        loop {
+            match p.after_temporary_failure(created, attempts, now, 0.5) {
+                Decision::RetryAt(t) => {
+                    assert!(t > now && t <= deadline, "retry {t} after {now}");
+                    let gap = t - now;
+                    if t < deadline {
+                        assert!(gap >= last_gap, "backoff never shrinks");
+                        assert!(gap <= 60 * MIN);
+                    }
+                    last_gap = gap;
+                    now = t;
+                    attempts += 1;
+                }
+                Decision::Expire => break,
+            }
+            assert!(attempts < 1000, "never gives up");
+        }
+        assert_eq!(now, deadline, "the last try is at the deadline");
+        // 1+2+4+...+32 min, then hourly: about 120 + 7 tries in 5 days.
+        assert!((120..140).contains(&attempts), "{attempts}");
+    }
+
+    #[test]
+    fn jitter_spreads_a_burst() {
+        // 1000 messages failing in the same second must not all come back
+        // in the same second.
+        let p = policy();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            if let Decision::RetryAt(t) = p.after_temporary_failure(0, 1, 0, jitter()) {
+                seen.insert(t / 1000);
+            }
+        }
+        assert!(seen.len() > 20, "{} distinct seconds", seen.len());
+    }
+
+    #[test]
     fn jitter_is_in_unit_interval() {
         for _ in 0..100 {
             let j = jitter();

@@ -37,7 +37,7 @@ use crate::account::{BlockReason, Refusal, State};
 use crate::clock::{self, DAY_MS};
 use crate::exit::Exit;
 
-mod admin;
+pub mod admin;
 mod bounces;
 
 /// Why the queue could not be used.
@@ -408,13 +408,14 @@ impl Store {
         Ok(claims)
     }
 
-    /// The message bytes of a claimed message.
-    pub fn body(&self, id: i64) -> Result<Vec<u8>> {
-        self.conn
+    /// The message bytes of a claimed message; `None` if it was removed
+    /// meanwhile (an admin's `delete` or `purge`).
+    pub fn body(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
             .prepare_cached("SELECT data FROM bodies WHERE message_id = ?1")?
             .query_row([id], |r| r.get(0))
-            .optional()?
-            .ok_or_else(|| StoreError::NoMessage(id.to_string()))
+            .optional()?)
     }
 
     /// When the next queued or deferred message is due, if any.
@@ -427,15 +428,29 @@ impl Store {
             .query_row([], |r| r.get(0))?)
     }
 
-    /// Record the outcome of delivery attempts, in one transaction.
-    pub fn record_attempts(&mut self, attempts: &[(Claim, Attempt)], now: i64) -> Result<()> {
+    /// Record the outcome of one delivery attempt, in its own transaction:
+    /// committing per message keeps the at-least-once window (sent, not yet
+    /// recorded) to the one message in flight per connection. Returns false
+    /// when the message was no longer ours to record (removed or moved by an
+    /// admin while it was being sent).
+    pub fn record_attempt(&mut self, claim: &Claim, attempt: &Attempt, now: i64) -> Result<bool> {
         let protection = self.protection;
         let tx = self.write_tx()?;
-        for (claim, attempt) in attempts {
-            record_attempt(&tx, &protection, claim, attempt, now)?;
-        }
+        let recorded = record_attempt(&tx, &protection, claim, attempt, now)?;
         tx.commit()?;
-        Ok(())
+        Ok(recorded)
+    }
+
+    /// Make every deferred message due now (`mailq-ctl flush`); returns how
+    /// many were rescheduled.
+    pub fn make_deferred_due(&mut self, now: i64) -> Result<usize> {
+        let tx = self.write_tx()?;
+        let n = tx.execute(
+            "UPDATE messages SET next_attempt = ?1 WHERE state = 'deferred' AND next_attempt > ?1",
+            [now],
+        )?;
+        tx.commit()?;
+        Ok(n)
     }
 
     /// Give a claim back without an attempt (shutdown before sending).
@@ -594,12 +609,21 @@ fn record_attempt(
     claim: &Claim,
     a: &Attempt,
     now: i64,
-) -> Result<()> {
-    let (account_id, system, subject, script): (i64, bool, String, String) = tx
-        .prepare_cached("SELECT account_id, system, subject, script FROM messages WHERE id = ?1")?
+) -> Result<bool> {
+    let row: Option<(i64, bool, String, String, String)> = tx
+        .prepare_cached(
+            "SELECT account_id, system, subject, script, state FROM messages WHERE id = ?1",
+        )?
         .query_row([claim.id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?;
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()?;
+    let Some((account_id, system, subject, script, state)) = row else {
+        return Ok(false);
+    };
+    if state != "sending" {
+        return Ok(false);
+    }
     let mut failed = 0i64;
     let mut last_error = String::new();
     let mut fail = |rcpt: &str, kind: &str, text: &str| -> Result<()> {
@@ -671,7 +695,7 @@ fn record_attempt(
         bump_daily(tx, account_id, now, "errors", failed)?;
         bounces::after_errors(tx, protection, account_id, now)?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Milliseconds in `d`, for SQL comparisons.
