@@ -1,1 +1,1274 @@
-//! Admin and control-panel queries and state changes over the queue (SPEC §3, §6).
+//! Admin and control-panel queries and state changes over the queue (SPEC §3, §6):
+//! everything `mailq-ctl` reads or changes, as methods on [`Store`].
+//!
+//! ## Indexes
+//! Every per-account query is a B-tree search, never a scan of the history,
+//! so `status` and `stats` stay fast with a million messages:
+//! - `accounts.name` (UNIQUE) finds the account;
+//! - `daily` is keyed `(account_id, day)`: today's counters and a range of
+//!   days are one search;
+//! - `messages_pending (account_id, state, created)` is a *partial* index over
+//!   not-done mail only. SQLite uses a partial index only when the query's
+//!   WHERE clause contains the index's own condition, so every query over
+//!   pending mail repeats it verbatim (the [`pending!`] macro) next to its
+//!   narrower `state` test;
+//! - `events_account (account_id, at)` and `errors_account (account_id, at)`
+//!   serve `history`, `errors` and the newest event in `status`.
+//!
+//! ## Transactions
+//! A state change and the moves of the account's mail it implies happen in
+//! one `BEGIN IMMEDIATE` transaction, the same lock `sendmail`'s enqueue
+//! takes, so a concurrent submission is either before the change (and moved
+//! by it) or after it (and sees the new state): nothing is stranded held in
+//! a sending account (SPEC §3). Bulk deletions (purge, sweep) work in chunks
+//! so a submission never waits long for the lock.
+
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+
+use super::{Result, Store, StoreError, bump_daily, create_account, set_state};
+use crate::account::{self, BlockReason, Refusal, State};
+use crate::clock;
+
+/// The condition of the `messages_pending` partial index; see the module doc.
+macro_rules! pending {
+    () => {
+        "state IN ('held', 'queued', 'deferred', 'sending')"
+    };
+}
+
+/// The columns [`account_from_row`] reads, in order.
+macro_rules! account_cols {
+    () => {
+        "id, name, state, state_reason, state_since, report_to, max_per_day, max_per_hour,
+         sent_total, error_total, first_seen"
+    };
+}
+
+/// The columns [`message_from_row`] reads, in order (`m` is `messages`, `a` `accounts`).
+macro_rules! message_cols {
+    () => {
+        "m.id, m.qid, a.name, m.state, m.created, m.next_attempt, m.attempts, m.sender,
+         m.size, m.subject, m.script, m.cwd, m.uid, m.last_error, m.done_at,
+         (SELECT count(*) FROM recipients r WHERE r.message_id = m.id)"
+    };
+}
+
+/// One account's row.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: i64,
+    pub name: String,
+    pub state: State,
+    /// Why it is in this state (`manual`, `spam`, `limit`, `unblock`, `purge`, ...).
+    pub reason: String,
+    /// When it entered this state (ms).
+    pub since: i64,
+    pub report_to: Option<String>,
+    /// Per-account override; `None` means the node default applies.
+    pub max_per_day: Option<i64>,
+    pub max_per_hour: Option<i64>,
+    pub sent_total: i64,
+    pub error_total: i64,
+    pub first_seen: i64,
+}
+
+/// An account's not-yet-done mail, by state.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueCounts {
+    pub held: i64,
+    pub queued: i64,
+    pub deferred: i64,
+    pub sending: i64,
+    /// Creation time of the oldest held message.
+    pub oldest_held: Option<i64>,
+}
+
+/// One day of an account's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DayCounts {
+    /// UTC day number.
+    pub day: i64,
+    pub submitted: i64,
+    pub sent: i64,
+    pub errors: i64,
+    pub held: i64,
+    pub expired: i64,
+}
+
+/// One recorded state change.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub at: i64,
+    pub old: String,
+    pub new: String,
+    pub reason: String,
+    pub actor: String,
+    pub note: String,
+}
+
+/// Everything `status ACCOUNT` shows.
+#[derive(Debug, Clone)]
+pub struct AccountStatus {
+    pub account: Account,
+    pub today: DayCounts,
+    pub queue: QueueCounts,
+    /// The newest state change (who blocked it, with which note).
+    pub last_event: Option<Event>,
+}
+
+/// One line of `status` without an account.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub account: Account,
+    pub sent_today: i64,
+    pub queue: QueueCounts,
+}
+
+/// The result of `block` or `unblock`.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub account: String,
+    pub old: State,
+    pub new: State,
+    /// Held messages moved back to `queued`.
+    pub released: u64,
+}
+
+impl Change {
+    /// Whether the state actually changed (unblocking a sending account does not).
+    pub fn changed(&self) -> bool {
+        self.old != self.new
+    }
+}
+
+/// A purge under way.
+#[derive(Debug, Clone)]
+pub struct Purge {
+    pub account_id: i64,
+    pub account: String,
+    /// The state before the purge (`purging` when resuming an interrupted one).
+    pub old: State,
+    /// Mail created up to this instant is dropped; later mail arrived held
+    /// during the purge and is released at the end.
+    pub cutoff: i64,
+}
+
+/// What one chunk of a purge dropped.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Dropped {
+    pub held: u64,
+    /// Queued or deferred (not yet sent).
+    pub queued: u64,
+}
+
+/// What the housekeeping part of a sweep deleted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Housekeeping {
+    pub messages: u64,
+    pub bodies: u64,
+    pub errors: u64,
+    pub events: u64,
+    pub daily: u64,
+    pub hourly: u64,
+}
+
+/// One message, without its body.
+#[derive(Debug, Clone)]
+pub struct MessageRow {
+    pub id: i64,
+    pub qid: String,
+    pub account: String,
+    pub state: String,
+    pub created: i64,
+    pub next_attempt: i64,
+    pub attempts: i64,
+    pub sender: String,
+    pub size: i64,
+    pub subject: String,
+    pub script: String,
+    pub cwd: String,
+    pub uid: i64,
+    pub last_error: String,
+    pub done_at: Option<i64>,
+    pub nrcpt: i64,
+}
+
+/// One message with its recipients (and its bytes while it has them).
+#[derive(Debug, Clone)]
+pub struct MessageDetail {
+    pub row: MessageRow,
+    /// (address, pending | sent | failed)
+    pub recipients: Vec<(String, String)>,
+    /// `None` once delivered (bodies are deleted when a message is done).
+    pub data: Option<Vec<u8>>,
+}
+
+/// Which messages `queue` lists.
+#[derive(Debug, Clone, Default)]
+pub struct QueueFilter {
+    pub account: Option<String>,
+    /// A message state; `None` lists the not-yet-done mail.
+    pub state: Option<String>,
+    pub limit: i64,
+}
+
+/// One mail in error.
+#[derive(Debug, Clone)]
+pub struct ErrorRow {
+    pub at: i64,
+    pub qid: String,
+    pub rcpt: String,
+    pub kind: String,
+    pub message: String,
+    pub subject: String,
+    pub script: String,
+}
+
+/// A per-account limit as `set` changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Back to the node default (`[limits]` in the configuration).
+    Default,
+    /// This many per day/hour; 0 = unlimited.
+    Value(u64),
+}
+
+/// The settings `set` changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// `Some(None)` removes the report recipient.
+    pub report_to: Option<Option<String>>,
+    pub max_per_day: Option<Limit>,
+    pub max_per_hour: Option<Limit>,
+}
+
+/// A message `flush` or `test` waits for.
+#[derive(Debug, Clone, Copy)]
+pub struct Tracked {
+    pub id: i64,
+    /// Delivery attempts before the wait began.
+    pub attempts: i64,
+}
+
+/// Where a tracked message is now.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub qid: String,
+    pub account: String,
+    /// `None`: the message no longer exists (deleted or purged meanwhile).
+    pub state: Option<String>,
+    pub attempts: i64,
+    pub last_error: String,
+    pub next_attempt: i64,
+}
+
+impl Outcome {
+    /// Whether this wait is over for the message: it is done, gone, held
+    /// again, or had a new attempt since the wait began.
+    pub fn settled(&self, before: &Tracked) -> bool {
+        match self.state.as_deref() {
+            None | Some("sent" | "failed" | "expired" | "held") => true,
+            Some("deferred") => self.attempts > before.attempts,
+            _ => false,
+        }
+    }
+}
+
+/// The synthetic queue `populate` writes (for the benchmark).
+#[derive(Debug, Clone, Copy)]
+pub struct PopulateSpec {
+    pub accounts: u64,
+    /// Messages of history (sent, some failed), spread over `days`.
+    pub messages: u64,
+    /// Held messages, all of the first account (which is blocked).
+    pub held: u64,
+    pub days: i64,
+}
+
+fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        state: State::parse(&r.get::<_, String>(2)?).unwrap_or(State::Ko),
+        reason: r.get(3)?,
+        since: r.get(4)?,
+        report_to: r.get(5)?,
+        max_per_day: r.get(6)?,
+        max_per_hour: r.get(7)?,
+        sent_total: r.get(8)?,
+        error_total: r.get(9)?,
+        first_seen: r.get(10)?,
+    })
+}
+
+fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
+    Ok(MessageRow {
+        id: r.get(0)?,
+        qid: r.get(1)?,
+        account: r.get(2)?,
+        state: r.get(3)?,
+        created: r.get(4)?,
+        next_attempt: r.get(5)?,
+        attempts: r.get(6)?,
+        sender: r.get(7)?,
+        size: r.get(8)?,
+        subject: r.get(9)?,
+        script: r.get(10)?,
+        cwd: r.get(11)?,
+        uid: r.get(12)?,
+        last_error: r.get(13)?,
+        done_at: r.get(14)?,
+        nrcpt: r.get(15)?,
+    })
+}
+
+fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+    Ok(Event {
+        at: r.get(0)?,
+        old: r.get(1)?,
+        new: r.get(2)?,
+        reason: r.get(3)?,
+        actor: r.get(4)?,
+        note: r.get(5)?,
+    })
+}
+
+/// The account named `name`, inside a transaction.
+fn account_in(tx: &Transaction<'_>, name: &str) -> Result<Account> {
+    tx.prepare_cached(concat!(
+        "SELECT ",
+        account_cols!(),
+        " FROM accounts WHERE name = ?1"
+    ))?
+    .query_row([name], account_from_row)
+    .optional()?
+    .ok_or_else(|| StoreError::NoAccount(name.to_string()))
+}
+
+fn count_held(tx: &Transaction<'_>, account_id: i64) -> Result<u64> {
+    let n: i64 = tx
+        .prepare_cached(concat!(
+            "SELECT count(*) FROM messages WHERE account_id = ?1 AND ",
+            pending!(),
+            " AND state = 'held'"
+        ))?
+        .query_row([account_id], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// Move every held message of the account back to `queued`, due now.
+fn release_held(tx: &Transaction<'_>, account_id: i64, now: i64) -> Result<u64> {
+    let n = tx
+        .prepare_cached(concat!(
+            "UPDATE messages SET state = 'queued', next_attempt = ?2
+             WHERE account_id = ?1 AND ",
+            pending!(),
+            " AND state = 'held'"
+        ))?
+        .execute(params![account_id, now])?;
+    Ok(n as u64)
+}
+
+/// Delete one message and everything hanging off it.
+fn delete_message_rows(tx: &Transaction<'_>, id: i64) -> Result<()> {
+    tx.prepare_cached("DELETE FROM recipients WHERE message_id = ?1")?
+        .execute([id])?;
+    tx.prepare_cached("DELETE FROM bodies WHERE message_id = ?1")?
+        .execute([id])?;
+    tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+impl Store {
+    /// The account named `name`.
+    pub fn account(&self, name: &str) -> Result<Account> {
+        self.conn
+            .prepare_cached(concat!(
+                "SELECT ",
+                account_cols!(),
+                " FROM accounts WHERE name = ?1"
+            ))?
+            .query_row([name], account_from_row)
+            .optional()?
+            .ok_or_else(|| StoreError::NoAccount(name.to_string()))
+    }
+
+    /// Every account, by name.
+    pub fn accounts(&self) -> Result<Vec<Account>> {
+        Ok(self
+            .conn
+            .prepare_cached(concat!(
+                "SELECT ",
+                account_cols!(),
+                " FROM accounts ORDER BY name"
+            ))?
+            .query_map([], account_from_row)?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// An account's not-yet-done mail, counted by state (one index search).
+    pub fn queue_counts(&self, account_id: i64) -> Result<QueueCounts> {
+        let mut q = QueueCounts::default();
+        let mut stmt = self.conn.prepare_cached(concat!(
+            "SELECT state, count(*), min(created) FROM messages
+             WHERE account_id = ?1 AND ",
+            pending!(),
+            " GROUP BY state"
+        ))?;
+        let rows = stmt.query_map([account_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (state, n, oldest) = row?;
+            add_count(&mut q, &state, n, oldest);
+        }
+        Ok(q)
+    }
+
+    /// One day's counters of an account (zeros when nothing happened).
+    fn day_counts(&self, account_id: i64, day: i64) -> Result<DayCounts> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT day, submitted, sent, errors, held, expired FROM daily
+                 WHERE account_id = ?1 AND day = ?2",
+            )?
+            .query_row(params![account_id, day], day_from_row)
+            .optional()?
+            .unwrap_or(DayCounts {
+                day,
+                ..DayCounts::default()
+            }))
+    }
+
+    /// What `status ACCOUNT` shows: four index searches.
+    pub fn account_status(&self, name: &str, now: i64) -> Result<AccountStatus> {
+        let account = self.account(name)?;
+        let today = self.day_counts(account.id, clock::day_of(now))?;
+        let queue = self.queue_counts(account.id)?;
+        let last_event = self
+            .conn
+            .prepare_cached(
+                "SELECT at, old_state, new_state, reason, actor, note FROM events
+                 WHERE account_id = ?1 ORDER BY at DESC, id DESC LIMIT 1",
+            )?
+            .query_row([account.id], event_from_row)
+            .optional()?;
+        Ok(AccountStatus {
+            account,
+            today,
+            queue,
+            last_event,
+        })
+    }
+
+    /// One line per account: state, counters and queue (three passes over
+    /// small tables or the partial index, never over the history).
+    pub fn overview(&self, now: i64) -> Result<Vec<Overview>> {
+        let mut out: Vec<Overview> = self
+            .accounts()?
+            .into_iter()
+            .map(|account| Overview {
+                account,
+                sent_today: 0,
+                queue: QueueCounts::default(),
+            })
+            .collect();
+        let index: std::collections::HashMap<i64, usize> = out
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.account.id, i))
+            .collect();
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT account_id, sent FROM daily WHERE day = ?1")?;
+            let rows = stmt.query_map([clock::day_of(now)], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            for row in rows {
+                let (id, sent) = row?;
+                if let Some(&i) = index.get(&id) {
+                    out[i].sent_today = sent;
+                }
+            }
+        }
+        let mut stmt = self.conn.prepare_cached(concat!(
+            "SELECT account_id, state, count(*), min(created) FROM messages WHERE ",
+            pending!(),
+            " GROUP BY account_id, state"
+        ))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, state, n, oldest) = row?;
+            if let Some(&i) = index.get(&id) {
+                add_count(&mut out[i].queue, &state, n, oldest);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Block an account (SPEC §3): new mail is held from the next submission on.
+    pub fn block(
+        &mut self,
+        name: &str,
+        reason: BlockReason,
+        actor: &str,
+        note: &str,
+        now: i64,
+    ) -> Result<Change> {
+        let tx = self.write_tx()?;
+        let a = account_in(&tx, name)?;
+        let new =
+            account::block_target(a.state, reason).map_err(|refusal| refused(name, refusal))?;
+        set_state(&tx, a.id, a.state, new, reason.as_str(), actor, note, now)?;
+        tx.commit()?;
+        Ok(Change {
+            account: a.name,
+            old: a.state,
+            new,
+            released: 0,
+        })
+    }
+
+    /// Unblock an account and, in the same transaction, move its held mail
+    /// back to `queued` (due now), so no message is stranded (SPEC §3).
+    pub fn unblock(
+        &mut self,
+        name: &str,
+        force: bool,
+        actor: &str,
+        note: &str,
+        now: i64,
+    ) -> Result<Change> {
+        let tx = self.write_tx()?;
+        let a = account_in(&tx, name)?;
+        let held = count_held(&tx, a.id)?;
+        let new = account::unblock_target(a.state, force, held)
+            .map_err(|refusal| refused(name, refusal))?;
+        if new != a.state {
+            let reason = if force { "force" } else { "unblock" };
+            set_state(&tx, a.id, a.state, new, reason, actor, note, now)?;
+        }
+        // Even when the account was already sending: held mail in a sending
+        // account is exactly what must never exist, so release it.
+        let released = if held > 0 {
+            release_held(&tx, a.id, now)?
+        } else {
+            0
+        };
+        tx.commit()?;
+        Ok(Change {
+            account: a.name,
+            old: a.state,
+            new,
+            released,
+        })
+    }
+
+    /// Start (or resume) a purge: the account goes to `purging`, so its new
+    /// mail is held while its old mail is dropped chunk by chunk.
+    pub fn purge_begin(&mut self, name: &str, actor: &str, note: &str, now: i64) -> Result<Purge> {
+        let tx = self.write_tx()?;
+        let a = account_in(&tx, name)?;
+        let cutoff = if a.state == State::Purging {
+            // An interrupted purge: carry on with its own cutoff.
+            a.since
+        } else {
+            set_state(
+                &tx,
+                a.id,
+                a.state,
+                State::Purging,
+                "purge",
+                actor,
+                note,
+                now,
+            )?;
+            now
+        };
+        tx.commit()?;
+        Ok(Purge {
+            account_id: a.id,
+            account: a.name,
+            old: a.state,
+            cutoff,
+        })
+    }
+
+    /// Drop up to `limit` of the purged account's held, queued and deferred
+    /// messages created up to the cutoff, in one short transaction. Mail in
+    /// `sending` is on the wire already and is left alone.
+    pub fn purge_chunk(&mut self, p: &Purge, limit: usize) -> Result<Dropped> {
+        let tx = self.write_tx()?;
+        let victims: Vec<(i64, String)> = tx
+            .prepare_cached(concat!(
+                "SELECT id, state FROM messages WHERE account_id = ?1 AND ",
+                pending!(),
+                " AND state IN ('held', 'queued', 'deferred') AND created <= ?2 LIMIT ?3"
+            ))?
+            .query_map(params![p.account_id, p.cutoff, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut d = Dropped::default();
+        for (id, state) in victims {
+            delete_message_rows(&tx, id)?;
+            if state == "held" {
+                d.held += 1;
+            } else {
+                d.queued += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(d)
+    }
+
+    /// End a purge: in one transaction the account goes to `ok` and the mail
+    /// that arrived (held) during the purge is released. Returns how many.
+    pub fn purge_finish(&mut self, p: &Purge, actor: &str, now: i64) -> Result<u64> {
+        let tx = self.write_tx()?;
+        let a = account_in(&tx, &p.account)?;
+        if a.state != State::Purging {
+            return Err(StoreError::Conflict(format!(
+                "{}: the purge was interrupted: the account is now {}",
+                p.account, a.state
+            )));
+        }
+        set_state(
+            &tx,
+            a.id,
+            State::Purging,
+            State::Ok,
+            "purge",
+            actor,
+            "",
+            now,
+        )?;
+        let released = release_held(&tx, a.id, now)?;
+        tx.commit()?;
+        Ok(released)
+    }
+
+    /// Expire up to `limit` held messages created before `cutoff`: they
+    /// become `expired` (metadata kept for the report, body deleted) and are
+    /// counted in `daily.expired`. Returns (account, count) per account.
+    pub fn expire_held(
+        &mut self,
+        cutoff: i64,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>> {
+        let tx = self.write_tx()?;
+        let victims: Vec<(i64, i64)> = tx
+            .prepare_cached(concat!(
+                "SELECT id, account_id FROM messages WHERE ",
+                pending!(),
+                " AND state = 'held' AND created < ?1 LIMIT ?2"
+            ))?
+            .query_map(params![cutoff, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut per_account: std::collections::BTreeMap<i64, u64> = Default::default();
+        for (id, account_id) in victims {
+            tx.prepare_cached(
+                "UPDATE messages SET state = 'expired', done_at = ?2, next_attempt = ?2
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, now])?;
+            tx.prepare_cached("DELETE FROM bodies WHERE message_id = ?1")?
+                .execute([id])?;
+            *per_account.entry(account_id).or_default() += 1;
+        }
+        let mut out = Vec::with_capacity(per_account.len());
+        for (account_id, n) in per_account {
+            bump_daily(&tx, account_id, now, "expired", n as i64)?;
+            let name: String = tx
+                .prepare_cached("SELECT name FROM accounts WHERE id = ?1")?
+                .query_row([account_id], |r| r.get(0))?;
+            out.push((name, n));
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Delete what is older than `history_cutoff` (ms): done messages,
+    /// mails in error, events (always keeping each account's newest, which
+    /// explains its current state), daily rows; hourly rows before
+    /// `hour_cutoff`; and any body left over by a done message. Works in
+    /// chunks of `chunk` rows or accounts per transaction.
+    pub fn housekeep(
+        &mut self,
+        history_cutoff: i64,
+        hour_cutoff: i64,
+        chunk: usize,
+    ) -> Result<Housekeeping> {
+        let mut h = Housekeeping::default();
+        let day_cutoff = clock::day_of(history_cutoff);
+        // Done messages, through the `messages_done` index.
+        loop {
+            let tx = self.write_tx()?;
+            let ids: Vec<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM messages WHERE done_at IS NOT NULL AND done_at < ?1 LIMIT ?2",
+                )?
+                .query_map(params![history_cutoff, chunk as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for id in &ids {
+                delete_message_rows(&tx, *id)?;
+            }
+            tx.commit()?;
+            h.messages += ids.len() as u64;
+            if ids.len() < chunk {
+                break;
+            }
+        }
+        // Per-account tables, through their (account_id, ...) keys: a search
+        // per account instead of a scan of millions of daily rows.
+        let ids: Vec<i64> = self
+            .conn
+            .prepare_cached("SELECT id FROM accounts ORDER BY id")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for group in ids.chunks(chunk.max(1)) {
+            let tx = self.write_tx()?;
+            for &id in group {
+                h.errors += tx
+                    .prepare_cached("DELETE FROM errors WHERE account_id = ?1 AND at < ?2")?
+                    .execute(params![id, history_cutoff])? as u64;
+                h.events += tx
+                    .prepare_cached(
+                        "DELETE FROM events WHERE account_id = ?1 AND at < ?2
+                         AND id <> (SELECT id FROM events WHERE account_id = ?1
+                                    ORDER BY at DESC, id DESC LIMIT 1)",
+                    )?
+                    .execute(params![id, history_cutoff])? as u64;
+                h.daily += tx
+                    .prepare_cached("DELETE FROM daily WHERE account_id = ?1 AND day < ?2")?
+                    .execute(params![id, day_cutoff])? as u64;
+                h.hourly += tx
+                    .prepare_cached("DELETE FROM hourly WHERE account_id = ?1 AND hour < ?2")?
+                    .execute(params![id, hour_cutoff])? as u64;
+            }
+            tx.commit()?;
+        }
+        // Bodies of done (or vanished) messages: the relay deletes them as
+        // it goes, so this only repairs what a crash left behind. `bodies`
+        // holds only not-yet-done mail, so the scan is short.
+        let tx = self.write_tx()?;
+        h.bodies = tx.execute(
+            "DELETE FROM bodies WHERE message_id IN (
+                 SELECT b.message_id FROM bodies b LEFT JOIN messages m ON m.id = b.message_id
+                 WHERE m.id IS NULL OR m.done_at IS NOT NULL)",
+            [],
+        )? as u64;
+        tx.commit()?;
+        Ok(h)
+    }
+
+    /// Messages for `queue`: not-yet-done mail oldest first, or the newest
+    /// messages in one state.
+    pub fn messages(&self, f: &QueueFilter) -> Result<Vec<MessageRow>> {
+        let account_id = match &f.account {
+            Some(name) => Some(self.account(name)?.id),
+            None => None,
+        };
+        let limit = f.limit.max(1);
+        let mut stmt;
+        let rows = match (account_id, f.state.as_deref()) {
+            (Some(id), None) => {
+                stmt = self.conn.prepare_cached(concat!(
+                    "SELECT ",
+                    message_cols!(),
+                    " FROM messages m JOIN accounts a ON a.id = m.account_id
+                     WHERE m.account_id = ?1 AND m.",
+                    pending!(),
+                    " ORDER BY m.created, m.id LIMIT ?2"
+                ))?;
+                stmt.query_map(params![id, limit], message_from_row)?
+            }
+            (None, None) => {
+                stmt = self.conn.prepare_cached(concat!(
+                    "SELECT ",
+                    message_cols!(),
+                    " FROM messages m JOIN accounts a ON a.id = m.account_id
+                     WHERE m.",
+                    pending!(),
+                    " ORDER BY m.created, m.id LIMIT ?1"
+                ))?;
+                stmt.query_map(params![limit], message_from_row)?
+            }
+            (Some(id), Some(state)) if is_pending_state(state) => {
+                stmt = self.conn.prepare_cached(concat!(
+                    "SELECT ",
+                    message_cols!(),
+                    " FROM messages m JOIN accounts a ON a.id = m.account_id
+                     WHERE m.account_id = ?1 AND m.",
+                    pending!(),
+                    " AND m.state = ?2 ORDER BY m.created, m.id LIMIT ?3"
+                ))?;
+                stmt.query_map(params![id, state, limit], message_from_row)?
+            }
+            (None, Some(state)) if is_pending_state(state) => {
+                stmt = self.conn.prepare_cached(concat!(
+                    "SELECT ",
+                    message_cols!(),
+                    " FROM messages m JOIN accounts a ON a.id = m.account_id
+                     WHERE m.",
+                    pending!(),
+                    " AND m.state = ?1 ORDER BY m.created, m.id LIMIT ?2"
+                ))?;
+                stmt.query_map(params![state, limit], message_from_row)?
+            }
+            (Some(id), Some(state)) => {
+                stmt = self.conn.prepare_cached(concat!(
+                    "SELECT ",
+                    message_cols!(),
+                    " FROM messages m JOIN accounts a ON a.id = m.account_id
+                     WHERE m.account_id = ?1 AND m.state = ?2
+                     ORDER BY m.created DESC, m.id DESC LIMIT ?3"
+                ))?;
+                stmt.query_map(params![id, state, limit], message_from_row)?
+            }
+            (None, Some(state)) => {
+                stmt = self.conn.prepare_cached(concat!(
+                    "SELECT ",
+                    message_cols!(),
+                    " FROM messages m JOIN accounts a ON a.id = m.account_id
+                     WHERE m.state = ?1 ORDER BY m.id DESC LIMIT ?2"
+                ))?;
+                stmt.query_map(params![state, limit], message_from_row)?
+            }
+        };
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One message by queue id, with its recipients and (if `with_data` and
+    /// it still has them) its bytes.
+    pub fn message(&self, qid: &str, with_data: bool) -> Result<MessageDetail> {
+        let row = self
+            .conn
+            .prepare_cached(concat!(
+                "SELECT ",
+                message_cols!(),
+                " FROM messages m JOIN accounts a ON a.id = m.account_id WHERE m.qid = ?1"
+            ))?
+            .query_row([qid], message_from_row)
+            .optional()?
+            .ok_or_else(|| StoreError::NoMessage(qid.to_string()))?;
+        let recipients = self
+            .conn
+            .prepare_cached(
+                "SELECT rcpt, state FROM recipients WHERE message_id = ?1 ORDER BY rcpt",
+            )?
+            .query_map([row.id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let data = if with_data {
+            self.conn
+                .prepare_cached("SELECT data FROM bodies WHERE message_id = ?1")?
+                .query_row([row.id], |r| r.get(0))
+                .optional()?
+        } else {
+            None
+        };
+        Ok(MessageDetail {
+            row,
+            recipients,
+            data,
+        })
+    }
+
+    /// Release one held message to `queued`, due now (even for a blocked
+    /// account: the admin vouches for this one message).
+    pub fn release(&mut self, qid: &str, now: i64) -> Result<MessageRow> {
+        let tx = self.write_tx()?;
+        let n = tx
+            .prepare_cached(
+                "UPDATE messages SET state = 'queued', next_attempt = ?2
+                 WHERE qid = ?1 AND state = 'held'",
+            )?
+            .execute(params![qid, now])?;
+        if n == 0 {
+            let state: Option<String> = tx
+                .prepare_cached("SELECT state FROM messages WHERE qid = ?1")?
+                .query_row([qid], |r| r.get(0))
+                .optional()?;
+            return Err(match state {
+                None => StoreError::NoMessage(qid.to_string()),
+                Some(s) => StoreError::Conflict(format!(
+                    "message {qid} is {s}, not held: only held mail can be released"
+                )),
+            });
+        }
+        tx.commit()?;
+        self.message(qid, false).map(|d| d.row)
+    }
+
+    /// Delete one not-yet-sent message (held, queued or deferred). Mail
+    /// being delivered, and the history of done mail, cannot be deleted.
+    pub fn delete_message(&mut self, qid: &str) -> Result<MessageRow> {
+        let before = self.message(qid, false)?.row;
+        let tx = self.write_tx()?;
+        let state: Option<String> = tx
+            .prepare_cached("SELECT state FROM messages WHERE id = ?1")?
+            .query_row([before.id], |r| r.get(0))
+            .optional()?;
+        match state.as_deref() {
+            None => return Err(StoreError::NoMessage(qid.to_string())),
+            Some("held" | "queued" | "deferred") => delete_message_rows(&tx, before.id)?,
+            Some(s) => {
+                return Err(StoreError::Conflict(format!(
+                    "message {qid} is {s}: only held, queued or deferred mail can be deleted"
+                )));
+            }
+        }
+        tx.commit()?;
+        Ok(before)
+    }
+
+    /// Make every queued and deferred message (of one account, or all) due
+    /// now, and return them so the caller can wait for them.
+    pub fn make_due(&mut self, account: Option<&str>, now: i64) -> Result<Vec<Tracked>> {
+        let tx = self.write_tx()?;
+        let account_id = match account {
+            Some(name) => Some(account_in(&tx, name)?.id),
+            None => None,
+        };
+        let tracked = {
+            let mut stmt = tx.prepare_cached(concat!(
+                "UPDATE messages SET next_attempt = min(next_attempt, ?1)
+                 WHERE (?2 IS NULL OR account_id = ?2) AND ",
+                pending!(),
+                " AND state IN ('queued', 'deferred')
+                 RETURNING id, attempts"
+            ))?;
+            stmt.query_map(params![now, account_id], |r| {
+                Ok(Tracked {
+                    id: r.get(0)?,
+                    attempts: r.get(1)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        tx.commit()?;
+        Ok(tracked)
+    }
+
+    /// Start tracking one message by queue id (for `test`).
+    pub fn track(&self, qid: &str) -> Result<Tracked> {
+        self.conn
+            .prepare_cached("SELECT id, attempts FROM messages WHERE qid = ?1")?
+            .query_row([qid], |r| {
+                Ok(Tracked {
+                    id: r.get(0)?,
+                    attempts: r.get(1)?,
+                })
+            })
+            .optional()?
+            .ok_or_else(|| StoreError::NoMessage(qid.to_string()))
+    }
+
+    /// Where each tracked message is now.
+    pub fn outcomes(&self, tracked: &[Tracked]) -> Result<Vec<Outcome>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.qid, a.name, m.state, m.attempts, m.last_error, m.next_attempt
+             FROM messages m JOIN accounts a ON a.id = m.account_id WHERE m.id = ?1",
+        )?;
+        let mut out = Vec::with_capacity(tracked.len());
+        for t in tracked {
+            let o = stmt
+                .query_row([t.id], |r| {
+                    Ok(Outcome {
+                        qid: r.get(0)?,
+                        account: r.get(1)?,
+                        state: Some(r.get(2)?),
+                        attempts: r.get(3)?,
+                        last_error: r.get(4)?,
+                        next_attempt: r.get(5)?,
+                    })
+                })
+                .optional()?;
+            out.push(o.unwrap_or(Outcome {
+                qid: String::new(),
+                account: String::new(),
+                state: None,
+                attempts: t.attempts,
+                last_error: String::new(),
+                next_attempt: 0,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// The permanent-failure texts recorded for a message (for `test`).
+    pub fn error_texts(&self, qid: &str) -> Result<Vec<String>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT rcpt || ': ' || message FROM errors WHERE qid = ?1 ORDER BY id",
+            )?
+            .query_map([qid], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The last `days` UTC days of an account's counters, oldest first,
+    /// today included; days without activity are zeros (one range search).
+    pub fn daily_stats(&self, name: &str, days: i64, now: i64) -> Result<Vec<DayCounts>> {
+        let account = self.account(name)?;
+        let today = clock::day_of(now);
+        let first = today - days.max(1) + 1;
+        let mut found: std::collections::HashMap<i64, DayCounts> = self
+            .conn
+            .prepare_cached(
+                "SELECT day, submitted, sent, errors, held, expired FROM daily
+                 WHERE account_id = ?1 AND day >= ?2 AND day <= ?3",
+            )?
+            .query_map(params![account.id, first, today], day_from_row)?
+            .map(|r| r.map(|d| (d.day, d)))
+            .collect::<rusqlite::Result<_>>()?;
+        Ok((first..=today)
+            .map(|day| {
+                found.remove(&day).unwrap_or(DayCounts {
+                    day,
+                    ..DayCounts::default()
+                })
+            })
+            .collect())
+    }
+
+    /// An account's newest mails in error, newest first.
+    pub fn errors_of(&self, name: &str, limit: i64) -> Result<Vec<ErrorRow>> {
+        let account = self.account(name)?;
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT at, qid, rcpt, kind, message, subject, script FROM errors
+                 WHERE account_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2",
+            )?
+            .query_map(params![account.id, limit.max(1)], |r| {
+                Ok(ErrorRow {
+                    at: r.get(0)?,
+                    qid: r.get(1)?,
+                    rcpt: r.get(2)?,
+                    kind: r.get(3)?,
+                    message: r.get(4)?,
+                    subject: r.get(5)?,
+                    script: r.get(6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// An account's newest `limit` state changes, oldest first.
+    pub fn history(&self, name: &str, limit: i64) -> Result<Vec<Event>> {
+        let account = self.account(name)?;
+        let mut events: Vec<Event> = self
+            .conn
+            .prepare_cached(
+                "SELECT at, old_state, new_state, reason, actor, note FROM events
+                 WHERE account_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2",
+            )?
+            .query_map(params![account.id, limit.max(1)], event_from_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        events.reverse();
+        Ok(events)
+    }
+
+    /// Change an account's settings, creating the account if it is unknown
+    /// (the panel may configure it before its first mail). Returns the
+    /// account as it is now and whether it was created.
+    pub fn configure(&mut self, name: &str, s: &Settings, now: i64) -> Result<(Account, bool)> {
+        let tx = self.write_tx()?;
+        let (id, created) = match account_in(&tx, name) {
+            Ok(a) => (a.id, false),
+            Err(StoreError::NoAccount(_)) => (create_account(&tx, name, now)?, true),
+            Err(e) => return Err(e),
+        };
+        if let Some(r) = &s.report_to {
+            tx.prepare_cached("UPDATE accounts SET report_to = ?2 WHERE id = ?1")?
+                .execute(params![id, r])?;
+        }
+        let value = |l: Limit| match l {
+            Limit::Default => None,
+            Limit::Value(n) => Some(n.min(i64::MAX as u64) as i64),
+        };
+        if let Some(l) = s.max_per_day {
+            tx.prepare_cached("UPDATE accounts SET max_per_day = ?2 WHERE id = ?1")?
+                .execute(params![id, value(l)])?;
+        }
+        if let Some(l) = s.max_per_hour {
+            tx.prepare_cached("UPDATE accounts SET max_per_hour = ?2 WHERE id = ?1")?
+                .execute(params![id, value(l)])?;
+        }
+        let account = account_in(&tx, name)?;
+        tx.commit()?;
+        Ok((account, created))
+    }
+
+    /// Fill the queue with synthetic accounts and history in one transaction
+    /// (the benchmark's fixture; hidden `mailq-ctl populate`). Accounts are
+    /// `acct00000`...; the first one is blocked and holds `held` messages.
+    pub fn populate(&mut self, spec: &PopulateSpec, now: i64) -> Result<()> {
+        let tx = self.write_tx()?;
+        let days = spec.days.max(1);
+        let first_day = clock::day_of(now) - days + 1;
+        let n_accounts = spec.accounts.max(1);
+        let mut ids = Vec::with_capacity(n_accounts as usize);
+        for i in 0..n_accounts {
+            let name = format!("acct{i:05}");
+            let id = match account_in(&tx, &name) {
+                Ok(a) => a.id,
+                Err(StoreError::NoAccount(_)) => {
+                    create_account(&tx, &name, first_day * clock::DAY_MS)?
+                }
+                Err(e) => return Err(e),
+            };
+            ids.push(id);
+        }
+        // History: sent mail, one recipient each, every 50th failed.
+        let mut per_day: std::collections::HashMap<(i64, i64), (i64, i64)> = Default::default();
+        let stamp = now / 1000;
+        {
+            let mut msg = tx.prepare_cached(
+                "INSERT INTO messages (qid, account_id, state, created, next_attempt, sender,
+                     size, subject, script, attempts, done_at, last_error)
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5, 1500, 'Order confirmation', '/var/www/shop/mail.php',
+                         1, ?4, ?6)",
+            )?;
+            let mut rcpt = tx.prepare_cached(
+                "INSERT INTO recipients (message_id, rcpt, state) VALUES (?1, ?2, ?3)",
+            )?;
+            let mut err = tx.prepare_cached(
+                "INSERT INTO errors (account_id, message_id, qid, at, rcpt, kind, message, subject, script)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'rejected', '550 5.1.1 user unknown',
+                         'Order confirmation', '/var/www/shop/mail.php')",
+            )?;
+            for i in 0..spec.messages {
+                let account_id = ids[(i % n_accounts) as usize];
+                let created = now - ((i * 7919) % (days as u64 * 86_400)) as i64 * 1000 - 1000;
+                let failed = i % 50 == 49;
+                let qid = format!("P{stamp:08X}{i:08X}");
+                let to = format!("customer{i}@example.com");
+                msg.execute(params![
+                    qid,
+                    account_id,
+                    if failed { "failed" } else { "sent" },
+                    created,
+                    "www@node.example.net",
+                    if failed { "550 5.1.1 user unknown" } else { "" },
+                ])?;
+                let id = tx.last_insert_rowid();
+                rcpt.execute(params![id, to, if failed { "failed" } else { "sent" }])?;
+                let e = per_day
+                    .entry((account_id, clock::day_of(created)))
+                    .or_default();
+                if failed {
+                    err.execute(params![account_id, id, qid, created, to])?;
+                    e.1 += 1;
+                } else {
+                    e.0 += 1;
+                }
+            }
+            let mut daily = tx.prepare_cached(
+                "INSERT INTO daily (account_id, day, submitted, sent, errors) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (account_id, day) DO UPDATE SET submitted = submitted + ?3,
+                     sent = sent + ?4, errors = errors + ?5",
+            )?;
+            let mut totals = tx.prepare_cached(
+                "UPDATE accounts SET sent_total = sent_total + ?2, error_total = error_total + ?3
+                 WHERE id = ?1",
+            )?;
+            for ((account_id, day), (sent, errors)) in &per_day {
+                daily.execute(params![account_id, day, sent + errors, sent, errors])?;
+                totals.execute(params![account_id, sent, errors])?;
+            }
+        }
+        if spec.held > 0 {
+            let a = account_in(&tx, "acct00000")?;
+            if a.state.is_sending() {
+                set_state(
+                    &tx,
+                    a.id,
+                    a.state,
+                    State::Ko,
+                    "manual",
+                    "populate",
+                    "benchmark",
+                    now,
+                )?;
+            }
+            let body = b"From: www@node.example.net\r\nTo: someone@example.com\r\nSubject: held\r\n\r\nHeld by the benchmark.\r\n";
+            let mut msg = tx.prepare_cached(
+                "INSERT INTO messages (qid, account_id, state, created, next_attempt, sender, size)
+                 VALUES (?1, ?2, 'held', ?3, ?3, 'www@node.example.net', ?4)",
+            )?;
+            let mut data =
+                tx.prepare_cached("INSERT INTO bodies (message_id, data) VALUES (?1, ?2)")?;
+            let mut rcpt =
+                tx.prepare_cached("INSERT INTO recipients (message_id, rcpt) VALUES (?1, ?2)")?;
+            for i in 0..spec.held {
+                let created = now - (spec.held - i) as i64;
+                msg.execute(params![
+                    format!("H{stamp:08X}{i:08X}"),
+                    a.id,
+                    created,
+                    body.len() as i64
+                ])?;
+                let id = tx.last_insert_rowid();
+                data.execute(params![id, &body[..]])?;
+                rcpt.execute(params![id, format!("someone{i}@example.com")])?;
+            }
+            bump_daily(&tx, a.id, now, "held", spec.held as i64)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn day_from_row(r: &Row<'_>) -> rusqlite::Result<DayCounts> {
+    Ok(DayCounts {
+        day: r.get(0)?,
+        submitted: r.get(1)?,
+        sent: r.get(2)?,
+        errors: r.get(3)?,
+        held: r.get(4)?,
+        expired: r.get(5)?,
+    })
+}
+
+fn add_count(q: &mut QueueCounts, state: &str, n: i64, oldest: i64) {
+    match state {
+        "held" => {
+            q.held += n;
+            q.oldest_held = Some(q.oldest_held.map_or(oldest, |o| o.min(oldest)));
+        }
+        "queued" => q.queued += n,
+        "deferred" => q.deferred += n,
+        "sending" => q.sending += n,
+        _ => {}
+    }
+}
+
+fn is_pending_state(s: &str) -> bool {
+    matches!(s, "held" | "queued" | "deferred" | "sending")
+}
+
+fn refused(name: &str, refusal: Refusal) -> StoreError {
+    StoreError::Refused {
+        account: name.to_string(),
+        refusal,
+    }
+}

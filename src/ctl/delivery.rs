@@ -1,0 +1,349 @@
+//! Delivery on demand: `flush` (relay what is queued now and report the
+//! outcome) and `test` (a test mail through the full path — the seed's
+//! first troubleshooting step).
+//!
+//! Both make their messages due now, then get them relayed: when no relayer
+//! holds the queue's relay lock we run a one-shot relayer in this process
+//! (the same code as `relayd --once`, so the outcome is recorded exactly as
+//! the daemon would record it); otherwise we wake the daemon. Then we watch
+//! the messages, for a bounded time, until each is settled: sent, failed,
+//! deferred after a new attempt, or held.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::view::{self, Align, Cell, Table};
+use super::{CtlError, Ctx, Result};
+use crate::address;
+use crate::clock;
+use crate::log::{self, Level};
+use crate::os::{self, signals};
+use crate::relay::{self, Mode};
+use crate::store::admin::{Outcome, Tracked};
+use crate::store::{EnqueuePolicy, NewMessage, StoreError};
+
+/// How the messages were relayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Via {
+    /// A one-shot relayer ran in this process.
+    Foreground,
+    /// The running relayer (daemon or one-shot) was woken.
+    Daemon,
+}
+
+/// Get `tracked` relayed and wait (at most `wait`) until each is settled.
+fn relay_and_wait(
+    ctx: &mut Ctx,
+    tracked: &[Tracked],
+    wait: Duration,
+) -> Result<(Via, Vec<Outcome>)> {
+    let deadline = Instant::now() + wait;
+    let mut via = Via::Daemon;
+    let mut last_kick: Option<Instant> = None;
+    loop {
+        let outcomes = ctx.store.outcomes(tracked)?;
+        let settled = outcomes.iter().zip(tracked).all(|(o, t)| o.settled(t));
+        if settled || Instant::now() >= deadline || signals::stop_requested() {
+            return Ok((via, outcomes));
+        }
+        if last_kick.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            last_kick = Some(Instant::now());
+            if relay_here(ctx)? {
+                via = Via::Foreground;
+                // The one-shot ran until nothing was due: look again at once.
+                continue;
+            }
+            if !crate::wake::poke(&ctx.cfg.wake_socket()) {
+                ctx.wake_relay();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Run a one-shot relayer in this process if no relayer holds the lock.
+/// True if it ran.
+fn relay_here(ctx: &Ctx) -> Result<bool> {
+    match relay::try_lock(&ctx.cfg)? {
+        Some(lock) => drop(lock),
+        None => return Ok(false),
+    }
+    // The relayer takes the lock itself; if someone took it in between, it
+    // returns at once and the caller wakes that one instead.
+    relay::run(ctx.cfg.clone(), ctx.config_path.clone(), Mode::Once)?;
+    Ok(true)
+}
+
+#[derive(Serialize)]
+struct OutcomeJson<'a> {
+    qid: &'a str,
+    account: &'a str,
+    state: Option<&'a str>,
+    attempts: i64,
+    answer: &'a str,
+    next_attempt: Option<String>,
+}
+
+fn outcome_json(o: &Outcome) -> OutcomeJson<'_> {
+    OutcomeJson {
+        qid: &o.qid,
+        account: &o.account,
+        state: o.state.as_deref(),
+        attempts: o.attempts,
+        answer: &o.last_error,
+        next_attempt: matches!(o.state.as_deref(), Some("queued" | "deferred"))
+            .then(|| view::time(o.next_attempt)),
+    }
+}
+
+#[derive(Serialize)]
+struct FlushJson<'a> {
+    account: Option<&'a str>,
+    via: Via,
+    due: usize,
+    sent: usize,
+    deferred: usize,
+    failed: usize,
+    pending: usize,
+    gone: usize,
+    messages: Vec<OutcomeJson<'a>>,
+}
+
+/// `flush [--account A]`.
+pub fn flush(ctx: &mut Ctx, account: Option<&str>, wait: Duration) -> Result<()> {
+    let tracked = ctx.store.make_due(account, clock::now_ms())?;
+    log::log(
+        Level::Info,
+        &format!(
+            "flush account={} due={} actor={}",
+            log::clean(account.unwrap_or("*")),
+            tracked.len(),
+            log::quote(&ctx.actor)
+        ),
+    );
+    let (via, outcomes) = if tracked.is_empty() {
+        (Via::Daemon, Vec::new())
+    } else {
+        relay_and_wait(ctx, &tracked, wait)?
+    };
+    let count = |s: &str| {
+        outcomes
+            .iter()
+            .filter(|o| o.state.as_deref() == Some(s))
+            .count()
+    };
+    let (sent, deferred, failed) = (count("sent"), count("deferred"), count("failed"));
+    let gone = outcomes.iter().filter(|o| o.state.is_none()).count();
+    let pending = outcomes.len() - sent - deferred - failed - gone;
+    let json = FlushJson {
+        account,
+        via,
+        due: tracked.len(),
+        sent,
+        deferred,
+        failed,
+        pending,
+        gone,
+        messages: outcomes.iter().map(outcome_json).collect(),
+    };
+    ctx.output(&json, || {
+        let mut s = format!(
+            "flushed {} message(s) ({}): {sent} sent, {deferred} deferred, {failed} failed, {pending} still pending\n",
+            tracked.len(),
+            match via {
+                Via::Foreground => "delivered in the foreground",
+                Via::Daemon => "handed to the relay daemon",
+            }
+        );
+        let mut t = Table::new(&[
+            ("QID", Align::Left),
+            ("ACCOUNT", Align::Left),
+            ("STATE", Align::Left),
+            ("SERVER ANSWER", Align::Left),
+        ]);
+        for o in outcomes.iter().filter(|o| o.state.as_deref() != Some("sent")) {
+            t.row(vec![
+                o.qid.as_str().into(),
+                Cell::untrusted(&o.account),
+                o.state.as_deref().unwrap_or("deleted").into(),
+                Cell::untrusted(&o.last_error),
+            ]);
+        }
+        if !t.is_empty() {
+            s.push_str(&t.render(ctx.color));
+        }
+        s
+    })
+}
+
+#[derive(Serialize)]
+struct TestJson<'a> {
+    account: &'a str,
+    qid: &'a str,
+    to: &'a str,
+    outcome: &'static str,
+    state: Option<&'a str>,
+    account_state: &'static str,
+    answer: Option<&'a str>,
+    via: Option<Via>,
+}
+
+/// `test ACCOUNT --to ADDR`: enqueue a test mail for the account exactly as
+/// `sendmail` would (state check, limits, counters), relay it, report.
+pub fn test(ctx: &mut Ctx, name: &str, to: &str, wait: Duration) -> Result<()> {
+    super::accounts::check_account_name(name)?;
+    let to = super::accounts::check_address(to)?;
+    // A known account, or a real user that could send: never create a
+    // stray account from a typo.
+    let user = os::user_by_name(name);
+    match ctx.store.account(name) {
+        Ok(_) => {}
+        Err(StoreError::NoAccount(n)) if user.is_none() => {
+            return Err(StoreError::NoAccount(n).into());
+        }
+        Err(StoreError::NoAccount(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let cfg = &ctx.cfg;
+    let now = clock::now_ms();
+    let qid = crate::submit::new_qid(now);
+    let uid = user.map_or(0, |u| u.uid);
+    let sender = format!("{name}@{}", cfg.domain);
+    if !address::is_safe_envelope(&sender) {
+        return Err(CtlError::Usage(format!(
+            "{} cannot be an envelope sender",
+            log::quote(&sender)
+        )));
+    }
+    let subject = format!("scriptmail test message for account {name}");
+    let data = format!(
+        "Received: by {host} (scriptmail, from userid {uid} account {name})\r\n\tid {qid}; {date}\r\n\
+         From: {sender}\r\n\
+         To: {to}\r\n\
+         Subject: {subject}\r\n\
+         Date: {date}\r\n\
+         Message-ID: <{now}.{qid}@{host}>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=us-ascii\r\n\
+         X-Mailer: scriptmail mailq-ctl test\r\n\
+         \r\n\
+         This is a test message sent with `mailq-ctl test` on {host}\r\n\
+         for account {name}, through the same queue and relay as PHP mail().\r\n\
+         If you can read it, mail from this account's scripts can be delivered.\r\n",
+        host = cfg.hostname,
+        date = clock::format_rfc5322(now),
+    );
+    let recipients = [to.clone()];
+    let r = ctx.store.enqueue(
+        &NewMessage {
+            qid: &qid,
+            account: name,
+            uid,
+            sender: &sender,
+            recipients: &recipients,
+            data: data.as_bytes(),
+            subject: &subject,
+            script: "mailq-ctl test",
+            cwd: "",
+            dsn_notify: None,
+            dsn_ret: None,
+            envid: None,
+            body_8bit: false,
+            system: false,
+        },
+        EnqueuePolicy {
+            max_per_day: cfg.limits.max_per_day,
+            max_per_hour: cfg.limits.max_per_hour,
+        },
+        now,
+    )?;
+    log::log(
+        Level::Info,
+        &format!(
+            "qid={qid} account={} uid={uid} from=<{}> nrcpt=1 size={} script=\"mailq-ctl test\" actor={} status={}",
+            log::clean(name),
+            log::clean(&sender),
+            data.len(),
+            log::quote(&ctx.actor),
+            if r.held { "held" } else { "queued" }
+        ),
+    );
+    let (via, outcome) = if r.held {
+        (None, None)
+    } else {
+        let tracked = [ctx.store.track(&qid)?];
+        let (via, mut o) = relay_and_wait(ctx, &tracked, wait)?;
+        (Some(via), o.pop())
+    };
+    let account = ctx.store.account(name)?;
+    let state = outcome
+        .as_ref()
+        .and_then(|o| o.state.as_deref())
+        .or(r.held.then_some("held"));
+    let (label, answer): (&'static str, Option<String>) = match state {
+        Some("held") => ("held", None),
+        Some("sent") => ("delivered", None),
+        Some("deferred") => ("deferred", outcome.as_ref().map(|o| o.last_error.clone())),
+        Some("failed") => {
+            let texts = ctx.store.error_texts(&qid)?;
+            (
+                "failed",
+                Some(if texts.is_empty() {
+                    outcome
+                        .as_ref()
+                        .map(|o| o.last_error.clone())
+                        .unwrap_or_default()
+                } else {
+                    texts.join("; ")
+                }),
+            )
+        }
+        None if outcome.is_some() => ("deleted", None),
+        _ => ("pending", None),
+    };
+    let json = TestJson {
+        account: name,
+        qid: &qid,
+        to: &to,
+        outcome: label,
+        state,
+        account_state: account.state.as_str(),
+        answer: answer.as_deref(),
+        via,
+    };
+    ctx.output(&json, || {
+        let head = format!(
+            "test message {qid} from {} to {}",
+            view::safe(name),
+            view::safe(&to)
+        );
+        match label {
+            "delivered" => format!(
+                "{head}: delivered (accepted by {}:{})\n",
+                view::safe(&ctx.cfg.relay.host),
+                ctx.cfg.relay.port
+            ),
+            "held" => format!(
+                "{head}: held — the account is {} ({}); `mailq-ctl unblock {}` relays it\n",
+                view::paint(account.state, ctx.color),
+                view::safe(&account.reason),
+                view::safe(name)
+            ),
+            "deferred" => format!(
+                "{head}: deferred, will be retried; server answer: {}\n",
+                view::safe(answer.as_deref().unwrap_or(""))
+            ),
+            "failed" => format!(
+                "{head}: failed; server answer: {}\n",
+                view::safe(answer.as_deref().unwrap_or(""))
+            ),
+            "deleted" => format!("{head}: deleted from the queue meanwhile\n"),
+            _ => format!(
+                "{head}: still in the queue after {}s (is the relay running?)\n",
+                wait.as_secs()
+            ),
+        }
+    })
+}
