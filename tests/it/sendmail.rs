@@ -1,1 +1,417 @@
-//! Integration tests: sendmail.
+//! Integration tests: the sendmail interface (SPEC §4) through the real
+//! binary, with real PHP and Postfix's smtp-sink as the smarthost.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::fake_smtp::FakeSmtp;
+use crate::sink::Sink;
+use crate::util::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Run `php -r CODE` with sendmail_path pointing at our binary.
+fn php(env: &Env, sendmail_args: &str, code: &str) -> std::process::Output {
+    Command::new("php")
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("SCRIPTMAIL_CONFIG", &env.config)
+        .arg("-n")
+        .arg("-d")
+        .arg(format!("sendmail_path={SENDMAIL} {sendmail_args}"))
+        .arg("-r")
+        .arg(code)
+        .current_dir(env.path())
+        .output()
+        .expect("run php")
+}
+
+/// The message as text with CRLF shown as LF (the wire bytes are checked
+/// separately where CRLF matters).
+fn text(data: &[u8]) -> String {
+    String::from_utf8_lossy(data).replace("\r\n", "\n")
+}
+
+/// The header block of a captured message, unfolded lines.
+fn header<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
+    let head = msg.split("\n\n").next().unwrap_or("");
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    head.lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with(&prefix))
+        .map(|l| l[prefix.len()..].trim())
+        .collect()
+}
+
+#[test]
+fn php_mail_with_crlf_layout_arrives_at_a_real_smtp_server() {
+    let sink = Sink::start();
+    let env = Env::new(sink.port());
+    let out = php(
+        &env,
+        "-t -i",
+        r#"var_dump(mail("bob@example.com, \"Doe, Jane\" <jane@example.org>", "Hello there",
+            "Line one\r\n.\r\nLine three", "From: Site <site@example.com>\r\nBcc: hidden@example.net\r\nX-Extra: 1"));"#,
+    );
+    assert_ok(&out);
+    assert_eq!(
+        stdout(&out).trim(),
+        "bool(true)",
+        "stderr: {}",
+        stderr(&out)
+    );
+    let got = sink.wait_for(1, WAIT);
+    let m = &got[0];
+    assert_eq!(m.mail_from, "root@node1.example.net");
+    let mut rcpts = m.rcpt_to.clone();
+    rcpts.sort();
+    assert_eq!(
+        rcpts,
+        ["bob@example.com", "hidden@example.net", "jane@example.org"]
+    );
+    let msg = text(&m.data);
+    assert!(header(&msg, "Bcc").is_empty(), "Bcc leaked:\n{msg}");
+    assert_eq!(header(&msg, "Subject"), ["Hello there"]);
+    assert_eq!(header(&msg, "From"), ["Site <site@example.com>"]);
+    assert_eq!(header(&msg, "X-Extra"), ["1"]);
+    assert_eq!(header(&msg, "Date").len(), 1);
+    assert_eq!(header(&msg, "Message-ID").len(), 1);
+    assert!(
+        msg.contains("(scriptmail, from userid 0 account root)"),
+        "{msg}"
+    );
+    // -i: the lone dot is data, and survives the trip (dot-stuffed on the wire).
+    let body = msg.split("\n\n").nth(1).unwrap_or("");
+    assert!(
+        body.starts_with("Line one\n.\nLine three\n"),
+        "body: {body:?}"
+    );
+}
+
+#[test]
+fn php_script_headers_with_bare_lf_are_not_merged() {
+    // PHP 8 writes To/Subject with CRLF and the script's own headers as they
+    // are: bare LF here. Each line must stay its own header (Exim's bug).
+    let fake = FakeSmtp::start();
+    let env = Env::new(fake.port());
+    let out = php(
+        &env,
+        "-t -i",
+        r#"mail("bob@example.com", "Mixed", "Body\nsecond line", "From: a@example.com\nReply-To: b@example.com\nX-Mailer: test");"#,
+    );
+    assert_ok(&out);
+    let got = fake.wait_for(1, WAIT);
+    let data = &got[0].data;
+    // Canonical CRLF only: no bare LF and no bare CR on the wire.
+    for (i, &b) in data.iter().enumerate() {
+        if b == b'\n' {
+            assert_eq!(
+                data.get(i.wrapping_sub(1)),
+                Some(&b'\r'),
+                "bare LF at {i}: {:?}",
+                text(data)
+            );
+        }
+        if b == b'\r' {
+            assert_eq!(data.get(i + 1), Some(&b'\n'), "bare CR at {i}");
+        }
+    }
+    let msg = text(data).replace("\r\n", "\n");
+    assert_eq!(header(&msg, "Reply-To"), ["b@example.com"]);
+    assert_eq!(header(&msg, "X-Mailer"), ["test"]);
+    assert_eq!(header(&msg, "From"), ["a@example.com"]);
+    assert!(msg.ends_with("\n\nBody\nsecond line\n"), "{msg:?}");
+}
+
+#[test]
+fn php_fifth_argument_sets_the_envelope_sender() {
+    let sink = Sink::start();
+    let env = Env::new(sink.port());
+    let out = php(
+        &env,
+        "-t -i",
+        r#"mail("bob@example.com", "S", "B", "", "-fbounce@example.com");"#,
+    );
+    assert_ok(&out);
+    let got = sink.wait_for(1, WAIT);
+    assert_eq!(got[0].mail_from, "bounce@example.com");
+    // No From: header given: it is the envelope sender.
+    assert_eq!(header(&text(&got[0].data), "From"), ["bounce@example.com"]);
+}
+
+#[test]
+fn smtp_dialogue_as_symfony_mailer_speaks_it() {
+    let sink = Sink::start();
+    let env = Env::new(sink.port());
+    let script = "HELO localhost\r\n\
+                  MAIL FROM:<app@example.com>\r\n\
+                  RCPT TO:<one@example.com>\r\n\
+                  RCPT TO:<two@example.com>\r\n\
+                  DATA\r\n\
+                  From: app@example.com\r\n\
+                  To: one@example.com\r\n\
+                  Subject: via -bs\r\n\
+                  \r\n\
+                  ..leading dot\r\n\
+                  .\r\n\
+                  QUIT\r\n";
+    let out = env.submit(&["-bs"], script.as_bytes());
+    assert_ok(&out);
+    let replies = stdout(&out);
+    let codes: Vec<&str> = replies.lines().map(|l| &l[..3]).collect();
+    assert_eq!(
+        codes,
+        ["220", "250", "250", "250", "250", "354", "250", "221"],
+        "{replies}"
+    );
+    let got = sink.wait_for(1, WAIT);
+    assert_eq!(got[0].mail_from, "app@example.com");
+    assert_eq!(got[0].rcpt_to.len(), 2);
+    assert!(text(&got[0].data).contains("\n.leading dot\n"));
+}
+
+#[test]
+fn message_is_fixed_up_like_a_real_mta() {
+    let fake = FakeSmtp::start();
+    let env = Env::new(fake.port());
+    let input = b"From someone@example.com Sat Jan  3 01:05:34 1996\n\
+        To: a@example.com\n\
+        Return-Path: <forged@example.com>\n\
+        Content-Length: 9999\n\
+        Resent-Bcc: x@example.com\n\
+        Subject: caf\xc3\xa9\n\
+        \n\
+        8-bit body: \xe2\x82\xac\n\
+        .\n\
+        after the dot\n";
+    let out = env.submit(&["-t", "-F", "Web Site"], input);
+    assert_ok(&out);
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+    let got = fake.wait_for(1, WAIT);
+    let msg = text(&got[0].data).replace("\r\n", "\n");
+    assert!(!msg.starts_with("From "), "mbox From line kept");
+    assert!(header(&msg, "Return-Path").is_empty());
+    assert!(header(&msg, "Content-Length").is_empty());
+    assert!(header(&msg, "Resent-Bcc").is_empty());
+    assert_eq!(header(&msg, "From"), ["Web Site <root@node1.example.net>"]);
+    // Without -i the lone dot ends the message; 8-bit passes unchanged.
+    assert!(msg.ends_with("\n\n8-bit body: \u{20ac}\n"), "{msg:?}");
+    assert!(
+        got[0].mail_args.contains("BODY=8BITMIME"),
+        "{}",
+        got[0].mail_args
+    );
+    // Received names the account and the queue id recorded in the queue.
+    let qid: String = env
+        .db()
+        .query_row("SELECT qid FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        msg.starts_with(
+            "Received: by node1.example.net (scriptmail, from userid 0 account root)\n"
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains(&format!("id {qid};")));
+}
+
+#[test]
+fn sending_script_and_directory_are_recorded() {
+    let sink = Sink::start();
+    let env = Env::new(sink.port());
+    let out = php(
+        &env,
+        "-t -i",
+        r#"mail("bob@example.com", "S", "B", "X-PHP-Originating-Script: 1000:contact.php");"#,
+    );
+    assert_ok(&out);
+    sink.wait_for(1, WAIT);
+    let (script, cwd, account): (String, String, String) = env
+        .db()
+        .query_row(
+            "SELECT m.script, m.cwd, a.name FROM messages m JOIN accounts a ON a.id = m.account_id",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(script, "1000:contact.php");
+    assert_eq!(cwd, env.path().display().to_string());
+    assert_eq!(account, "root");
+    let logged = env.log_lines().join("\n");
+    assert!(
+        logged.contains("account=root") && logged.contains("script=\"1000:contact.php\""),
+        "{logged}"
+    );
+}
+
+#[test]
+fn recipients_from_headers_and_arguments_are_united_once() {
+    let fake = FakeSmtp::start();
+    let env = Env::new(fake.port());
+    let input = b"To: Friends: a@example.com, \"Last, First\" <b@EXAMPLE.com>;\r\n\
+        Cc: (comment) c@example.com,\r\n d@example.com\r\n\
+        Bcc: bob\r\n\r\nhi\r\n";
+    let out = env.submit(&["-t", "-i", "--", "b@example.COM", "e@example.com"], input);
+    assert_ok(&out);
+    let got = fake.wait_for(1, WAIT);
+    let mut r = got[0].rcpt_to.clone();
+    r.sort();
+    assert_eq!(
+        r,
+        [
+            "a@example.com",
+            "b@example.COM",
+            "bob@node1.example.net",
+            "c@example.com",
+            "d@example.com",
+            "e@example.com"
+        ]
+    );
+}
+
+/// Every error path: its exit code, one line on stderr, nothing on stdout,
+/// nothing queued.
+#[test]
+fn error_paths_exit_with_sysexits_and_queue_nothing() {
+    let port = closed_port();
+    let env = Env::with_sections(port, "queue.max_message_size = 2000", "");
+    let msg = simple_message("a@example.com", "s");
+    let big = {
+        let mut m = simple_message("a@example.com", "big");
+        m.extend(std::iter::repeat_n(b'x', 3000));
+        m
+    };
+    let cases: Vec<(&str, Vec<&str>, Vec<u8>, i32)> = vec![
+        (
+            "unknown option",
+            vec!["-Z", "a@example.com"],
+            msg.clone(),
+            64,
+        ),
+        ("-X log file", vec!["-X/tmp/log", "-t"], msg.clone(), 64),
+        ("-C config", vec!["-C/etc/x.cf", "-t"], msg.clone(), 64),
+        ("-be expansion", vec!["-be"], msg.clone(), 64),
+        (
+            "no recipients",
+            vec!["-t", "-i"],
+            b"Subject: none\r\n\r\nx\r\n".to_vec(),
+            64,
+        ),
+        ("no recipients at all", vec!["-i"], msg.clone(), 64),
+        (
+            "malformed recipient",
+            vec!["-i", "\"unterminated@example.com"],
+            msg.clone(),
+            65,
+        ),
+        (
+            "control char in address",
+            vec!["-i", "a\u{1}b@example.com"],
+            msg.clone(),
+            65,
+        ),
+        ("too large", vec!["-t", "-i"], big, 69),
+    ];
+    for (what, args, input, code) in cases {
+        let out = env.submit(&args, &input);
+        assert_eq!(out.status.code(), Some(code), "{what}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{what}: stdout {:?}", stdout(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{what}: {err:?}");
+        assert!(err.starts_with("sendmail: "), "{what}: {err:?}");
+    }
+    assert!(!env.queue.join("queue.db").exists() || env.count("1") == 0);
+}
+
+#[test]
+fn config_and_queue_errors() {
+    let port = closed_port();
+    // A typo in the config: 78, naming the file and the key.
+    let env = Env::with_sections(port, "queue.hold_max_agee = \"1h\"", "");
+    let out = env.submit(&["-t"], &simple_message("a@example.com", "s"));
+    assert_eq!(out.status.code(), Some(78));
+    assert!(stderr(&out).contains("hold_max_agee") && stderr(&out).contains("scriptmail.toml"));
+
+    // A caller the policy refuses: 77.
+    let env = Env::with_sections(port, "accounts.allow = [\"somebody-else\"]", "");
+    let out = env.submit(&["-t"], &simple_message("a@example.com", "s"));
+    assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
+
+    // The queue cannot be created: 73.
+    let env = Env::new(port);
+    std::fs::remove_dir(&env.queue).unwrap();
+    std::fs::write(&env.queue, b"not a directory").unwrap();
+    let out = env.submit(&["-t"], &simple_message("a@example.com", "s"));
+    assert_eq!(out.status.code(), Some(73), "{}", stderr(&out));
+
+    // A queue from a newer scriptmail is refused, not touched: 78.
+    let env = Env::new(port);
+    let db = rusqlite::Connection::open(env.queue.join("queue.db")).unwrap();
+    db.pragma_update(None, "user_version", 999).unwrap();
+    drop(db);
+    let out = env.submit(&["-t"], &simple_message("a@example.com", "s"));
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(stderr(&out).contains("newer"), "{}", stderr(&out));
+}
+
+#[test]
+fn exit_zero_means_committed_even_with_the_smarthost_down() {
+    let env = Env::new(closed_port());
+    for i in 0..3 {
+        let out = env.submit(
+            &["-t", "-i"],
+            &simple_message("a@example.com", &format!("m{i}")),
+        );
+        assert_ok(&out);
+    }
+    // Committed and waiting for a retry, not lost.
+    wait_until(WAIT, || env.count("state = 'deferred'") == 3);
+}
+
+#[test]
+fn mailq_and_newaliases_names() {
+    let env = Env::new(closed_port());
+    let out = env.submit(&["-t"], &simple_message("a@example.com", "s"));
+    assert_ok(&out);
+    let dir = env.path().join("bin");
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::symlink(SENDMAIL, dir.join("mailq")).unwrap();
+    std::os::unix::fs::symlink(SENDMAIL, dir.join("newaliases")).unwrap();
+    let mut mailq = env.sendmail();
+    let mailq = mailq.arg0(dir.join("mailq"));
+    let out = mailq.output().unwrap();
+    assert_ok(&out);
+    assert!(stdout(&out).contains("<a@example.com>"), "{}", stdout(&out));
+    let out = Command::new(dir.join("newaliases"))
+        .env("SCRIPTMAIL_CONFIG", &env.config)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+}
+
+use std::os::unix::process::CommandExt;
+
+/// The privileged drop-in links no SMTP, TLS or clap code (SPEC §2).
+#[test]
+fn sendmail_binary_links_no_smtp_tls_or_clap() {
+    let out = Command::new("nm")
+        .arg("-C")
+        .arg(SENDMAIL)
+        .output()
+        .expect("nm (binutils)");
+    assert_ok(&out);
+    let symbols = stdout(&out);
+    assert!(
+        symbols.contains("scriptmail::submit::run"),
+        "nm saw no symbols"
+    );
+    for forbidden in ["lettre::", "rustls::", "clap::", "clap_builder::", "ring::"] {
+        // A crate path, not a suffix of another name (`String::`).
+        let linked = symbols.match_indices(forbidden).any(|(i, _)| {
+            !symbols[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        });
+        assert!(!linked, "sendmail links {forbidden}");
+    }
+}
