@@ -1,1 +1,679 @@
-//! Integration tests: relay.
+//! Integration tests: the relay (SPEC §5, issue 3) — retries, per-recipient
+//! outcomes, crashes, signals and bursts — against the scripted fake SMTP
+//! server (fault injection) and Postfix's real smtp-sink (everything else).
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::fake_smtp::{Action, FakeSmtp};
+use crate::sink::Sink;
+use crate::util::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Start `scriptmail relayd` with its stderr in a file (a pipe nobody reads
+/// would block it once the test's syslog socket is full); ready once it has
+/// taken its lock and bound its wake-up socket.
+fn relayd(env: &Env) -> Daemon {
+    let err = File::create(env.path().join("relayd.stderr")).expect("stderr file");
+    let child = env
+        .scriptmail()
+        .arg("relayd")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("start relayd");
+    let pid = child.id().to_string();
+    let (pid_file, sock) = (env.queue.join("relayd.pid"), env.queue.join("relayd.sock"));
+    wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == pid) && sock.exists()
+    });
+    Daemon { child: Some(child) }
+}
+
+fn relayd_stderr(env: &Env) -> String {
+    std::fs::read_to_string(env.path().join("relayd.stderr")).unwrap_or_default()
+}
+
+/// Submit one message with `-t -i`, asserting exit 0.
+fn send(env: &Env, to: &str, subject: &str) {
+    let out = env.submit(&["-t", "-i"], &simple_message(to, subject));
+    assert_ok(&out);
+}
+
+/// `senders` concurrent loops of `each` submissions through the real
+/// sendmail binary; returns the failures (subject, exit, stderr).
+fn burst(env: &Env, senders: usize, each: usize, tag: &str) -> Vec<String> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..senders)
+            .map(|p| {
+                s.spawn(move || {
+                    let mut failed = Vec::new();
+                    for i in 0..each {
+                        let subject = format!("{tag} {p}-{i}");
+                        let out = env.submit(
+                            &["-t", "-i"],
+                            &simple_message("burst@example.org", &subject),
+                        );
+                        if !out.status.success() {
+                            failed.push(format!(
+                                "{subject}: {:?} {}",
+                                out.status.code(),
+                                stderr(&out)
+                            ));
+                        }
+                    }
+                    failed
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("sender thread"))
+            .collect()
+    })
+}
+
+/// How many times each subject arrived at the sink.
+fn subjects(sink: &Sink) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for m in sink.messages() {
+        *seen
+            .entry(m.header("Subject").unwrap_or_default())
+            .or_default() += 1;
+    }
+    seen
+}
+
+fn query_i64(env: &Env, sql: &str) -> i64 {
+    env.db().query_row(sql, [], |r| r.get(0)).expect(sql)
+}
+
+fn query_rows(env: &Env, sql: &str) -> Vec<(String, String, String)> {
+    let db = env.db();
+    let mut st = db.prepare(sql).expect(sql);
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect(sql)
+        .collect::<Result<_, _>>()
+        .expect(sql)
+}
+
+/// Wait until every message is in a final state (sent or failed).
+fn wait_all_done(env: &Env, n: i64, timeout: Duration) {
+    let start = Instant::now();
+    loop {
+        let done = env.count("state IN ('sent', 'failed')");
+        if done >= n {
+            return;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "only {done} of {n} messages done within {timeout:?}; states: {:?}",
+            query_rows(
+                env,
+                "SELECT state, count(*), max(last_error) FROM messages GROUP BY state"
+            )
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn temporary_failure_then_delivered_once() {
+    let fake = FakeSmtp::start();
+    fake.on(
+        "DOT",
+        None,
+        Some(1),
+        Action::reply(451, "4.3.0 try again later"),
+    );
+    let env = Env::new(fake.port());
+    let _d = relayd(&env);
+    send(&env, "a@example.org", "retry me");
+    wait_all_done(&env, 1, WAIT);
+    assert_eq!(env.count("state = 'sent' AND attempts = 2"), 1);
+    let got = fake.delivered();
+    assert_eq!(got.len(), 1, "{}", fake.transcript_text());
+    assert_eq!(got[0].rcpt_to, ["a@example.org"]);
+    // The first attempt's 451 is what the log said before the retry.
+    let log = env.log_lines().join("\n");
+    assert!(log.contains("status=deferred"), "{log}");
+    assert!(log.contains("451 4.3.0 try again later"), "{log}");
+    assert!(log.contains("status=sent"), "{log}");
+}
+
+#[test]
+fn permanent_failure_is_recorded_with_the_servers_text() {
+    let fake = FakeSmtp::start();
+    fake.on(
+        "RCPT",
+        None,
+        None,
+        Action::reply(550, "5.1.1 no such user here"),
+    );
+    let env = Env::new(fake.port());
+    let _d = relayd(&env);
+    send(&env, "nobody@example.org", "bounce me");
+    wait_all_done(&env, 1, WAIT);
+    assert_eq!(env.count("state = 'failed'"), 1);
+    assert!(fake.delivered().is_empty());
+    let last: String = env
+        .db()
+        .query_row("SELECT last_error FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(last, "550 5.1.1 no such user here");
+    let errors = query_rows(&env, "SELECT rcpt, kind, message FROM errors");
+    assert_eq!(
+        errors,
+        [(
+            "nobody@example.org".to_string(),
+            "rejected".to_string(),
+            "550 5.1.1 no such user here".to_string()
+        )]
+    );
+    assert_eq!(query_i64(&env, "SELECT error_total FROM accounts"), 1);
+    assert_eq!(query_i64(&env, "SELECT sum(errors) FROM daily"), 1);
+    // The session was left clean: RSET after the refused transaction.
+    assert!(fake.transcript_text().contains("RSET"));
+}
+
+#[test]
+fn one_rejected_recipient_of_three_does_not_lose_the_others() {
+    let fake = FakeSmtp::start();
+    fake.on(
+        "RCPT",
+        Some("<b@"),
+        None,
+        Action::reply(550, "5.1.1 b is gone"),
+    );
+    let env = Env::new(fake.port());
+    let _d = relayd(&env);
+    let msg = b"To: a@example.org, b@example.org, c@example.org\r\nSubject: three\r\n\r\nhi\r\n";
+    assert_ok(&env.submit(&["-t", "-i"], msg));
+    wait_all_done(&env, 1, WAIT);
+    let got = fake.delivered();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].rcpt_to, ["a@example.org", "c@example.org"]);
+    assert_eq!(got[0].rcpt_rejected, ["b@example.org"]);
+    assert_eq!(env.count("state = 'sent'"), 1);
+    let states = query_rows(&env, "SELECT rcpt, state, '' FROM recipients ORDER BY rcpt");
+    let states: Vec<_> = states.into_iter().map(|(r, s, _)| (r, s)).collect();
+    assert_eq!(
+        states,
+        [
+            ("a@example.org".into(), "sent".into()),
+            ("b@example.org".into(), "failed".into()),
+            ("c@example.org".into(), "sent".into())
+        ]
+    );
+    let errors = query_rows(&env, "SELECT rcpt, kind, message FROM errors");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].0, "b@example.org");
+    assert_eq!(errors[0].2, "550 5.1.1 b is gone");
+}
+
+#[test]
+fn a_temporarily_refused_recipient_is_retried_alone() {
+    let fake = FakeSmtp::start();
+    fake.on(
+        "RCPT",
+        Some("<b@"),
+        Some(1),
+        Action::reply(451, "4.2.0 b later"),
+    );
+    let env = Env::new(fake.port());
+    let _d = relayd(&env);
+    let msg = b"To: a@example.org, b@example.org\r\nSubject: two\r\n\r\nhi\r\n";
+    assert_ok(&env.submit(&["-t", "-i"], msg));
+    wait_all_done(&env, 1, WAIT);
+    let got = fake.delivered();
+    assert_eq!(got.len(), 2, "{}", fake.transcript_text());
+    assert_eq!(got[0].rcpt_to, ["a@example.org"]);
+    assert_eq!(got[1].rcpt_to, ["b@example.org"]);
+    assert_eq!(query_i64(&env, "SELECT count(*) FROM errors"), 0);
+    assert_eq!(query_i64(&env, "SELECT sent_total FROM accounts"), 1);
+}
+
+#[test]
+fn connection_dropped_mid_data_is_retried_and_delivered_once() {
+    let fake = FakeSmtp::start();
+    fake.on("DATA", None, Some(1), Action::DropMidData);
+    let env = Env::new(fake.port());
+    let _d = relayd(&env);
+    send(&env, "a@example.org", "cut me");
+    wait_all_done(&env, 1, WAIT);
+    assert_eq!(env.count("state = 'sent' AND attempts = 2"), 1);
+    let got = fake.delivered();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].text().contains("Subject: cut me"));
+    assert!(fake.connections() >= 2);
+}
+
+#[test]
+fn server_closing_a_reused_connection_costs_no_retry_delay() {
+    // The first message leaves a cached connection; the server then drops
+    // it (as an idle timeout would). The next message must go out on a
+    // fresh connection in the same attempt, not be deferred.
+    let fake = FakeSmtp::start();
+    let env = Env::with_config(fake.port(), "relay.connections = 1");
+    let _d = relayd(&env);
+    send(&env, "a@example.org", "first");
+    fake.wait_for(1, WAIT);
+    fake.kill_connections();
+    send(&env, "a@example.org", "second");
+    wait_all_done(&env, 2, WAIT);
+    assert_eq!(env.count("state = 'sent' AND attempts = 1"), 2);
+    assert_eq!(fake.delivered().len(), 2);
+}
+
+#[test]
+fn connections_are_reused_across_messages() {
+    let sink = Sink::start();
+    let env = Env::with_config(sink.port(), "relay.connections = 1");
+    let _d = relayd(&env);
+    for i in 0..5 {
+        send(&env, "a@example.org", &format!("reuse {i}"));
+    }
+    wait_all_done(&env, 5, WAIT);
+    let msgs = sink.wait_for(5, WAIT);
+    let conns: HashSet<usize> = msgs.iter().map(|m| m.connection).collect();
+    assert_eq!(conns.len(), 1, "one connection for all: {conns:?}");
+    assert_eq!(sink.connections(), 1);
+}
+
+#[test]
+fn smarthost_down_then_up_delivers_everything_once() {
+    let fake = FakeSmtp::start();
+    fake.down();
+    let env = Env::new(fake.port());
+    let d = relayd(&env);
+    let started = Instant::now();
+    for i in 0..20 {
+        send(&env, "a@example.org", &format!("outage {i}"));
+    }
+    // Every message was tried and deferred, some more than once.
+    wait_until(WAIT, || {
+        env.count("state = 'deferred' AND attempts >= 2") == 20
+    });
+    let last: String = env
+        .db()
+        .query_row("SELECT max(last_error) FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert!(last.contains("connect"), "{last}");
+    // Backoff, not a spin: retries are at least 0.75 s apart (75 % of the
+    // 1 s retry_initial), so no message can have more tries than that allows.
+    let max_tries = query_i64(&env, "SELECT max(attempts) FROM messages");
+    let allowed = (started.elapsed().as_secs_f64() / 0.75).ceil() as i64 + 1;
+    assert!(
+        max_tries <= allowed,
+        "{max_tries} tries in {:?}",
+        started.elapsed()
+    );
+    fake.up();
+    wait_all_done(&env, 20, WAIT);
+    let got = fake.delivered();
+    let distinct: HashSet<String> = got
+        .iter()
+        .map(|m| {
+            m.text()
+                .lines()
+                .find(|l| l.starts_with("Subject:"))
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(got.len(), 20, "each exactly once");
+    assert_eq!(distinct.len(), 20);
+    let (status, _) = d.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn expired_past_queue_lifetime_with_each_recipient_in_error() {
+    let env = Env::with_config(closed_port(), "queue.queue_lifetime = \"2s\"");
+    let _d = relayd(&env);
+    let msg = b"To: a@example.org, b@example.org\r\nSubject: doomed\r\n\r\nhi\r\n";
+    assert_ok(&env.submit(&["-t", "-i"], msg));
+    wait_all_done(&env, 1, WAIT);
+    assert_eq!(env.count("state = 'failed'"), 1);
+    let errors = query_rows(&env, "SELECT rcpt, kind, message FROM errors ORDER BY rcpt");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    for (e, rcpt) in errors.iter().zip(["a@example.org", "b@example.org"]) {
+        assert_eq!(e.0, rcpt);
+        assert_eq!(e.1, "expired");
+        assert!(
+            e.2.contains("expired") && e.2.contains("connect"),
+            "{}",
+            e.2
+        );
+    }
+    assert_eq!(query_i64(&env, "SELECT error_total FROM accounts"), 2);
+    // The body is gone with the message.
+    assert_eq!(query_i64(&env, "SELECT count(*) FROM bodies"), 0);
+}
+
+#[test]
+fn body_8bitmime_and_dsn_parameters_are_passed_when_offered() {
+    let fake = FakeSmtp::start();
+    let env = Env::new(fake.port());
+    let _d = relayd(&env);
+    let msg = "To: a@example.org\r\nSubject: caf\u{e9}\r\n\r\nd\u{e9}j\u{e0} vu\r\n";
+    let out = env.submit(
+        &[
+            "-t",
+            "-i",
+            "-N",
+            "success,failure",
+            "-R",
+            "hdrs",
+            "-V",
+            "id+1 x",
+        ],
+        msg.as_bytes(),
+    );
+    assert_ok(&out);
+    let got = fake.wait_for(1, WAIT);
+    let args = &got[0].mail_args;
+    assert!(args.contains("BODY=8BITMIME"), "{args}");
+    assert!(args.contains("RET=HDRS"), "{args}");
+    // Stored decoded, sent as xtext (RFC 3461 §4).
+    assert!(args.contains("ENVID=id+2B1+20x"), "{args}");
+    let t = fake.transcript_text();
+    assert!(t.contains("NOTIFY=SUCCESS,FAILURE"), "{t}");
+    assert!(
+        got[0].text().contains("d\u{e9}j\u{e0} vu"),
+        "{}",
+        got[0].text()
+    );
+}
+
+#[test]
+fn no_dsn_parameters_to_a_server_that_does_not_offer_dsn() {
+    let fake = FakeSmtp::start();
+    fake.on(
+        "EHLO",
+        None,
+        None,
+        Action::reply(250, "fake-smtp.test\nPIPELINING\nENHANCEDSTATUSCODES"),
+    );
+    let env = Env::new(fake.port());
+    let _d = relayd(&env);
+    let out = env.submit(
+        &["-t", "-i", "-N", "never", "-R", "full", "-V", "abc"],
+        &simple_message("a@example.org", "plain"),
+    );
+    assert_ok(&out);
+    let got = fake.wait_for(1, WAIT);
+    assert_eq!(got[0].mail_args, format!("<{}>", got[0].mail_from));
+    assert!(!fake.transcript_text().contains("NOTIFY"));
+}
+
+#[test]
+fn kill_9_during_a_burst_loses_nothing() {
+    const N: usize = 300;
+    let sink = Sink::start();
+    let env = Env::new(sink.port());
+    let d = relayd(&env);
+    let (failed, at_kill) = std::thread::scope(|s| {
+        let senders = s.spawn(|| burst(&env, 4, N / 4, "kill9"));
+        wait_until(Duration::from_secs(120), || sink.stats().messages >= N / 5);
+        d.kill9();
+        let at_kill = sink.stats().messages;
+        // Submissions go on meanwhile: with no daemon listening, they
+        // start one-shot deliveries, which take over the orphaned claims.
+        std::thread::sleep(Duration::from_millis(300));
+        let d2 = relayd(&env);
+        (senders.join().expect("senders"), (at_kill, d2))
+    });
+    let (at_kill, _d2) = at_kill;
+    assert!(failed.is_empty(), "{failed:?}");
+    wait_all_done(&env, N as i64, Duration::from_secs(120));
+    sink.wait_for(N, WAIT);
+    let seen = subjects(&sink);
+    let total: usize = seen.values().sum();
+    eprintln!(
+        "kill -9 after {at_kill} deliveries; {} duplicate(s)",
+        total - N
+    );
+    assert_eq!(seen.len(), N, "every message arrived");
+    // Only a message whose 250 came back but whose commit did not happen
+    // can arrive twice: at most one per connection (relay.connections = 2).
+    assert!(
+        total - N <= 2,
+        "{} duplicates (killed after {at_kill} deliveries)",
+        total - N
+    );
+    assert_eq!(env.count("state = 'sent'"), N as i64);
+}
+
+/// 16 concurrent senders × 100 messages through the real sendmail.
+fn sixteen_by_hundred(with_daemon: bool) {
+    let sink = Sink::start();
+    let env = Env::new(sink.port());
+    let d = with_daemon.then(|| relayd(&env));
+    let failed = burst(&env, 16, 100, "burst");
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    wait_all_done(&env, 1600, Duration::from_secs(180));
+    sink.wait_for(1600, WAIT);
+    let seen = subjects(&sink);
+    assert_eq!(seen.len(), 1600, "1600 distinct messages");
+    assert!(seen.values().all(|&n| n == 1), "no duplicates");
+    assert_eq!(env.count("state = 'sent'"), 1600);
+    if let Some(d) = d {
+        let (status, _) = d.stop();
+        assert!(status.success());
+    } else {
+        // No daemon was ever started: one-shots did it all, and none is left.
+        assert!(!env.queue.join("relayd.pid").exists());
+    }
+}
+
+#[test]
+fn sixteen_concurrent_senders_with_the_daemon() {
+    sixteen_by_hundred(true);
+}
+
+#[test]
+fn sixteen_concurrent_senders_with_one_shot_deliveries_only() {
+    sixteen_by_hundred(false);
+}
+
+#[test]
+fn sigterm_finishes_the_message_in_flight_and_exits_0() {
+    let fake = FakeSmtp::start();
+    // The first message's final dot is answered slowly: SIGTERM arrives
+    // while it is in flight.
+    fake.on(
+        "DOT",
+        None,
+        Some(1),
+        Action::delay(Duration::from_secs(2), Action::Pass),
+    );
+    let env = Env::with_config(fake.port(), "relay.connections = 1");
+    let d = relayd(&env);
+    for i in 0..3 {
+        send(&env, "a@example.org", &format!("term {i}"));
+    }
+    wait_until(WAIT, || fake.transcript().iter().any(|(_, l)| l == "."));
+    let (status, err) = d.stop();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert_eq!(
+        fake.delivered().len(),
+        1,
+        "the message in flight was finished"
+    );
+    assert_eq!(env.count("state = 'sending'"), 0, "no claim left behind");
+    assert_eq!(env.count("state = 'sent'"), 1);
+    assert!(!env.queue.join("relayd.sock").exists());
+    // A restart sends the rest, and the finished one not again.
+    let _d = relayd(&env);
+    wait_all_done(&env, 3, WAIT);
+    assert_eq!(fake.delivered().len(), 3);
+}
+
+#[test]
+fn a_second_relayd_on_the_same_queue_refuses_to_start() {
+    let fake = FakeSmtp::start();
+    let env = Env::new(fake.port());
+    let d = relayd(&env);
+    let out = env
+        .scriptmail()
+        .arg("relayd")
+        .stdin(Stdio::null())
+        .output()
+        .expect("second relayd");
+    assert_eq!(out.status.code(), Some(69), "{}", stderr(&out));
+    let msg = stderr(&out);
+    assert!(msg.contains("already running"), "{msg}");
+    assert!(msg.contains(&d.pid().to_string()), "{msg}");
+    // The first one is unharmed.
+    send(&env, "a@example.org", "still here");
+    fake.wait_for(1, WAIT);
+}
+
+#[test]
+fn sighup_reloads_the_configuration() {
+    let first = FakeSmtp::start();
+    let second = FakeSmtp::start();
+    let env = Env::new(first.port());
+    let d = relayd(&env);
+    send(&env, "a@example.org", "to the first");
+    first.wait_for(1, WAIT);
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let changed = text.replace(
+        &format!("relay.port = {}", first.port()),
+        &format!("relay.port = {}", second.port()),
+    );
+    assert_ne!(text, changed);
+    std::fs::write(&env.config, changed).unwrap();
+    env.log_lines();
+    d.signal(libc::SIGHUP);
+    wait_until(WAIT, || {
+        env.log_lines()
+            .iter()
+            .any(|l| l.contains("configuration reloaded"))
+    });
+    send(&env, "a@example.org", "to the second");
+    let got = second.wait_for(1, WAIT);
+    assert!(got[0].text().contains("to the second"));
+    assert_eq!(first.delivered().len(), 1);
+    // A broken file is refused and the running configuration kept.
+    std::fs::write(&env.config, "relay.nonsense = 1\n").unwrap();
+    d.signal(libc::SIGHUP);
+    wait_until(WAIT, || {
+        env.log_lines().iter().any(|l| l.contains("reload failed"))
+    });
+    // Back to a valid file naming the first server, without a SIGHUP: the
+    // daemon still relays with what it loaded last, the second.
+    std::fs::write(&env.config, &text).unwrap();
+    send(&env, "a@example.org", "still to the second");
+    second.wait_for(2, WAIT);
+    let (status, _) = d.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn starttls_not_offered_defers_and_never_falls_back_to_plain_text() {
+    let fake = FakeSmtp::start();
+    let env = Env::with_config(fake.port(), "relay.tls = \"starttls\"");
+    let _d = relayd(&env);
+    send(&env, "a@example.org", "secret");
+    wait_until(WAIT, || env.count("state = 'deferred'") == 1);
+    let last: String = env
+        .db()
+        .query_row("SELECT last_error FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert!(last.contains("STARTTLS"), "{last}");
+    let t = fake.transcript_text();
+    assert!(!t.contains("MAIL FROM"), "{t}");
+    assert_eq!(query_i64(&env, "SELECT count(*) FROM errors"), 0);
+}
+
+#[test]
+fn implicit_tls_handshake_failure_defers() {
+    let fake = FakeSmtp::start();
+    let env = Env::with_config(fake.port(), "relay.tls = \"tls\"");
+    let _d = relayd(&env);
+    send(&env, "a@example.org", "secret");
+    wait_until(WAIT, || env.count("state = 'deferred'") == 1);
+    assert!(fake.delivered().is_empty());
+    assert_eq!(query_i64(&env, "SELECT count(*) FROM errors"), 0);
+}
+
+#[test]
+fn auth_with_credentials_from_a_private_file() {
+    let fake = FakeSmtp::start();
+    fake.on(
+        "EHLO",
+        None,
+        None,
+        Action::reply(250, "fake-smtp.test\nAUTH PLAIN LOGIN\n8BITMIME"),
+    );
+    fake.on("AUTH", None, None, Action::reply(235, "2.7.0 ok"));
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("relay-auth");
+    std::fs::write(&auth, "relayuser s3cret pass\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let env = Env::with_config(
+        fake.port(),
+        &format!("relay.auth_file = \"{}\"", auth.display()),
+    );
+    // World-readable: refused at start, with the reason.
+    let out = env
+        .scriptmail()
+        .arg("relayd")
+        .stdin(Stdio::null())
+        .output()
+        .expect("relayd");
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(stderr(&out).contains("0600"), "{}", stderr(&out));
+    std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let _d = relayd(&env);
+    send(&env, "a@example.org", "authenticated");
+    fake.wait_for(1, WAIT);
+    // AUTH PLAIN: base64("\0relayuser\0s3cret pass").
+    let t = fake.transcript_text();
+    assert!(
+        t.contains("AUTH PLAIN AHJlbGF5dXNlcgBzM2NyZXQgcGFzcw=="),
+        "{t}"
+    );
+    // The password never reaches the log.
+    let log = env.log_lines().join("\n") + &relayd_stderr(&env);
+    assert!(!log.contains("s3cret"), "{log}");
+}
+
+#[test]
+fn a_starting_daemon_takes_over_from_a_one_shot_delivery() {
+    let fake = FakeSmtp::start();
+    // Slow server: the one-shot started by the first sendmail is still
+    // busy when the daemon starts.
+    fake.on(
+        "DOT",
+        None,
+        None,
+        Action::delay(Duration::from_millis(300), Action::Pass),
+    );
+    let env = Env::new(fake.port());
+    for i in 0..6 {
+        send(&env, "a@example.org", &format!("handover {i}"));
+    }
+    wait_until(WAIT, || !fake.delivered().is_empty());
+    let d = relayd(&env);
+    wait_all_done(&env, 6, WAIT);
+    let got = fake.delivered();
+    assert_eq!(got.len(), 6, "each once: {}", fake.transcript_text());
+    // The daemon is the relayer now: a new message goes through it.
+    send(&env, "a@example.org", "after handover");
+    fake.wait_for(7, WAIT);
+    let (status, err) = d.stop();
+    assert!(status.success(), "{err}");
+}
