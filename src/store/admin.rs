@@ -53,6 +53,29 @@ macro_rules! message_cols {
     };
 }
 
+/// The statements behind `status ACCOUNT`, `stats` and friends, named so
+/// the test below can check with EXPLAIN QUERY PLAN that each is an index
+/// search, never a scan.
+mod sql {
+    pub const ACCOUNT_BY_NAME: &str =
+        concat!("SELECT ", account_cols!(), " FROM accounts WHERE name = ?1");
+    pub const QUEUE_COUNTS: &str = concat!(
+        "SELECT state, count(*), min(created) FROM messages WHERE account_id = ?1 AND ",
+        pending!(),
+        " GROUP BY state"
+    );
+    pub const DAY_COUNTS: &str = "SELECT day, submitted, sent, errors, held, expired FROM daily
+         WHERE account_id = ?1 AND day = ?2";
+    pub const LAST_EVENT: &str = "SELECT at, old_state, new_state, reason, actor, note FROM events
+         WHERE account_id = ?1 ORDER BY at DESC, id DESC LIMIT 1";
+    pub const DAY_RANGE: &str = "SELECT day, submitted, sent, errors, held, expired FROM daily
+         WHERE account_id = ?1 AND day >= ?2 AND day <= ?3";
+    pub const ERRORS_OF: &str = "SELECT at, qid, rcpt, kind, message, subject, script FROM errors
+         WHERE account_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2";
+    pub const HISTORY: &str = "SELECT at, old_state, new_state, reason, actor, note FROM events
+         WHERE account_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2";
+}
+
 /// One account's row.
 #[derive(Debug, Clone)]
 pub struct Account {
@@ -335,14 +358,10 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
 
 /// The account named `name`, inside a transaction.
 fn account_in(tx: &Transaction<'_>, name: &str) -> Result<Account> {
-    tx.prepare_cached(concat!(
-        "SELECT ",
-        account_cols!(),
-        " FROM accounts WHERE name = ?1"
-    ))?
-    .query_row([name], account_from_row)
-    .optional()?
-    .ok_or_else(|| StoreError::NoAccount(name.to_string()))
+    tx.prepare_cached(sql::ACCOUNT_BY_NAME)?
+        .query_row([name], account_from_row)
+        .optional()?
+        .ok_or_else(|| StoreError::NoAccount(name.to_string()))
 }
 
 fn count_held(tx: &Transaction<'_>, account_id: i64) -> Result<u64> {
@@ -384,11 +403,7 @@ impl Store {
     /// The account named `name`.
     pub fn account(&self, name: &str) -> Result<Account> {
         self.conn
-            .prepare_cached(concat!(
-                "SELECT ",
-                account_cols!(),
-                " FROM accounts WHERE name = ?1"
-            ))?
+            .prepare_cached(sql::ACCOUNT_BY_NAME)?
             .query_row([name], account_from_row)
             .optional()?
             .ok_or_else(|| StoreError::NoAccount(name.to_string()))
@@ -410,12 +425,7 @@ impl Store {
     /// An account's not-yet-done mail, counted by state (one index search).
     pub fn queue_counts(&self, account_id: i64) -> Result<QueueCounts> {
         let mut q = QueueCounts::default();
-        let mut stmt = self.conn.prepare_cached(concat!(
-            "SELECT state, count(*), min(created) FROM messages
-             WHERE account_id = ?1 AND ",
-            pending!(),
-            " GROUP BY state"
-        ))?;
+        let mut stmt = self.conn.prepare_cached(sql::QUEUE_COUNTS)?;
         let rows = stmt.query_map([account_id], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -434,10 +444,7 @@ impl Store {
     fn day_counts(&self, account_id: i64, day: i64) -> Result<DayCounts> {
         Ok(self
             .conn
-            .prepare_cached(
-                "SELECT day, submitted, sent, errors, held, expired FROM daily
-                 WHERE account_id = ?1 AND day = ?2",
-            )?
+            .prepare_cached(sql::DAY_COUNTS)?
             .query_row(params![account_id, day], day_from_row)
             .optional()?
             .unwrap_or(DayCounts {
@@ -453,10 +460,7 @@ impl Store {
         let queue = self.queue_counts(account.id)?;
         let last_event = self
             .conn
-            .prepare_cached(
-                "SELECT at, old_state, new_state, reason, actor, note FROM events
-                 WHERE account_id = ?1 ORDER BY at DESC, id DESC LIMIT 1",
-            )?
+            .prepare_cached(sql::LAST_EVENT)?
             .query_row([account.id], event_from_row)
             .optional()?;
         Ok(AccountStatus {
@@ -487,7 +491,12 @@ impl Store {
         {
             let mut stmt = self
                 .conn
-                .prepare_cached("SELECT account_id, sent FROM daily WHERE day = ?1")?;
+                // CROSS JOIN keeps accounts as the outer loop: one key
+                // search per account instead of a scan of every daily row.
+                .prepare_cached(
+                    "SELECT a.id, d.sent FROM accounts a CROSS JOIN daily d
+                     ON d.account_id = a.id AND d.day = ?1",
+                )?;
             let rows = stmt.query_map([clock::day_of(now)], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
             })?;
@@ -1017,8 +1026,11 @@ impl Store {
     pub fn error_texts(&self, qid: &str) -> Result<Vec<String>> {
         Ok(self
             .conn
+            // Through `errors_account`: errors has no index on qid.
             .prepare_cached(
-                "SELECT rcpt || ': ' || message FROM errors WHERE qid = ?1 ORDER BY id",
+                "SELECT rcpt || ': ' || message FROM errors
+                 WHERE account_id = (SELECT account_id FROM messages WHERE qid = ?1)
+                   AND qid = ?1 ORDER BY at, id",
             )?
             .query_map([qid], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?)
@@ -1032,10 +1044,7 @@ impl Store {
         let first = today - days.max(1) + 1;
         let mut found: std::collections::HashMap<i64, DayCounts> = self
             .conn
-            .prepare_cached(
-                "SELECT day, submitted, sent, errors, held, expired FROM daily
-                 WHERE account_id = ?1 AND day >= ?2 AND day <= ?3",
-            )?
+            .prepare_cached(sql::DAY_RANGE)?
             .query_map(params![account.id, first, today], day_from_row)?
             .map(|r| r.map(|d| (d.day, d)))
             .collect::<rusqlite::Result<_>>()?;
@@ -1054,10 +1063,7 @@ impl Store {
         let account = self.account(name)?;
         Ok(self
             .conn
-            .prepare_cached(
-                "SELECT at, qid, rcpt, kind, message, subject, script FROM errors
-                 WHERE account_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2",
-            )?
+            .prepare_cached(sql::ERRORS_OF)?
             .query_map(params![account.id, limit.max(1)], |r| {
                 Ok(ErrorRow {
                     at: r.get(0)?,
@@ -1077,10 +1083,7 @@ impl Store {
         let account = self.account(name)?;
         let mut events: Vec<Event> = self
             .conn
-            .prepare_cached(
-                "SELECT at, old_state, new_state, reason, actor, note FROM events
-                 WHERE account_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2",
-            )?
+            .prepare_cached(sql::HISTORY)?
             .query_map(params![account.id, limit.max(1)], event_from_row)?
             .collect::<rusqlite::Result<_>>()?;
         events.reverse();
@@ -1270,5 +1273,246 @@ fn refused(name: &str, refusal: Refusal) -> StoreError {
     StoreError::Refused {
         account: name.to_string(),
         refusal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Durability, EnqueuePolicy, NewMessage};
+
+    const T0: i64 = 1_795_353_858_000; // 2026-11-22T13:24:18Z
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("queue.db"), Durability::Normal).unwrap();
+        (dir, s)
+    }
+
+    fn submit(s: &mut Store, account: &str, qid: &str, now: i64) -> bool {
+        let rcpt = vec!["someone@example.com".to_string()];
+        s.enqueue(
+            &NewMessage {
+                qid,
+                account,
+                uid: 1000,
+                sender: "www@node.example.net",
+                recipients: &rcpt,
+                data: b"Subject: t\r\n\r\nbody\r\n",
+                subject: "t",
+                script: "/var/www/x.php",
+                cwd: "/var/www",
+                dsn_notify: None,
+                dsn_ret: None,
+                envid: None,
+                body_8bit: false,
+                system: false,
+            },
+            EnqueuePolicy::default(),
+            now,
+        )
+        .unwrap()
+        .held
+    }
+
+    fn state_of(s: &Store, qid: &str) -> String {
+        s.message(qid, false).unwrap().row.state
+    }
+
+    /// The queries `status ACCOUNT`, `stats`, `errors` and `history` run
+    /// must be B-tree searches: with a million messages a scan is seconds.
+    #[test]
+    fn hot_queries_are_index_searches() {
+        let (_d, s) = store();
+        for (query, index) in [
+            (sql::ACCOUNT_BY_NAME, "sqlite_autoindex_accounts_1 (name=?)"),
+            // The partial index, not messages_account (the whole history).
+            (
+                sql::QUEUE_COUNTS,
+                "COVERING INDEX messages_pending (account_id=? AND state=?)",
+            ),
+            (sql::DAY_COUNTS, "PRIMARY KEY (account_id=? AND day=?)"),
+            (sql::LAST_EVENT, "events_account (account_id=?)"),
+            (
+                sql::DAY_RANGE,
+                "PRIMARY KEY (account_id=? AND day>? AND day<?)",
+            ),
+            (sql::ERRORS_OF, "errors_account (account_id=?)"),
+            (sql::HISTORY, "events_account (account_id=?)"),
+        ] {
+            let mut stmt = s
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
+                .unwrap();
+            let nulls = vec![rusqlite::types::Value::Null; stmt.parameter_count()];
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let text = plan.join(" | ");
+            assert!(text.contains(index), "{query}: {text}");
+            assert!(!text.contains("SCAN"), "{query}: {text}");
+            assert!(!text.contains("TEMP B-TREE"), "{query}: {text}");
+        }
+    }
+
+    #[test]
+    fn unblock_moves_held_mail_and_records_the_actor() {
+        let (_d, mut s) = store();
+        assert!(!submit(&mut s, "alice", "Q1", T0));
+        s.block(
+            "alice",
+            BlockReason::Manual,
+            "panel:bob",
+            "ticket 7",
+            T0 + 1,
+        )
+        .unwrap();
+        assert!(submit(&mut s, "alice", "Q2", T0 + 2));
+        assert!(submit(&mut s, "alice", "Q3", T0 + 3));
+        let c = s.unblock("alice", false, "root", "", T0 + 4).unwrap();
+        assert_eq!((c.old, c.new, c.released), (State::Ko, State::Ok, 2));
+        assert_eq!(state_of(&s, "Q2"), "queued");
+        let h = s.history("alice", 10).unwrap();
+        assert_eq!(h.len(), 2);
+        assert_eq!(
+            (h[0].old.as_str(), h[0].new.as_str(), h[0].actor.as_str()),
+            ("ok", "ko", "panel:bob")
+        );
+        assert_eq!(h[0].note, "ticket 7");
+        assert_eq!((h[1].new.as_str(), h[1].reason.as_str()), ("ok", "unblock"));
+        let st = s.account_status("alice", T0 + 5).unwrap();
+        assert_eq!((st.queue.held, st.queue.queued), (0, 3));
+        assert_eq!(st.today.held, 2);
+        assert!(matches!(
+            s.block("nobody", BlockReason::Manual, "root", "", T0),
+            Err(StoreError::NoAccount(_))
+        ));
+    }
+
+    /// Mail that arrives while a purge runs is held (purging does not send)
+    /// and must come out queued in the purge's final transaction.
+    #[test]
+    fn purge_drops_old_mail_and_releases_mail_submitted_meanwhile() {
+        let (_d, mut s) = store();
+        submit(&mut s, "alice", "Q0", T0);
+        s.block("alice", BlockReason::Spam, "root", "", T0 + 1)
+            .unwrap();
+        for i in 1..=7 {
+            assert!(submit(&mut s, "alice", &format!("Q{i}"), T0 + 1 + i));
+        }
+        let p = s.purge_begin("alice", "root", "", T0 + 100).unwrap();
+        assert_eq!(p.old, State::Spam);
+        assert!(submit(&mut s, "alice", "LATE", T0 + 101));
+        let mut dropped = Dropped::default();
+        loop {
+            let d = s.purge_chunk(&p, 3).unwrap();
+            dropped.held += d.held;
+            dropped.queued += d.queued;
+            if d.held + d.queued < 3 {
+                break;
+            }
+        }
+        assert_eq!((dropped.held, dropped.queued), (7, 1));
+        assert_eq!(s.purge_finish(&p, "root", T0 + 102).unwrap(), 1);
+        assert_eq!(state_of(&s, "LATE"), "queued");
+        assert!(matches!(
+            s.message("Q3", false),
+            Err(StoreError::NoMessage(_))
+        ));
+        let a = s.account("alice").unwrap();
+        assert_eq!((a.state, a.reason.as_str()), (State::Ok, "purge"));
+        let q = s.queue_counts(a.id).unwrap();
+        assert_eq!((q.held, q.queued), (0, 1));
+    }
+
+    /// A purge interrupted after `purge_begin` leaves the account purging;
+    /// running purge again carries on with the original cutoff.
+    #[test]
+    fn interrupted_purge_resumes() {
+        let (_d, mut s) = store();
+        s.configure("alice", &Settings::default(), T0).unwrap();
+        s.block("alice", BlockReason::Manual, "root", "", T0)
+            .unwrap();
+        submit(&mut s, "alice", "Q1", T0 + 1);
+        let first = s.purge_begin("alice", "root", "", T0 + 10).unwrap();
+        assert!(submit(&mut s, "alice", "LATE", T0 + 20));
+        let again = s.purge_begin("alice", "root", "", T0 + 30).unwrap();
+        assert_eq!((again.old, again.cutoff), (State::Purging, first.cutoff));
+        assert!(matches!(
+            s.unblock("alice", true, "root", "", T0 + 31),
+            Err(StoreError::Refused { .. })
+        ));
+        let d = s.purge_chunk(&again, 100).unwrap();
+        assert_eq!(d.held, 1);
+        assert_eq!(s.purge_finish(&again, "root", T0 + 40).unwrap(), 1);
+    }
+
+    #[test]
+    fn expiry_counts_per_day_and_housekeeping_keeps_the_newest_event() {
+        let (_d, mut s) = store();
+        let old = T0 - 500 * clock::DAY_MS;
+        submit(&mut s, "alice", "OLD", old);
+        s.block("alice", BlockReason::Manual, "root", "long ago", old + 1)
+            .unwrap();
+        assert!(submit(&mut s, "alice", "H1", T0 - 10_000));
+        assert!(submit(&mut s, "alice", "H2", T0 - 9_000));
+        assert!(submit(&mut s, "alice", "H3", T0));
+        let expired = s.expire_held(T0 - 5_000, T0, 1).unwrap();
+        assert_eq!(expired, vec![("alice".to_string(), 1)]);
+        let expired = s.expire_held(T0 - 5_000, T0, 100).unwrap();
+        assert_eq!(expired, vec![("alice".to_string(), 1)]);
+        assert_eq!(state_of(&s, "H1"), "expired");
+        assert_eq!(state_of(&s, "H3"), "held");
+        assert!(s.message("H1", true).unwrap().data.is_none());
+        let today = s.daily_stats("alice", 1, T0).unwrap();
+        assert_eq!((today[0].expired, today[0].held), (2, 3));
+        // History older than 400 days goes; the block event that explains
+        // the current state stays even though it is older.
+        let h = s
+            .housekeep(crate::store::day_start(T0, 400), clock::hour_of(T0) - 1, 2)
+            .unwrap();
+        assert_eq!(h.daily, 1);
+        assert_eq!(h.events, 0);
+        assert_eq!(s.history("alice", 10).unwrap().len(), 1);
+        assert_eq!(s.daily_stats("alice", 400, T0).unwrap().len(), 400);
+        // The OLD message was never done (no relay ran): it stays.
+        assert_eq!(state_of(&s, "OLD"), "queued");
+    }
+
+    #[test]
+    fn settings_create_the_account_and_round_trip() {
+        let (_d, mut s) = store();
+        let (a, created) = s
+            .configure(
+                "newsite",
+                &Settings {
+                    report_to: Some(Some("admin@example.com".into())),
+                    max_per_day: Some(Limit::Value(50)),
+                    max_per_hour: Some(Limit::Value(0)),
+                },
+                T0,
+            )
+            .unwrap();
+        assert!(created);
+        assert_eq!(a.report_to.as_deref(), Some("admin@example.com"));
+        assert_eq!((a.max_per_day, a.max_per_hour), (Some(50), Some(0)));
+        let (a, created) = s
+            .configure(
+                "newsite",
+                &Settings {
+                    report_to: Some(None),
+                    max_per_day: Some(Limit::Default),
+                    max_per_hour: None,
+                },
+                T0,
+            )
+            .unwrap();
+        assert!(!created);
+        assert_eq!(
+            (a.report_to, a.max_per_day, a.max_per_hour),
+            (None, None, Some(0))
+        );
     }
 }
