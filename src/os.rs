@@ -27,6 +27,13 @@ pub fn effective_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// The effective group id of this process: the service group when the
+/// program is installed set-gid (the package installs it 6755).
+pub fn effective_gid() -> u32 {
+    // SAFETY: getegid(2) cannot fail and touches no memory.
+    unsafe { libc::getegid() }
+}
+
 /// True when the kernel started this program set-ID (or with file
 /// capabilities): `AT_SECURE` is the kernel's own answer, covering set-uid,
 /// set-gid and capabilities alike, and it survives our later uid switch.
@@ -178,10 +185,21 @@ pub fn reset_limits() {
     };
     // SAFETY: a valid rlimit pointer.
     unsafe { libc::setrlimit(libc::RLIMIT_CORE, &core) };
+    // A process on the caller's terminal gets SIGTSTP (^Z), SIGTTIN and
+    // SIGTTOU from the line discipline with no permission check at all: the
+    // one way left to stop us after the uid switch, so the stop signals are
+    // ignored (a read from a background terminal then fails with EIO).
     // SAFETY: setting dispositions to SIG_IGN installs no handler code.
     unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        for sig in [
+            libc::SIGXFSZ,
+            libc::SIGPIPE,
+            libc::SIGTSTP,
+            libc::SIGTTIN,
+            libc::SIGTTOU,
+        ] {
+            libc::signal(sig, libc::SIG_IGN);
+        }
     }
 }
 

@@ -81,6 +81,7 @@ pub fn run(argv0: OsString, args: Vec<OsString>) -> Result<(), SubmitError> {
     // The real uid, before anything else can change it.
     let uid = os::real_uid();
     let service_uid = os::effective_uid();
+    let service_gid = os::effective_gid();
     // The caller's working directory: "which script" evidence (SPEC §4).
     let cwd = std::env::current_dir()
         .map(|p| p.display().to_string())
@@ -108,7 +109,7 @@ pub fn run(argv0: OsString, args: Vec<OsString>) -> Result<(), SubmitError> {
         let user = os::User {
             name: String::new(),
             uid: service_uid,
-            gid: unsafe_free_egid(),
+            gid: service_gid,
         };
         os::become_user(&user)
             .map_err(|e| SubmitError::Os(format!("cannot switch to the service user: {e}")))?;
@@ -126,14 +127,6 @@ pub fn run(argv0: OsString, args: Vec<OsString>) -> Result<(), SubmitError> {
             Ok(())
         }
     }
-}
-
-fn unsafe_free_egid() -> u32 {
-    // The effective gid is the service group when installed set-gid too;
-    // reading it needs no privilege.
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::gid(&m))
-        .unwrap_or(0)
 }
 
 /// The account of a real uid: the configured map first, then the login name.
