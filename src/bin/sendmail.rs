@@ -2,6 +2,7 @@
 //! safe: all logic is in `scriptmail::submit`; this links no SMTP, TLS or
 //! clap code (a test checks the symbols).
 
+use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -11,8 +12,14 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line on stderr, nothing on stdout (PHP CLI would print it
-            // into the page).
-            eprintln!("sendmail: {}", scriptmail::log::clean(&e.to_string()));
+            // into the page). Not eprintln!: it panics when the write fails,
+            // and the caller owns stderr (a full disk, RLIMIT_FSIZE, a closed
+            // pipe) — the exit status must still be the sysexits code.
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "sendmail: {}",
+                scriptmail::log::clean(&e.to_string())
+            );
             e.exit_code().into()
         }
     }
