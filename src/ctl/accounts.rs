@@ -849,6 +849,11 @@ pub(crate) fn check_account_name(name: &str) -> Result<()> {
 /// A single fully qualified address (`user@domain`), safe for an envelope.
 pub(crate) fn check_address(addr: &str) -> Result<String> {
     let bad = || CtlError::Usage(format!("not a valid address: {}", log::quote(addr)));
+    // Control characters are refused outright: the RFC 5322 parser would
+    // read "a@b\r\nBcc: c@d" as a folded group and keep only c@d.
+    if addr.chars().any(char::is_control) {
+        return Err(bad());
+    }
     let list = address::parse_list(addr).map_err(|_| bad())?;
     match list.as_slice() {
         [one]
