@@ -1189,3 +1189,34 @@ fn state_is_coloured_on_a_terminal_unless_no_color() {
     json(&env, &["unblock", "root"], CHANGE);
     assert!(on_tty(false).contains("\x1b[1;32mok\x1b[0m"));
 }
+
+/// On a terminal, purge asks first; "n" keeps everything (77), "y" purges.
+#[test]
+fn purge_asks_on_a_terminal() {
+    let sink = Sink::start();
+    let env = Env::new(sink.port());
+    send(&env, "a@example.com", "x");
+    json(&env, &["block", "root"], CHANGE);
+    send(&env, "a@example.com", "held");
+    let purge_on_tty = |answer: &str| -> Output {
+        let cmd = format!("{SCRIPTMAIL} mailq-ctl purge root");
+        let mut c = std::process::Command::new("script");
+        c.args(["-qefc", &cmd, "/dev/null"])
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("SCRIPTMAIL_CONFIG", &env.config);
+        run_with_input(&mut c, answer.as_bytes())
+    };
+    let no = purge_on_tty("n\n");
+    assert_eq!(no.status.code(), Some(77), "{}", stdout(&no));
+    let text = stdout(&no);
+    assert!(text.contains("Drop 1 held and 0 queued/deferred message(s) of root"), "{text}");
+    assert!(text.contains("purge cancelled"), "{text}");
+    assert_eq!(held(&env), 1);
+    assert_eq!(status(&env)["state"], "ko");
+    let yes = purge_on_tty("y\n");
+    assert_ok(&yes);
+    assert!(stdout(&yes).contains("dropped 1 message(s)"), "{}", stdout(&yes));
+    assert_eq!(held(&env), 0);
+    assert_eq!(status(&env)["state"], "ok");
+}
