@@ -31,6 +31,8 @@ enum Via {
     Foreground,
     /// The running relayer (daemon or one-shot) was woken.
     Daemon,
+    /// Nothing was queued or deferred: nothing to relay.
+    None,
 }
 
 /// Get `tracked` relayed and wait (at most `wait`) until each is settled.
@@ -124,7 +126,7 @@ pub fn flush(ctx: &mut Ctx, account: Option<&str>, wait: Duration) -> Result<()>
         ),
     );
     let (via, outcomes) = if tracked.is_empty() {
-        (Via::Daemon, Vec::new())
+        (Via::None, Vec::new())
     } else {
         relay_and_wait(ctx, &tracked, wait)?
     };
@@ -149,13 +151,14 @@ pub fn flush(ctx: &mut Ctx, account: Option<&str>, wait: Duration) -> Result<()>
         messages: outcomes.iter().map(outcome_json).collect(),
     };
     ctx.output(&json, || {
+        let how = match via {
+            Via::Foreground => "delivered in the foreground",
+            Via::Daemon => "handed to the running relay",
+            Via::None => return "nothing to flush: no queued or deferred mail\n".to_string(),
+        };
         let mut s = format!(
-            "flushed {} message(s) ({}): {sent} sent, {deferred} deferred, {failed} failed, {pending} still pending\n",
+            "flushed {} message(s) ({how}): {sent} sent, {deferred} deferred, {failed} failed, {pending} still pending\n",
             tracked.len(),
-            match via {
-                Via::Foreground => "delivered in the foreground",
-                Via::Daemon => "handed to the relay daemon",
-            }
         );
         let mut t = Table::new(&[
             ("QID", Align::Left),
