@@ -325,6 +325,7 @@ fn serve(cfg: &Config, config_path: Option<&Path>, mode: Mode) -> Result<Ended, 
     for i in 0..workers {
         let mine = Arc::clone(&shared);
         let done = Arc::clone(&done);
+        let listener = socket_path.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("relay-{i}"))
             .spawn(move || {
@@ -338,6 +339,13 @@ fn serve(cfg: &Config, config_path: Option<&Path>, mode: Mode) -> Result<Ended, 
                 }
                 done.fetch_add(1, Ordering::SeqCst);
                 mine.wake_all();
+                // Unblock the listener now rather than at its next read
+                // timeout: a one-shot must let go of the socket quickly, or
+                // submissions keep waking a relayer that already left.
+                if let Ok(s) = UnixDatagram::unbound() {
+                    let _ = s.set_nonblocking(true);
+                    let _ = s.send_to(b"!", &listener);
+                }
                 r
             });
         match spawned {
