@@ -412,7 +412,7 @@ impl Store {
     /// Every account, by name.
     pub fn accounts(&self) -> Result<Vec<Account>> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(concat!(
                 "SELECT ",
                 account_cols!(),
@@ -425,7 +425,7 @@ impl Store {
     /// An account's not-yet-done mail, counted by state (one index search).
     pub fn queue_counts(&self, account_id: i64) -> Result<QueueCounts> {
         let mut q = QueueCounts::default();
-        let mut stmt = self.conn.prepare_cached(sql::QUEUE_COUNTS)?;
+        let mut stmt = self.conn().prepare_cached(sql::QUEUE_COUNTS)?;
         let rows = stmt.query_map([account_id], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -443,7 +443,7 @@ impl Store {
     /// One day's counters of an account (zeros when nothing happened).
     fn day_counts(&self, account_id: i64, day: i64) -> Result<DayCounts> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(sql::DAY_COUNTS)?
             .query_row(params![account_id, day], day_from_row)
             .optional()?
@@ -459,7 +459,7 @@ impl Store {
         let today = self.day_counts(account.id, clock::day_of(now))?;
         let queue = self.queue_counts(account.id)?;
         let last_event = self
-            .conn
+            .conn()
             .prepare_cached(sql::LAST_EVENT)?
             .query_row([account.id], event_from_row)
             .optional()?;
@@ -490,7 +490,7 @@ impl Store {
             .collect();
         {
             let mut stmt = self
-                .conn
+                .conn()
                 // CROSS JOIN keeps accounts as the outer loop: one key
                 // search per account instead of a scan of every daily row.
                 .prepare_cached(
@@ -507,7 +507,7 @@ impl Store {
                 }
             }
         }
-        let mut stmt = self.conn.prepare_cached(concat!(
+        let mut stmt = self.conn().prepare_cached(concat!(
             "SELECT account_id, state, count(*), min(created) FROM messages WHERE ",
             pending!(),
             " GROUP BY account_id, state"
@@ -538,7 +538,7 @@ impl Store {
         note: &str,
         now: i64,
     ) -> Result<Change> {
-        let tx = self.write_tx()?;
+        let tx = self.begin()?;
         let a = account_in(&tx, name)?;
         let new =
             account::block_target(a.state, reason).map_err(|refusal| refused(name, refusal))?;
@@ -562,7 +562,7 @@ impl Store {
         note: &str,
         now: i64,
     ) -> Result<Change> {
-        let tx = self.write_tx()?;
+        let tx = self.begin()?;
         let a = account_in(&tx, name)?;
         let held = count_held(&tx, a.id)?;
         let new = account::unblock_target(a.state, force, held)
@@ -590,7 +590,7 @@ impl Store {
     /// Start (or resume) a purge: the account goes to `purging`, so its new
     /// mail is held while its old mail is dropped chunk by chunk.
     pub fn purge_begin(&mut self, name: &str, actor: &str, note: &str, now: i64) -> Result<Purge> {
-        let tx = self.write_tx()?;
+        let tx = self.begin()?;
         let a = account_in(&tx, name)?;
         let cutoff = if a.state == State::Purging {
             // An interrupted purge: carry on with its own cutoff.
@@ -621,7 +621,7 @@ impl Store {
     /// messages created up to the cutoff, in one short transaction. Mail in
     /// `sending` is on the wire already and is left alone.
     pub fn purge_chunk(&mut self, p: &Purge, limit: usize) -> Result<Dropped> {
-        let tx = self.write_tx()?;
+        let tx = self.begin()?;
         let victims: Vec<(i64, String)> = tx
             .prepare_cached(concat!(
                 "SELECT id, state FROM messages WHERE account_id = ?1 AND ",
@@ -648,7 +648,7 @@ impl Store {
     /// End a purge: in one transaction the account goes to `ok` and the mail
     /// that arrived (held) during the purge is released. Returns how many.
     pub fn purge_finish(&mut self, p: &Purge, actor: &str, now: i64) -> Result<u64> {
-        let tx = self.write_tx()?;
+        let tx = self.begin()?;
         let a = account_in(&tx, &p.account)?;
         if a.state != State::Purging {
             return Err(StoreError::Conflict(format!(
@@ -680,7 +680,7 @@ impl Store {
         now: i64,
         limit: usize,
     ) -> Result<Vec<(String, u64)>> {
-        let tx = self.write_tx()?;
+        let tx = self.begin()?;
         let victims: Vec<(i64, i64)> = tx
             .prepare_cached(concat!(
                 "SELECT id, account_id FROM messages WHERE ",
@@ -729,7 +729,7 @@ impl Store {
         let day_cutoff = clock::day_of(history_cutoff);
         // Done messages, through the `messages_done` index.
         loop {
-            let tx = self.write_tx()?;
+            let tx = self.begin()?;
             let ids: Vec<i64> = tx
                 .prepare_cached(
                     "SELECT id FROM messages WHERE done_at IS NOT NULL AND done_at < ?1 LIMIT ?2",
@@ -748,12 +748,12 @@ impl Store {
         // Per-account tables, through their (account_id, ...) keys: a search
         // per account instead of a scan of millions of daily rows.
         let ids: Vec<i64> = self
-            .conn
+            .conn()
             .prepare_cached("SELECT id FROM accounts ORDER BY id")?
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         for group in ids.chunks(chunk.max(1)) {
-            let tx = self.write_tx()?;
+            let tx = self.begin()?;
             for &id in group {
                 h.errors += tx
                     .prepare_cached("DELETE FROM errors WHERE account_id = ?1 AND at < ?2")?
@@ -777,7 +777,7 @@ impl Store {
         // Bodies of done (or vanished) messages: the relay deletes them as
         // it goes, so this only repairs what a crash left behind. `bodies`
         // holds only not-yet-done mail, so the scan is short.
-        let tx = self.write_tx()?;
+        let tx = self.begin()?;
         h.bodies = tx.execute(
             "DELETE FROM bodies WHERE message_id IN (
                  SELECT b.message_id FROM bodies b LEFT JOIN messages m ON m.id = b.message_id
@@ -799,7 +799,7 @@ impl Store {
         let mut stmt;
         let rows = match (account_id, f.state.as_deref()) {
             (Some(id), None) => {
-                stmt = self.conn.prepare_cached(concat!(
+                stmt = self.conn().prepare_cached(concat!(
                     "SELECT ",
                     message_cols!(),
                     " FROM messages m JOIN accounts a ON a.id = m.account_id
@@ -810,7 +810,7 @@ impl Store {
                 stmt.query_map(params![id, limit], message_from_row)?
             }
             (None, None) => {
-                stmt = self.conn.prepare_cached(concat!(
+                stmt = self.conn().prepare_cached(concat!(
                     "SELECT ",
                     message_cols!(),
                     " FROM messages m JOIN accounts a ON a.id = m.account_id
@@ -821,7 +821,7 @@ impl Store {
                 stmt.query_map(params![limit], message_from_row)?
             }
             (Some(id), Some(state)) if is_pending_state(state) => {
-                stmt = self.conn.prepare_cached(concat!(
+                stmt = self.conn().prepare_cached(concat!(
                     "SELECT ",
                     message_cols!(),
                     " FROM messages m JOIN accounts a ON a.id = m.account_id
@@ -832,7 +832,7 @@ impl Store {
                 stmt.query_map(params![id, state, limit], message_from_row)?
             }
             (None, Some(state)) if is_pending_state(state) => {
-                stmt = self.conn.prepare_cached(concat!(
+                stmt = self.conn().prepare_cached(concat!(
                     "SELECT ",
                     message_cols!(),
                     " FROM messages m JOIN accounts a ON a.id = m.account_id
@@ -843,7 +843,7 @@ impl Store {
                 stmt.query_map(params![state, limit], message_from_row)?
             }
             (Some(id), Some(state)) => {
-                stmt = self.conn.prepare_cached(concat!(
+                stmt = self.conn().prepare_cached(concat!(
                     "SELECT ",
                     message_cols!(),
                     " FROM messages m JOIN accounts a ON a.id = m.account_id
@@ -853,7 +853,7 @@ impl Store {
                 stmt.query_map(params![id, state, limit], message_from_row)?
             }
             (None, Some(state)) => {
-                stmt = self.conn.prepare_cached(concat!(
+                stmt = self.conn().prepare_cached(concat!(
                     "SELECT ",
                     message_cols!(),
                     " FROM messages m JOIN accounts a ON a.id = m.account_id
@@ -869,7 +869,7 @@ impl Store {
     /// it still has them) its bytes.
     pub fn message(&self, qid: &str, with_data: bool) -> Result<MessageDetail> {
         let row = self
-            .conn
+            .conn()
             .prepare_cached(concat!(
                 "SELECT ",
                 message_cols!(),
@@ -879,7 +879,7 @@ impl Store {
             .optional()?
             .ok_or_else(|| StoreError::NoMessage(qid.to_string()))?;
         let recipients = self
-            .conn
+            .conn()
             .prepare_cached(
                 "SELECT rcpt, state FROM recipients WHERE message_id = ?1 ORDER BY rcpt",
             )?
@@ -903,7 +903,7 @@ impl Store {
     /// Release one held message to `queued`, due now (even for a blocked
     /// account: the admin vouches for this one message).
     pub fn release(&mut self, qid: &str, now: i64) -> Result<MessageRow> {
-        let tx = self.write_tx()?;
+        let tx = self.begin()?;
         let n = tx
             .prepare_cached(
                 "UPDATE messages SET state = 'queued', next_attempt = ?2
@@ -930,7 +930,7 @@ impl Store {
     /// being delivered, and the history of done mail, cannot be deleted.
     pub fn delete_message(&mut self, qid: &str) -> Result<MessageRow> {
         let before = self.message(qid, false)?.row;
-        let tx = self.write_tx()?;
+        let tx = self.begin()?;
         let state: Option<String> = tx
             .prepare_cached("SELECT state FROM messages WHERE id = ?1")?
             .query_row([before.id], |r| r.get(0))
@@ -951,7 +951,7 @@ impl Store {
     /// Make every queued and deferred message (of one account, or all) due
     /// now, and return them so the caller can wait for them.
     pub fn make_due(&mut self, account: Option<&str>, now: i64) -> Result<Vec<Tracked>> {
-        let tx = self.write_tx()?;
+        let tx = self.begin()?;
         let account_id = match account {
             Some(name) => Some(account_in(&tx, name)?.id),
             None => None,
@@ -992,7 +992,7 @@ impl Store {
 
     /// Where each tracked message is now.
     pub fn outcomes(&self, tracked: &[Tracked]) -> Result<Vec<Outcome>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn().prepare_cached(
             "SELECT m.qid, a.name, m.state, m.attempts, m.last_error, m.next_attempt
              FROM messages m JOIN accounts a ON a.id = m.account_id WHERE m.id = ?1",
         )?;
@@ -1025,7 +1025,7 @@ impl Store {
     /// The permanent-failure texts recorded for a message (for `test`).
     pub fn error_texts(&self, qid: &str) -> Result<Vec<String>> {
         Ok(self
-            .conn
+            .conn()
             // Through `errors_account`: errors has no index on qid.
             .prepare_cached(
                 "SELECT rcpt || ': ' || message FROM errors
@@ -1043,7 +1043,7 @@ impl Store {
         let today = clock::day_of(now);
         let first = today - days.max(1) + 1;
         let mut found: std::collections::HashMap<i64, DayCounts> = self
-            .conn
+            .conn()
             .prepare_cached(sql::DAY_RANGE)?
             .query_map(params![account.id, first, today], day_from_row)?
             .map(|r| r.map(|d| (d.day, d)))
@@ -1062,7 +1062,7 @@ impl Store {
     pub fn errors_of(&self, name: &str, limit: i64) -> Result<Vec<ErrorRow>> {
         let account = self.account(name)?;
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(sql::ERRORS_OF)?
             .query_map(params![account.id, limit.max(1)], |r| {
                 Ok(ErrorRow {
@@ -1082,7 +1082,7 @@ impl Store {
     pub fn history(&self, name: &str, limit: i64) -> Result<Vec<Event>> {
         let account = self.account(name)?;
         let mut events: Vec<Event> = self
-            .conn
+            .conn()
             .prepare_cached(sql::HISTORY)?
             .query_map(params![account.id, limit.max(1)], event_from_row)?
             .collect::<rusqlite::Result<_>>()?;
@@ -1094,7 +1094,7 @@ impl Store {
     /// (the panel may configure it before its first mail). Returns the
     /// account as it is now and whether it was created.
     pub fn configure(&mut self, name: &str, s: &Settings, now: i64) -> Result<(Account, bool)> {
-        let tx = self.write_tx()?;
+        let tx = self.begin()?;
         let (id, created) = match account_in(&tx, name) {
             Ok(a) => (a.id, false),
             Err(StoreError::NoAccount(_)) => (create_account(&tx, name, now)?, true),
@@ -1125,7 +1125,7 @@ impl Store {
     /// (the benchmark's fixture; hidden `mailq-ctl populate`). Accounts are
     /// `acct00000`...; the first one is blocked and holds `held` messages.
     pub fn populate(&mut self, spec: &PopulateSpec, now: i64) -> Result<()> {
-        let tx = self.write_tx()?;
+        let tx = self.begin()?;
         let days = spec.days.max(1);
         let first_day = clock::day_of(now) - days + 1;
         let n_accounts = spec.accounts.max(1);
@@ -1341,7 +1341,7 @@ mod tests {
             (sql::HISTORY, "events_account (account_id=?)"),
         ] {
             let mut stmt = s
-                .conn
+                .conn()
                 .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
                 .unwrap();
             let nulls = vec![rusqlite::types::Value::Null; stmt.parameter_count()];

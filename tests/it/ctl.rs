@@ -1000,7 +1000,10 @@ fn flush_relays_deferred_mail_now_in_the_foreground() {
     assert_eq!(fake.delivered().len(), 2);
     // Nothing due: a no-op that says so.
     let f = json(&env, &["flush"], FLUSH);
-    assert_eq!((f["due"].as_i64(), f["via"].as_str()), (Some(0), Some("none")));
+    assert_eq!(
+        (f["due"].as_i64(), f["via"].as_str()),
+        (Some(0), Some("none"))
+    );
     assert!(ok(env.ctl(&["flush"])).contains("nothing to flush"));
 }
 
@@ -1211,13 +1214,20 @@ fn purge_asks_on_a_terminal() {
     let no = purge_on_tty("n\n");
     assert_eq!(no.status.code(), Some(77), "{}", stdout(&no));
     let text = stdout(&no);
-    assert!(text.contains("Drop 1 held and 0 queued/deferred message(s) of root"), "{text}");
+    assert!(
+        text.contains("Drop 1 held and 0 queued/deferred message(s) of root"),
+        "{text}"
+    );
     assert!(text.contains("purge cancelled"), "{text}");
     assert_eq!(held(&env), 1);
     assert_eq!(status(&env)["state"], "ko");
     let yes = purge_on_tty("y\n");
     assert_ok(&yes);
-    assert!(stdout(&yes).contains("dropped 1 message(s)"), "{}", stdout(&yes));
+    assert!(
+        stdout(&yes).contains("dropped 1 message(s)"),
+        "{}",
+        stdout(&yes)
+    );
     assert_eq!(held(&env), 0);
     assert_eq!(status(&env)["state"], "ok");
 }
