@@ -161,21 +161,16 @@ mod tests {
         let mut now = created;
         let mut attempts = 1;
         let mut last_gap = 0;
-        loop {
-            match p.after_temporary_failure(created, attempts, now, 0.5) {
-                Decision::RetryAt(t) => {
-                    assert!(t > now && t <= deadline, "retry {t} after {now}");
-                    let gap = t - now;
-                    if t < deadline {
-                        assert!(gap >= last_gap, "backoff never shrinks");
-                        assert!(gap <= 60 * MIN);
-                    }
-                    last_gap = gap;
-                    now = t;
-                    attempts += 1;
-                }
-                Decision::Expire => break,
+        while let Decision::RetryAt(t) = p.after_temporary_failure(created, attempts, now, 0.5) {
+            assert!(t > now && t <= deadline, "retry {t} after {now}");
+            let gap = t - now;
+            if t < deadline {
+                assert!(gap >= last_gap, "backoff never shrinks");
+                assert!(gap <= 60 * MIN);
             }
+            last_gap = gap;
+            now = t;
+            attempts += 1;
             assert!(attempts < 1000, "never gives up");
         }
         assert_eq!(now, deadline, "the last try is at the deadline");

@@ -381,13 +381,13 @@ impl Smarthost {
         crate::os::set_nodelay_towards(&addr);
         conn.set_timeout(Some(cfg.command_timeout))
             .map_err(|e| Whole::Temporary(format!("socket: {e}")))?;
-        if cfg.tls == TlsMode::Starttls {
-            if let Some(p) = &tls {
-                // RFC 3207 §4: a client configured for TLS must not fall
-                // back to plain text when STARTTLS is not offered or fails.
-                conn.starttls(p, &self.hello)
-                    .map_err(|e| Whole::Temporary(format!("STARTTLS: {}", server_text(&e))))?;
-            }
+        if cfg.tls == TlsMode::Starttls
+            && let Some(p) = &tls
+        {
+            // RFC 3207 §4: a client configured for TLS must not fall back to
+            // plain text when STARTTLS is not offered or fails.
+            conn.starttls(p, &self.hello)
+                .map_err(|e| Whole::Temporary(format!("STARTTLS: {}", server_text(&e))))?;
         }
         if let Some(c) = &self.credentials {
             // A wrong password is the admin's mistake, not the sender's:
