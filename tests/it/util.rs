@@ -133,14 +133,19 @@ impl Env {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
         )
         .expect("open queue db");
-        c.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+        c.busy_timeout(Duration::from_secs(10))
+            .expect("busy timeout");
         c
     }
 
     /// `SELECT count(*) FROM messages WHERE <cond>`.
     pub fn count(&self, cond: &str) -> i64 {
         self.db()
-            .query_row(&format!("SELECT count(*) FROM messages WHERE {cond}"), [], |r| r.get(0))
+            .query_row(
+                &format!("SELECT count(*) FROM messages WHERE {cond}"),
+                [],
+                |r| r.get(0),
+            )
             .expect("count")
     }
 
@@ -175,7 +180,10 @@ impl Daemon {
         self.signal(libc::SIGTERM);
         let child = self.child.take().expect("child");
         let out = child.wait_with_output().expect("wait");
-        (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// SIGKILL and reap.
@@ -219,7 +227,10 @@ pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < timeout, "condition not met within {timeout:?}");
+        assert!(
+            start.elapsed() < timeout,
+            "condition not met within {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
