@@ -677,3 +677,111 @@ fn a_starting_daemon_takes_over_from_a_one_shot_delivery() {
     let (status, err) = d.stop();
     assert!(status.success(), "{err}");
 }
+
+/// `openssl s_server` with a fresh self-signed certificate on 127.0.0.1:
+/// an implicit-TLS SMTP server whose replies are all written at once (our
+/// client sends one command per reply and reads them in order). What the
+/// client sent ends up in `out`.
+struct TlsServer {
+    child: std::process::Child,
+    _stdin: std::process::ChildStdin,
+    port: u16,
+    out: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsServer {
+    fn start(replies: &str) -> TlsServer {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let (key, cert) = (dir.path().join("k.pem"), dir.path().join("c.pem"));
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=smarthost.test", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl req");
+        assert!(made.success());
+        let port = closed_port();
+        let out = dir.path().join("out");
+        let mut child = std::process::Command::new("openssl")
+            .arg("s_server")
+            .args(["-accept", &format!("127.0.0.1:{port}"), "-naccept", "1"])
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdin(Stdio::piped())
+            .stdout(File::create(&out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_server");
+        // Kept open: s_server ends the session at EOF on its stdin.
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(replies.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        wait_until(Duration::from_secs(10), || {
+            std::fs::read_to_string(&out).is_ok_and(|t| t.contains("ACCEPT"))
+        });
+        TlsServer {
+            child,
+            _stdin: stdin,
+            port,
+            out,
+            _dir: dir,
+        }
+    }
+
+    fn received(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn implicit_tls_verifies_the_certificate_by_default() {
+    let server = TlsServer::start("220 smarthost.test ESMTP\r\n");
+    let env = Env::with_config(server.port, "relay.tls = \"tls\"");
+    let _d = relayd(&env);
+    send(&env, "a@example.org", "not to an unknown certificate");
+    wait_until(WAIT, || env.count("state = 'deferred'") == 1);
+    let last: String = env
+        .db()
+        .query_row("SELECT last_error FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert!(last.to_lowercase().contains("certificate"), "{last}");
+    assert!(!server.received().contains("MAIL FROM"));
+    assert_eq!(query_i64(&env, "SELECT count(*) FROM errors"), 0);
+}
+
+#[test]
+fn implicit_tls_delivers_when_verification_is_turned_off() {
+    let server = TlsServer::start(
+        "220 smarthost.test ESMTP\r\n250-smarthost.test\r\n250 8BITMIME\r\n\
+         250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n250 2.0.0 queued\r\n221 bye\r\n",
+    );
+    let env = Env::with_config(
+        server.port,
+        "relay.tls = \"tls\"\nrelay.verify_certificate = false",
+    );
+    let _d = relayd(&env);
+    send(&env, "a@example.org", "over tls");
+    wait_all_done(&env, 1, WAIT);
+    assert_eq!(env.count("state = 'sent'"), 1);
+    let got = server.received();
+    assert!(got.contains("MAIL FROM:<"), "{got}");
+    assert!(got.contains("RCPT TO:<a@example.org>"), "{got}");
+    assert!(got.contains("Subject: over tls"), "{got}");
+}
