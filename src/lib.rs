@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod ctl;
 pub mod demo;
+pub mod dsn;
 pub mod exit;
 pub mod generate;
 pub mod log;
