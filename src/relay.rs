@@ -251,15 +251,6 @@ fn requeue_orphans(cfg: &Config) -> Result<(), RelayError> {
     Ok(())
 }
 
-/// `mailq-ctl flush`: make every deferred message due now and wake the
-/// daemon, or start a one-shot delivery when none runs. Returns how many
-/// deferred messages were rescheduled.
-pub fn flush(cfg: &Config) -> Result<usize, RelayError> {
-    let n = Store::open(&cfg.db_path(), Durability::Normal)?.make_deferred_due(clock::now_ms())?;
-    crate::wake::relay(cfg, Some(&cfg.path));
-    Ok(n)
-}
-
 /// Shared between the workers and the listener.
 struct Shared {
     cfg: Mutex<Arc<Config>>,

@@ -441,18 +441,6 @@ impl Store {
         Ok(recorded)
     }
 
-    /// Make every deferred message due now (`mailq-ctl flush`); returns how
-    /// many were rescheduled.
-    pub fn make_deferred_due(&mut self, now: i64) -> Result<usize> {
-        let tx = self.write_tx()?;
-        let n = tx.execute(
-            "UPDATE messages SET next_attempt = ?1 WHERE state = 'deferred' AND next_attempt > ?1",
-            [now],
-        )?;
-        tx.commit()?;
-        Ok(n)
-    }
-
     /// Give a claim back without an attempt (shutdown before sending).
     pub fn release_claims(&mut self, ids: &[i64]) -> Result<()> {
         let tx = self.write_tx()?;
