@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Administer accounts and the queue (also installed as `mailq-ctl`).
-    #[command(name = "mailq-ctl")]
+    #[command(name = "mailq-ctl", display_name = "mailq-ctl")]
     MailqCtl(crate::ctl::Args),
     /// Run the relay daemon: deliver queued mail to the smarthost.
     Relayd {
@@ -49,7 +49,7 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum Generate {
-    /// Man pages (scriptmail.8, mailq-ctl.8, sendmail.8) into DIR.
+    /// Man pages (scriptmail.8, mailq-ctl.8, scriptmail-sendmail.8) into DIR.
     Man { dir: PathBuf },
     /// Completions for bash, zsh and fish into DIR.
     Completions { dir: PathBuf },
