@@ -210,14 +210,13 @@ impl Guard {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
+        // A grandchild that inherited the pipes could keep them open: collect what came,
+        // for a bounded time.
+        let deadline = Instant::now() + Duration::from_secs(5);
         Output {
             status,
-            stdout: out
-                .map(|h| h.join().expect("stdout reader"))
-                .unwrap_or_default(),
-            stderr: err
-                .map(|h| h.join().expect("stderr reader"))
-                .unwrap_or_default(),
+            stdout: out.map(|c| c.take(deadline)).unwrap_or_default(),
+            stderr: err.map(|c| c.take(deadline)).unwrap_or_default(),
         }
     }
 }
@@ -231,12 +230,39 @@ impl Drop for Guard {
     }
 }
 
-fn reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+/// What a reader thread collected from a pipe so far, and whether it saw the end.
+#[derive(Clone, Default)]
+struct Collected(std::sync::Arc<Mutex<(Vec<u8>, bool)>>);
+
+impl Collected {
+    /// Wait (until `deadline`) for the end of the stream; the bytes read so far.
+    fn take(&self, deadline: Instant) -> Vec<u8> {
+        while !self.0.lock().expect("collected").1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::mem::take(&mut self.0.lock().expect("collected").0)
+    }
+}
+
+fn reader(mut r: impl Read + Send + 'static) -> Collected {
+    let c = Collected::default();
+    let shared = c.clone();
     std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = r.read_to_end(&mut v);
-        v
-    })
+        let mut buf = [0u8; 8192];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => shared
+                    .0
+                    .lock()
+                    .expect("collected")
+                    .0
+                    .extend_from_slice(&buf[..n]),
+            }
+        }
+        shared.0.lock().expect("collected").1 = true;
+    });
+    c
 }
 
 /// Run `cmd` with `input` on stdin (or /dev/null for `None`); panic after `timeout`.
@@ -850,10 +876,8 @@ fn sendmail_runs_as_the_service_user_with_every_id_switched() {
     assert_eq!(rows[0].0, TENANT_A);
 
     // What it created in the queue belongs to the service user and nobody else.
-    for name in ["queue.db"] {
-        let m = fs::metadata(inst.queue.join(name)).expect(name);
-        assert_eq!((m.uid(), m.mode() & 0o077), (svc.uid, 0), "{name}");
-    }
+    let m = fs::metadata(inst.queue.join("queue.db")).expect("queue.db");
+    assert_eq!((m.uid(), m.mode() & 0o077), (svc.uid, 0), "queue.db");
 }
 
 /// Perl probe run as a tenant: start PROGRAM (as the tenant's child, so a Yama
@@ -1597,4 +1621,62 @@ fn hostile_strings_reach_syslog_as_one_clean_line() {
         !err.trim_end_matches('\n').chars().any(char::is_control),
         "control characters on the terminal: {err:?}"
     );
+}
+
+/// A tenant cannot hand its degraded process to the node's delivery: a one-shot delivery run
+/// inherits the caller's scheduling class and hard limits, and would hold the relay lock for
+/// everyone. From a `SCHED_IDLE` or resource-starved `sendmail` the mail is queued but no
+/// delivery run is started (one log line says why); the next healthy submission relays it.
+#[test]
+fn a_degraded_caller_does_not_start_the_delivery_run() {
+    let sink = Sink::start();
+    let inst = Install::new(sink.port());
+    let (a, b) = (inst.a().clone(), inst.b().clone());
+    let sendmail = inst.sendmail.to_str().expect("utf-8").to_string();
+    inst.log_lines();
+
+    let cases: [(&str, &str, Vec<&str>); 2] = [
+        (
+            "degraded-idle",
+            "SCHED_IDLE",
+            vec!["chrt", "--idle", "0", &sendmail, "-t", "-i"],
+        ),
+        (
+            "degraded-as",
+            "RLIMIT_AS",
+            vec!["prlimit", "--as=200000000", "--", &sendmail, "-t", "-i"],
+        ),
+    ];
+    for (tag, why, argv) in &cases {
+        let out = run_timed(
+            inst.as_user(&a, argv[0]).args(&argv[1..]),
+            Some(&message(tag)),
+            WAIT,
+        );
+        assert_exit(&out, 0, tag);
+        let rows = inst.messages(tag);
+        assert_eq!(rows.len(), 1, "{tag}");
+        assert_eq!(rows[0].0, TENANT_A);
+        let lines = inst.log_lines();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("not starting a delivery run") && l.contains(why)),
+            "{tag}: no log line saying why: {lines:#?}"
+        );
+    }
+    // A healthy submission starts a delivery run that takes everything due.
+    assert_exit(
+        &inst.submit_as(&b, &["-t", "-i"], &message("degraded-b")),
+        0,
+        "b",
+    );
+    let got = sink.wait_for(3, WAIT);
+    for tag in ["degraded-idle", "degraded-as", "degraded-b"] {
+        let subject = format!("Subject: {tag}");
+        assert!(
+            got.iter().any(|m| m.text().contains(&subject)),
+            "{tag} not relayed"
+        );
+    }
 }
