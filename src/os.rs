@@ -203,6 +203,41 @@ pub fn reset_limits() {
     }
 }
 
+/// Why a process started from here would not be fit to relay the whole
+/// node's queue, if it would not: a tenant can lower hard resource limits and
+/// its scheduling class before it runs the set-uid `sendmail`, the service
+/// user cannot undo either, and a child inherits both. A delivery run that
+/// starves under `SCHED_IDLE`, or dies for want of memory, files or CPU time,
+/// while holding the relay lock would delay every account's mail.
+pub fn delivery_hazard() -> Option<String> {
+    // SAFETY: sched_getscheduler(0) only reads this process's policy.
+    if unsafe { libc::sched_getscheduler(0) } == libc::SCHED_IDLE {
+        return Some("scheduling class SCHED_IDLE".into());
+    }
+    const GIB: u64 = 1 << 30;
+    let floors = [
+        // Any CPU-time or file-size limit can stop a long run at a random point.
+        (libc::RLIMIT_CPU, "RLIMIT_CPU", u64::MAX),
+        (libc::RLIMIT_FSIZE, "RLIMIT_FSIZE", u64::MAX),
+        (libc::RLIMIT_AS, "RLIMIT_AS", GIB),
+        (libc::RLIMIT_DATA, "RLIMIT_DATA", GIB),
+        (libc::RLIMIT_STACK, "RLIMIT_STACK", 8 << 20),
+        (libc::RLIMIT_NOFILE, "RLIMIT_NOFILE", 256u64),
+    ];
+    for (res, name, floor) in floors {
+        // SAFETY: rlimit is plain data; getrlimit writes it only.
+        let mut rl: libc::rlimit = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid resource and a valid out-pointer.
+        if unsafe { libc::getrlimit(res, &mut rl) } != 0 {
+            continue;
+        }
+        if rl.rlim_max != libc::RLIM_INFINITY && rl.rlim_max < floor {
+            return Some(format!("hard {name} {}", rl.rlim_max));
+        }
+    }
+    None
+}
+
 /// The kernel host name.
 pub fn hostname() -> Option<String> {
     let mut buf = [0u8; 256];

@@ -115,16 +115,60 @@ pub fn run(argv0: OsString, args: Vec<OsString>) -> Result<(), SubmitError> {
             .map_err(|e| SubmitError::Os(format!("cannot switch to the service user: {e}")))?;
     }
 
+    let waker = Waker {
+        config_path,
+        account: caller.account.clone(),
+        // Checked only when privileged: unprivileged, the caller could run the
+        // delivery itself anyway.
+        hazard: if privileged {
+            os::delivery_hazard()
+        } else {
+            None
+        },
+    };
     match inv.mode {
-        Mode::Deliver => deliver(&cfg, &caller, &inv, &cwd, config_path.as_deref()),
-        Mode::Smtp => smtp_session(&cfg, &caller, &inv, &cwd, config_path.as_deref()),
+        Mode::Deliver => deliver(&cfg, &caller, &inv, &cwd, &waker),
+        Mode::Smtp => smtp_session(&cfg, &caller, &inv, &cwd, &waker),
         Mode::PrintQueue => print_queue(&cfg, &caller),
         // There is no alias database: nothing to rebuild.
         Mode::Newaliases => Ok(()),
         Mode::Verify => verify(&cfg, &inv),
         Mode::RunQueue => {
-            wake::relay(&cfg, config_path.as_deref());
+            waker.wake(&cfg);
             Ok(())
+        }
+    }
+}
+
+/// Wakes the relay after a commit (see `wake`), unless the caller left this
+/// process unfit to start a delivery run for the whole node.
+struct Waker {
+    config_path: Option<PathBuf>,
+    account: String,
+    /// Why a one-shot delivery must not be started from here, if so.
+    hazard: Option<String>,
+}
+
+impl Waker {
+    fn wake(&self, cfg: &Config) {
+        match &self.hazard {
+            None => wake::relay(cfg, self.config_path.as_deref()),
+            // A one-shot inherits the caller's scheduling class and hard
+            // limits; holding the relay lock, a starved or dying one would
+            // delay every account's mail. The daemon still gets its wake-up;
+            // without one, the next submission or the timer relays this mail.
+            Some(why) => {
+                if !wake::poke(&cfg.wake_socket()) {
+                    log::log(
+                        Level::Warning,
+                        &format!(
+                            "account={} stat=\"not starting a delivery run: caller's {why}; \
+                             mail stays queued for the relay daemon\"",
+                            self.account
+                        ),
+                    );
+                }
+            }
         }
     }
 }
@@ -401,7 +445,7 @@ fn deliver(
     caller: &Caller,
     inv: &Invocation,
     cwd: &str,
-    config_path: Option<&std::path::Path>,
+    waker: &Waker,
 ) -> Result<(), SubmitError> {
     let sender = envelope_sender(cfg, caller, inv)?;
     let mut recipients = Vec::new();
@@ -435,7 +479,7 @@ fn deliver(
         submission(cfg, caller, inv, cwd).enqueue(&mut store, msg, &sender, &recipients)?;
     drop(store);
     if !held {
-        wake::relay(cfg, config_path);
+        waker.wake(cfg);
     }
     Ok(())
 }
@@ -446,7 +490,7 @@ fn smtp_session(
     caller: &Caller,
     inv: &Invocation,
     cwd: &str,
-    config_path: Option<&std::path::Path>,
+    waker: &Waker,
 ) -> Result<(), SubmitError> {
     let mut store = open_store(cfg)?;
     let base = submission(cfg, caller, inv, cwd);
@@ -485,7 +529,7 @@ fn smtp_session(
             match verdict {
                 Ok((qid, held)) => {
                     if !held && !woke {
-                        wake::relay(cfg, config_path);
+                        waker.wake(cfg);
                         woke = true;
                     }
                     Verdict::Accepted(qid)
