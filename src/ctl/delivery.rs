@@ -209,6 +209,15 @@ pub fn test(ctx: &mut Ctx, name: &str, to: &str, wait: Duration) -> Result<()> {
         Err(StoreError::NoAccount(_)) => {}
         Err(e) => return Err(e.into()),
     }
+    // The same gate as sendmail's: an account outside `accounts.allow`
+    // cannot send, so a test for it is refused the same way.
+    let allow = &ctx.cfg.accounts.allow;
+    if !allow.is_empty() && !allow.iter().any(|a| a == name) {
+        return Err(CtlError::Refused(format!(
+            "account {} is not allowed to submit mail (accounts.allow)",
+            log::clean(name)
+        )));
+    }
     let cfg = &ctx.cfg;
     let now = clock::now_ms();
     let qid = crate::submit::new_qid(now);

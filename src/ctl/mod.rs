@@ -342,10 +342,7 @@ fn run_verb(args: Args, config_path: Option<&Path>) -> Result<()> {
     // Who is acting: asked before we switch to the queue owner.
     let actor = match args.actor {
         Some(a) => check_actor(&a)?,
-        None => {
-            let uid = os::real_uid();
-            os::user_by_uid(uid).map_or_else(|| format!("uid {uid}"), |u| u.name)
-        }
+        None => default_actor(),
     };
     privilege::become_queue_owner(&cfg)?;
     let store = Store::open(&cfg.db_path(), Durability::Full)?;
@@ -416,6 +413,20 @@ fn run_verb(args: Args, config_path: Option<&Path>) -> Result<()> {
             days,
         } => queue::populate(&mut ctx, n, messages, held, days, now),
     }
+}
+
+/// Who runs the command: the admin behind `sudo` when there is one (root
+/// and the service user are shared accounts, and "scriptmail" is also the
+/// actor of automatic changes), else the login name of the real uid.
+fn default_actor() -> String {
+    if let Some(u) = std::env::var("SUDO_USER")
+        .ok()
+        .and_then(|u| check_actor(&u).ok())
+    {
+        return u;
+    }
+    let uid = os::real_uid();
+    os::user_by_uid(uid).map_or_else(|| format!("uid {uid}"), |u| u.name)
 }
 
 /// An actor name from `--actor`: short, printable, one line.

@@ -530,6 +530,17 @@ fn block_holds_with_exit_0_and_unblock_relays_the_held_mail() {
         text.contains("panel:alice") && text.contains("ticket 42"),
         "{text}"
     );
+    // Behind sudo, the admin's own name is the default actor.
+    let out = env
+        .scriptmail()
+        .env("SUDO_USER", "jdoe")
+        .args(["mailq-ctl", "--json", "block", "root"])
+        .output()
+        .expect("run");
+    assert_ok(&out);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["actor"], "jdoe");
+    json(&env, &["unblock", "root"], CHANGE);
     // Unblocking a sending account is a harmless no-op.
     let again = json(&env, &["unblock", "root"], CHANGE);
     assert_eq!(again["changed"], false);
@@ -538,7 +549,7 @@ fn block_holds_with_exit_0_and_unblock_relays_the_held_mail() {
             .as_array()
             .unwrap()
             .len(),
-        2
+        4
     );
 }
 
@@ -1230,4 +1241,15 @@ fn purge_asks_on_a_terminal() {
     );
     assert_eq!(held(&env), 0);
     assert_eq!(status(&env)["state"], "ok");
+}
+
+/// `test` goes through the same gate as sendmail: an account outside
+/// `accounts.allow` is refused (77), nothing is queued.
+#[test]
+fn test_verb_honours_accounts_allow() {
+    let sink = Sink::start();
+    let env = Env::with_sections(sink.port(), "", "[accounts]\nallow = [\"someone-else\"]");
+    let line = refused(&env, &["test", "root", "--to", "a@example.com"], 77);
+    assert!(line.contains("accounts.allow"), "{line}");
+    assert_eq!(env.count("1"), 0);
 }
