@@ -37,7 +37,7 @@ pub struct Args {
     /// Print JSON (the control panel's API) instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Who is acting, recorded with every state change [default: your login name].
+    /// Who is acting, recorded with every state change [default: $SUDO_USER, else your login name].
     #[arg(long, global = true, value_name = "NAME")]
     pub actor: Option<String>,
     #[command(subcommand)]
