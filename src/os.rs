@@ -27,6 +27,12 @@ pub fn effective_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// The real group id of this process.
+pub fn real_gid() -> u32 {
+    // SAFETY: getgid(2) cannot fail and touches no memory.
+    unsafe { libc::getgid() }
+}
+
 /// The effective group id of this process: the service group when the
 /// program is installed set-gid (the package installs it 6755).
 pub fn effective_gid() -> u32 {
@@ -120,6 +126,12 @@ pub fn become_user(user: &User) -> io::Result<()> {
     unsafe { libc::getresuid(&mut r, &mut e, &mut s) };
     if r != user.uid || e != user.uid || s != user.uid {
         return Err(io::Error::other("uid switch incomplete"));
+    }
+    let (mut r, mut e, mut s) = (0, 0, 0);
+    // SAFETY: three valid out-pointers.
+    unsafe { libc::getresgid(&mut r, &mut e, &mut s) };
+    if r != user.gid || e != user.gid || s != user.gid {
+        return Err(io::Error::other("gid switch incomplete"));
     }
     Ok(())
 }

@@ -49,6 +49,8 @@ pub enum SubmitError {
     #[error("{0}")]
     Os(String),
     #[error("{0}")]
+    Install(String),
+    #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -63,6 +65,7 @@ impl SubmitError {
             SubmitError::Store(e) => e.exit_code(),
             SubmitError::NotAllowed(_) => Exit::NoPerm,
             SubmitError::Os(_) => Exit::OsErr,
+            SubmitError::Install(_) => Exit::Config,
             SubmitError::Io(_) => Exit::IoErr,
         }
     }
@@ -80,6 +83,7 @@ pub fn run(argv0: OsString, args: Vec<OsString>) -> Result<(), SubmitError> {
     let privileged = os::is_privileged();
     // The real uid, before anything else can change it.
     let uid = os::real_uid();
+    let gid = os::real_gid();
     let service_uid = os::effective_uid();
     let service_gid = os::effective_gid();
     // The caller's working directory: "which script" evidence (SPEC §4).
@@ -94,6 +98,9 @@ pub fn run(argv0: OsString, args: Vec<OsString>) -> Result<(), SubmitError> {
     }
     os::ensure_std_fds();
     os::set_umask(0o077);
+    if privileged {
+        check_installation(uid, gid, service_uid, service_gid)?;
+    }
 
     let inv = options::parse(&argv0, &args)?;
     // Overrides only when unprivileged: a tenant must not pick the queue.
@@ -138,6 +145,28 @@ pub fn run(argv0: OsString, args: Vec<OsString>) -> Result<(), SubmitError> {
             Ok(())
         }
     }
+}
+
+/// Refuse to run privileged from a wrong installation (SPEC §7): set-uid root
+/// would run the whole parser as root for every tenant; set-gid alone leaves
+/// the process the caller's, who could then stop it inside the queue lock.
+/// The package installs it `scriptmail:scriptmail` mode 6755.
+fn check_installation(uid: u32, gid: u32, euid: u32, egid: u32) -> Result<(), SubmitError> {
+    if euid == 0 && uid != 0 {
+        return Err(SubmitError::Install(
+            "installed set-uid root: it must be set-uid and set-gid to the service user \
+             (mode 6755, scriptmail:scriptmail)"
+                .into(),
+        ));
+    }
+    if euid == uid && egid != gid {
+        return Err(SubmitError::Install(
+            "installed set-gid only: it must be set-uid and set-gid to the service user \
+             (mode 6755, scriptmail:scriptmail)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Wakes the relay after a commit (see `wake`), unless the caller left this
@@ -606,4 +635,33 @@ fn verify(cfg: &Config, inv: &Invocation) -> Result<(), SubmitError> {
     }
     let _ = std::io::stdin().lock().fill_buf();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installation_rules() {
+        // (uid, gid, euid, egid): a tenant and root through a 6755 scriptmail:scriptmail
+        // binary, a 4755 one (the gid stays the caller's: harmless), and a privileged start
+        // with no set-id bit (an LSM transition) are fine.
+        for ok in [
+            (1001, 1001, 999, 995),
+            (0, 0, 999, 995),
+            (1001, 1001, 999, 1001),
+            (1001, 1001, 1001, 1001),
+        ] {
+            assert!(check_installation(ok.0, ok.1, ok.2, ok.3).is_ok(), "{ok:?}");
+        }
+        // Set-uid root, and set-gid without set-uid, are refused as a config error.
+        for bad in [
+            (1001, 1001, 0, 1001),
+            (1001, 1001, 1001, 995),
+            (0, 0, 0, 995),
+        ] {
+            let e = check_installation(bad.0, bad.1, bad.2, bad.3).unwrap_err();
+            assert_eq!(e.exit_code(), Exit::Config, "{bad:?}");
+        }
+    }
 }

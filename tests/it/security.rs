@@ -1680,3 +1680,34 @@ fn a_degraded_caller_does_not_start_the_delivery_run() {
         );
     }
 }
+
+/// A wrongly installed `sendmail` refuses to run privileged (78, one clear line, nothing
+/// queued): set-uid root would parse every tenant's input as root, and set-gid alone would
+/// leave the process the caller's to stop inside the queue lock.
+#[test]
+fn a_wrong_installation_refuses_to_run() {
+    let inst = Install::new(closed_port());
+    let (a, svc) = (inst.a().clone(), inst.svc().clone());
+    let cases = [
+        ("wrong-setuid-root", 0, 0, 0o4755, "set-uid root"),
+        ("wrong-setgid-only", 0, svc.gid, 0o2755, "set-gid only"),
+    ];
+    for (name, owner, group, mode, why) in cases {
+        let path = inst.bin.path().join(name);
+        fs::copy(SENDMAIL, &path).expect("copy");
+        std::os::unix::fs::chown(&path, Some(owner), Some(group)).expect("chown");
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
+        let out = run_timed(
+            inst.as_user(&a, &path).args(["-t", "-i"]),
+            Some(&message(name)),
+            WAIT,
+        );
+        assert_exit(&out, 78, name);
+        let err = text(&out.stderr);
+        assert!(
+            err.starts_with("sendmail: ") && err.lines().count() == 1 && err.contains(why),
+            "{name}: {err:?}"
+        );
+        assert!(inst.messages(name).is_empty(), "{name} queued");
+    }
+}
