@@ -116,6 +116,35 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX events_account ON events(account_id, at);
     "#,
+    // 2: bounce intake (SPEC §6.3) and the daily report (§6.2).
+    r#"
+    -- Bounces `scriptmail bounce` could not match to a message: kept (size
+    -- capped) so nothing is lost silently; admins inspect them.
+    CREATE TABLE bounces_unmatched (
+        id            INTEGER PRIMARY KEY,
+        at            INTEGER NOT NULL,
+        envelope_rcpt TEXT NOT NULL DEFAULT '',
+        reason        TEXT NOT NULL,
+        size          INTEGER NOT NULL,  -- of the whole input; `data` may be cut
+        data          BLOB NOT NULL
+    );
+    CREATE INDEX bounces_unmatched_at ON bounces_unmatched(at);
+    -- Daily reports sent, so a re-run of the timer sends none twice.
+    CREATE TABLE reports (
+        account_id    INTEGER NOT NULL,
+        day           INTEGER NOT NULL,
+        at            INTEGER NOT NULL,
+        qid           TEXT NOT NULL,
+        PRIMARY KEY (account_id, day)
+    ) WITHOUT ROWID;
+    -- A DSN for a recipient already in error is a duplicate: found by message.
+    CREATE INDEX errors_message ON errors(message_id) WHERE message_id IS NOT NULL;
+    -- Automatic blocks whose immediate notice is not yet queued; the events
+    -- already there predate notices and are not announced.
+    ALTER TABLE events ADD COLUMN notified INTEGER NOT NULL DEFAULT 0;
+    UPDATE events SET notified = 1;
+    CREATE INDEX events_unnotified ON events(id) WHERE notified = 0;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -38,7 +38,7 @@ use crate::clock::{self, DAY_MS};
 use crate::exit::Exit;
 
 pub mod admin;
-mod bounces;
+pub mod bounces;
 
 /// Why the queue could not be used.
 #[derive(Debug, thiserror::Error)]
