@@ -415,3 +415,32 @@ fn sendmail_binary_links_no_smtp_tls_or_clap() {
         assert!(!linked, "sendmail links {forbidden}");
     }
 }
+
+/// `scriptmail sendmail ...` and a `mailq-ctl` link behave like the drop-in
+/// and the admin CLI (SPEC §2: one program, dispatching on argv[0]).
+#[test]
+fn scriptmail_program_dispatches_on_subcommand_and_argv0() {
+    let sink = Sink::start();
+    let env = Env::new(sink.port());
+    let out = run_with_input(
+        env.scriptmail()
+            .args(["sendmail", "-t", "-i", "-fsite@example.com"]),
+        &simple_message("a@example.com", "via scriptmail sendmail"),
+    );
+    assert_ok(&out);
+    assert!(out.stdout.is_empty());
+    let got = sink.wait_for(1, WAIT);
+    assert_eq!(got[0].mail_from, "site@example.com");
+
+    let link = env.path().join("mailq-ctl");
+    std::os::unix::fs::symlink(SCRIPTMAIL, &link).unwrap();
+    let out = Command::new(&link)
+        .env_clear()
+        .env("SCRIPTMAIL_CONFIG", &env.config)
+        .args(["status", "root", "--json"])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["account"], "root", "{v}");
+}
