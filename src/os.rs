@@ -179,9 +179,17 @@ pub fn clear_env() {
 
 /// Undo limits and signal dispositions a hostile caller may have set: a tiny
 /// RLIMIT_FSIZE would kill us with SIGXFSZ mid-write, an ignored SIGPIPE is
-/// what we want anyway, and no core file may leak queue contents.
+/// what we want anyway, and no core file may leak queue contents. Soft limits
+/// go back up to the hard ones (which only root could raise).
 pub fn reset_limits() {
-    for res in [libc::RLIMIT_FSIZE, libc::RLIMIT_NOFILE] {
+    for res in [
+        libc::RLIMIT_FSIZE,
+        libc::RLIMIT_NOFILE,
+        libc::RLIMIT_CPU,
+        libc::RLIMIT_AS,
+        libc::RLIMIT_DATA,
+        libc::RLIMIT_STACK,
+    ] {
         // SAFETY: rlimit is plain data; get/setrlimit read/write it only.
         unsafe {
             let mut rl: libc::rlimit = std::mem::zeroed();
@@ -213,6 +221,13 @@ pub fn reset_limits() {
             libc::signal(sig, libc::SIG_IGN);
         }
     }
+    // The idle I/O class (`ionice -c3`, allowed to anyone) would let the
+    // caller starve our commit's fsync while we hold the queue lock. Unlike
+    // the CPU scheduling class, it can be reset without privilege: class
+    // "none" follows the CPU nice value, as for any process.
+    // SAFETY: ioprio_set(IOPRIO_WHO_PROCESS, self, IOPRIO_CLASS_NONE) takes
+    // plain integers.
+    unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, 0) };
 }
 
 /// Why a process started from here would not be fit to relay the whole

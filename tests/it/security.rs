@@ -834,7 +834,9 @@ fn fpm_pools_send_as_their_own_accounts_and_a_block_holds_only_one() {
 }
 
 /// The set-uid sendmail switches real, effective, saved and filesystem uid and gid to the
-/// service user before it reads the message, and holds no queue lock while it waits.
+/// service user before it reads the message, holds no queue lock while it waits, and has
+/// undone what the caller could lower and it can raise: soft resource limits and the idle
+/// I/O class (the same wrapper leaves them lowered on an ordinary program: the control).
 #[test]
 fn sendmail_runs_as_the_service_user_with_every_id_switched() {
     let inst = Install::new(closed_port());
@@ -845,19 +847,60 @@ fn sendmail_runs_as_the_service_user_with_every_id_switched() {
         0,
         "first",
     );
+    // The caller's soft CPU and file limits lowered, I/O class idle; prlimit and ionice
+    // exec the program, so the pid stays the same.
+    let start = |program: &Path, args: &[&str], wait_uid: u32| -> Guard {
+        let g = Guard(Some(
+            inst.as_user(&a, "prlimit")
+                .args(["--cpu=100:", "--nofile=64:", "--", "ionice", "-c", "3"])
+                .arg(program)
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn"),
+        ));
+        let pid = g.pid();
+        poll(&format!("{} to start", program.display()), || {
+            let argv0 = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            (argv0.starts_with(program.as_os_str().as_encoded_bytes())
+                && credentials(pid)?.0 == [wait_uid; 4])
+                .then_some(())
+        });
+        g
+    };
+    // soft == hard for the two limits, and the I/O class as `ionice -p` reports it.
+    let inspect = |pid: u32| -> (bool, String) {
+        let limits = fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+        let raised = ["Max cpu time", "Max open files"].iter().all(|name| {
+            let line = limits.lines().find(|l| l.starts_with(name)).expect(name);
+            let v: Vec<&str> = line[name.len()..].split_whitespace().collect();
+            v[0] == v[1]
+        });
+        let io = run_timed(
+            Command::new("ionice").args(["-p", &pid.to_string()]),
+            None,
+            WAIT,
+        );
+        (raised, text(&io.stdout))
+    };
 
-    let mut g = Guard(Some(
-        inst.as_user(&a, &inst.sendmail)
-            .args(["-t", "-i"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sendmail"),
-    ));
-    let (uids, gids) = wait_for_uid(g.pid(), svc.uid);
+    let control = start(Path::new("/bin/cat"), &[], a.uid);
+    let (raised, io) = inspect(control.pid());
+    assert!(
+        !raised && io.contains("idle"),
+        "the wrapper must degrade cat: {io}"
+    );
+    drop(control);
+
+    let mut g = start(&inst.sendmail, &["-t", "-i"], svc.uid);
+    let (uids, gids) = credentials(g.pid()).expect("credentials");
     assert_eq!(uids, [svc.uid; 4], "Uid: real effective saved fs");
     assert_eq!(gids, [svc.gid; 4], "Gid: real effective saved fs");
+    let (raised, io) = inspect(g.pid());
+    assert!(raised, "soft limits must be back at the hard ones");
+    assert!(!io.contains("idle"), "idle I/O class must be reset: {io}");
 
     // While it waits for its input it holds no lock: a writer gets in (the busy timeout
     // only covers the one-shot delivery of the first message; sendmail waits forever).
