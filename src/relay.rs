@@ -20,7 +20,9 @@
 //! ## Waiting
 //! Wake-ups arrive as datagrams on `relayd.sock`; between them, workers sleep
 //! until the next deferred message is due (at most a few seconds, so a
-//! writer that forgot to wake us costs little), never spinning.
+//! writer that forgot to wake us costs little), never spinning. While the
+//! smarthost is unreachable an idle worker probes it at the transport's
+//! hold pace, and when it answers again the deferred backlog is made due.
 //!
 //! ## The one-shot's last look
 //! A one-shot exits when the queue has nothing due. A submission that
@@ -468,7 +470,13 @@ fn worker(shared: &Shared, mode: Mode) -> Result<(), RelayError> {
                 return Ok(());
             }
             host.close_if_idle();
-            let cap = if host.is_open() {
+            if host.is_unreachable() && store.next_due()?.is_some() {
+                host.probe();
+                if after_outage(shared, &mut store, &mut host)? {
+                    continue;
+                }
+            }
+            let cap = if host.is_open() || host.is_unreachable() {
                 Duration::from_secs(1)
             } else {
                 MAX_IDLE_WAIT
@@ -494,8 +502,34 @@ fn worker(shared: &Shared, mode: Mode) -> Result<(), RelayError> {
                 break;
             }
             deliver_one(&cfg, &mut store, &mut host, claim)?;
+            after_outage(shared, &mut store, &mut host)?;
         }
     }
+}
+
+/// When the smarthost answers again after failed connection attempts, send
+/// what was deferred meanwhile now, not at its backoff (which may be an
+/// hour after a long outage). True if anything was rescheduled.
+fn after_outage(
+    shared: &Shared,
+    store: &mut Store,
+    host: &mut Smarthost,
+) -> Result<bool, RelayError> {
+    if !host.take_recovered() {
+        return Ok(false);
+    }
+    let n = store.retry_deferred_now(clock::now_ms())?;
+    if n > 0 {
+        log::log(
+            Level::Info,
+            &format!(
+                "relay={} reachable again: retrying {n} deferred message(s) now",
+                host.name()
+            ),
+        );
+        shared.wake_all();
+    }
+    Ok(n > 0)
 }
 
 /// Deliver one claimed message and record the outcome.

@@ -441,6 +441,18 @@ impl Store {
         Ok(recorded)
     }
 
+    /// Make every deferred message due now (the smarthost came back after
+    /// an outage); returns how many.
+    pub fn retry_deferred_now(&mut self, now: i64) -> Result<usize> {
+        let tx = self.write_tx()?;
+        let n = tx.execute(
+            "UPDATE messages SET next_attempt = ?1 WHERE state = 'deferred' AND next_attempt > ?1",
+            [now],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
     /// Give a claim back without an attempt (shutdown before sending).
     pub fn release_claims(&mut self, ids: &[i64]) -> Result<()> {
         let tx = self.write_tx()?;

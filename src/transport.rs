@@ -86,6 +86,10 @@ pub struct Smarthost {
     /// After a failed connection attempt: until when, and why.
     down: Option<(Instant, String)>,
     down_hold: Duration,
+    /// The last connection attempt failed.
+    unreachable: bool,
+    /// A connection succeeded after a failed one (see [`Smarthost::take_recovered`]).
+    recovered: bool,
 }
 
 /// A failure that applies to the whole message.
@@ -134,12 +138,44 @@ impl Smarthost {
             live: None,
             down: None,
             down_hold,
+            unreachable: false,
+            recovered: false,
         })
     }
 
     /// "host:port" for logs.
     pub fn name(&self) -> String {
         format!("{}:{}", self.cfg.host, self.cfg.port)
+    }
+
+    /// True once after a connection succeeded following a failed attempt:
+    /// the smarthost is back, and what was deferred meanwhile can go now
+    /// rather than at its (possibly hour-long) backoff.
+    pub fn take_recovered(&mut self) -> bool {
+        std::mem::take(&mut self.recovered)
+    }
+
+    /// Whether the last connection attempt failed.
+    pub fn is_unreachable(&self) -> bool {
+        self.unreachable
+    }
+
+    /// While the smarthost is unreachable, try to connect (at most once per
+    /// hold period): the way an idle relayer notices that it is back, when
+    /// everything queued is deferred far into the future.
+    pub fn probe(&mut self) {
+        if !self.unreachable || self.live.is_some() {
+            return;
+        }
+        if self
+            .down
+            .as_ref()
+            .is_some_and(|(until, _)| Instant::now() < *until)
+        {
+            return;
+        }
+        self.down = None;
+        self.open();
     }
 
     /// Whether a connection is open (and should be closed when idle).
@@ -195,15 +231,7 @@ impl Smarthost {
         data: &[u8],
     ) -> Result<Vec<(String, RcptOutcome)>, (Whole, Stage)> {
         if self.live.is_none() {
-            match self.connect() {
-                Ok(l) => self.live = Some(l),
-                Err(w) => {
-                    if let Whole::Temporary(why) = &w {
-                        self.down = Some((Instant::now() + self.down_hold, why.clone()));
-                    }
-                    return Err((w, Stage::Connect));
-                }
-            }
+            self.open().map_err(|w| (w, Stage::Connect))?;
         }
         let wants_dsn = env.dsn_notify.is_some() || env.dsn_ret.is_some() || env.envid.is_some();
         let hello = self.hello.clone();
@@ -325,6 +353,24 @@ impl Smarthost {
             }
         }
         Ok(results)
+    }
+
+    /// Connect, keeping track of reachability.
+    fn open(&mut self) -> Result<(), Whole> {
+        match self.connect() {
+            Ok(l) => {
+                self.live = Some(l);
+                self.recovered |= std::mem::take(&mut self.unreachable);
+                Ok(())
+            }
+            Err(w) => {
+                if let Whole::Temporary(why) = &w {
+                    self.down = Some((Instant::now() + self.down_hold, why.clone()));
+                }
+                self.unreachable = true;
+                Err(w)
+            }
+        }
     }
 
     /// RSET, dropping the connection if that fails.

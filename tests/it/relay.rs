@@ -785,3 +785,33 @@ fn implicit_tls_delivers_when_verification_is_turned_off() {
     assert!(got.contains("RCPT TO:<a@example.org>"), "{got}");
     assert!(got.contains("Subject: over tls"), "{got}");
 }
+
+#[test]
+fn the_backlog_goes_out_as_soon_as_the_smarthost_is_back() {
+    // After a long outage, deferred mail is far into its backoff. An idle
+    // relayd probes the smarthost and, once it answers, sends the backlog
+    // at once instead of at each message's next retry.
+    let fake = FakeSmtp::start();
+    fake.down();
+    let env = Env::new(fake.port());
+    let _d = relayd(&env);
+    for i in 0..5 {
+        send(&env, "a@example.org", &format!("backlog {i}"));
+    }
+    wait_until(WAIT, || env.count("state = 'deferred'") == 5);
+    // As if the outage had lasted hours: next tries a day away.
+    let db = rusqlite::Connection::open(env.queue.join("queue.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db.execute(
+        "UPDATE messages SET next_attempt = next_attempt + 86400000 WHERE state = 'deferred'",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    env.log_lines();
+    fake.up();
+    wait_all_done(&env, 5, WAIT);
+    assert_eq!(fake.delivered().len(), 5);
+    let log = env.log_lines().join("\n");
+    assert!(log.contains("reachable again"), "{log}");
+}
