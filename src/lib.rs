@@ -26,6 +26,7 @@ pub mod options;
 pub mod os;
 pub mod privilege;
 pub mod relay;
+pub mod report;
 pub mod schedule;
 pub mod smtp_server;
 pub mod store;
