@@ -847,12 +847,26 @@ fn sendmail_runs_as_the_service_user_with_every_id_switched() {
         0,
         "first",
     );
-    // The caller's soft CPU and file limits lowered, I/O class idle; prlimit and ionice
-    // exec the program, so the pid stays the same.
+    // The caller's soft CPU and file limits lowered, I/O class idle, two extra descriptors
+    // open (7 on /etc/passwd, 8 on a file of its own); sh, prlimit and ionice exec the
+    // program, so the pid stays the same.
     let start = |program: &Path, args: &[&str], wait_uid: u32| -> Guard {
         let g = Guard(Some(
-            inst.as_user(&a, "prlimit")
-                .args(["--cpu=100:", "--nofile=64:", "--", "ionice", "-c", "3"])
+            inst.as_user(&a, "/bin/sh")
+                .args([
+                    "-c",
+                    "exec 7</etc/passwd 8>>inherited.txt; exec \"$@\"",
+                    "sh",
+                ])
+                .args([
+                    "prlimit",
+                    "--cpu=100:",
+                    "--nofile=64:",
+                    "--",
+                    "ionice",
+                    "-c",
+                    "3",
+                ])
                 .arg(program)
                 .args(args)
                 .stdin(Stdio::piped())
@@ -869,6 +883,19 @@ fn sendmail_runs_as_the_service_user_with_every_id_switched() {
                 .then_some(())
         });
         g
+    };
+    // Descriptors still open on what the caller opened.
+    let inherited = |pid: u32| -> Vec<PathBuf> {
+        let mine = [
+            PathBuf::from("/etc/passwd"),
+            inst.home(&a).join("inherited.txt"),
+        ];
+        fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("fd dir")
+            .flatten()
+            .filter_map(|e| fs::read_link(e.path()).ok())
+            .filter(|t| mine.contains(t))
+            .collect()
     };
     // soft == hard for the two limits, and the I/O class as `ionice -p` reports it.
     let inspect = |pid: u32| -> (bool, String) {
@@ -892,6 +919,11 @@ fn sendmail_runs_as_the_service_user_with_every_id_switched() {
         !raised && io.contains("idle"),
         "the wrapper must degrade cat: {io}"
     );
+    assert_eq!(
+        inherited(control.pid()).len(),
+        2,
+        "cat keeps the caller's descriptors"
+    );
     drop(control);
 
     let mut g = start(&inst.sendmail, &["-t", "-i"], svc.uid);
@@ -901,6 +933,11 @@ fn sendmail_runs_as_the_service_user_with_every_id_switched() {
     let (raised, io) = inspect(g.pid());
     assert!(raised, "soft limits must be back at the hard ones");
     assert!(!io.contains("idle"), "idle I/O class must be reset: {io}");
+    assert_eq!(
+        inherited(g.pid()),
+        Vec::<PathBuf>::new(),
+        "inherited descriptors"
+    );
 
     // While it waits for its input it holds no lock: a writer gets in (the busy timeout
     // only covers the one-shot delivery of the first message; sendmail waits forever).
