@@ -29,7 +29,10 @@ pub enum Command {
         once: bool,
     },
     /// Read one delivery-status notification on stdin and record it (MTA pipe transport).
-    Bounce,
+    Bounce {
+        /// The bounce's envelope recipient, the VERP address (Postfix pipe: ${original_recipient}).
+        recipient: Option<String>,
+    },
     /// Behave like the `sendmail` drop-in, unprivileged (same flags).
     #[command(disable_help_flag = true)]
     Sendmail {

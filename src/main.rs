@@ -87,11 +87,11 @@ fn run(cli: Cli, config_path: Option<PathBuf>) -> Result<Exit, Failure> {
                 .map_err(|e| (e.exit_code(), e.to_string()))
         }
         Command::MailqCtl(args) => scriptmail::ctl::run(args, config_path.as_deref()),
-        Command::Bounce => {
+        Command::Bounce { recipient } => {
             let cfg = load(config_path.as_deref())?;
             log::init(&cfg.log_socket, "scriptmail/bounce", true);
             privilege::become_queue_owner(&cfg).map_err(|e| (e.exit_code(), e.to_string()))?;
-            scriptmail::bounce::run(&cfg)
+            scriptmail::bounce::run(&cfg, config_path.as_deref(), recipient.as_deref())
         }
         Command::Demo => scriptmail::demo::run(),
         Command::Generate { what } => scriptmail::generate::run(what),
