@@ -146,11 +146,22 @@ fn ensure_user(name: &str, system: bool) -> User {
             return u;
         }
         let mut cmd = Command::new("useradd");
+        // A group left behind (the package's purge deletes the user, not its group) is
+        // reused; otherwise the user gets a group of its own.
+        let group_exists = Command::new("getent")
+            .args(["group", name])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if group_exists {
+            cmd.args(["--gid", name]);
+        } else {
+            cmd.arg("--user-group");
+        }
         if system {
-            // As the package's postinst does: a system user with its own group and no login.
+            // As the package's postinst does: a system user and no login.
             cmd.args([
                 "--system",
-                "--user-group",
                 "--no-create-home",
                 "--home-dir",
                 "/var/lib/scriptmail",
@@ -158,7 +169,7 @@ fn ensure_user(name: &str, system: bool) -> User {
                 "/usr/sbin/nologin",
             ]);
         } else {
-            cmd.args(["--create-home", "--user-group", "--shell", "/bin/sh"]);
+            cmd.args(["--create-home", "--shell", "/bin/sh"]);
         }
         let out = cmd.arg(name).output().expect("run useradd");
         if !out.status.success() {
