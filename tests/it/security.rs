@@ -431,6 +431,7 @@ impl Install {
             .tempdir_in("/usr/local/lib")
             .expect("bin dir");
         fs::set_permissions(bin.path(), fs::Permissions::from_mode(0o755)).expect("chmod bin");
+        assert_set_id_works(bin.path());
         let sendmail = bin.path().join("sendmail");
         fs::copy(SENDMAIL, &sendmail).expect("copy sendmail");
         // chown first: it clears the set-id bits.
@@ -622,6 +623,35 @@ impl Drop for Install {
                 _ => break,
             }
         }
+    }
+}
+
+/// Fail early and clearly where the kernel would silently ignore set-id bits: a `nosuid`
+/// mount under `dir`, or a test run with `no_new_privs` set (e.g. a container started with
+/// `--security-opt no-new-privileges`).
+fn assert_set_id_works(dir: &Path) {
+    let status = fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    assert!(
+        !status
+            .lines()
+            .any(|l| l.starts_with("NoNewPrivs:") && l.ends_with('1')),
+        "no_new_privs is set: the kernel ignores set-uid bits, these tests cannot run"
+    );
+    let mounts = fs::read_to_string("/proc/self/mounts").expect("/proc/self/mounts");
+    let mount = mounts
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((*f.get(1)?, *f.get(3)?))
+        })
+        .filter(|(point, _)| dir.starts_with(point))
+        .max_by_key(|(point, _)| point.len());
+    if let Some((point, options)) = mount {
+        assert!(
+            !options.split(',').any(|o| o == "nosuid"),
+            "{point} is mounted nosuid: the set-uid sendmail cannot be tested under {}",
+            dir.display()
+        );
     }
 }
 
