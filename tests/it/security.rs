@@ -340,13 +340,6 @@ fn credentials(pid: u32) -> Option<([u32; 4], [u32; 4])> {
     Some((ids("Uid:")?, ids("Gid:")?))
 }
 
-/// Wait until `pid` runs with all four uids equal to `uid`; returns its credentials.
-fn wait_for_uid(pid: u32, uid: u32) -> ([u32; 4], [u32; 4]) {
-    poll(&format!("process {pid} to run as uid {uid}"), || {
-        credentials(pid).filter(|(u, _)| u.iter().all(|&x| x == uid))
-    })
-}
-
 /// Fields of /proc/PID/stat after the command name: state, ppid, pgrp, session, tty, tpgid.
 fn stat(pid: u32) -> Option<(char, u32, i32, i32, i32, i32)> {
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -1106,7 +1099,7 @@ fn tenant_cannot_stop_its_sendmail_from_its_terminal() {
     let a = inst.a().clone();
     // script(1) gives the shell a pty as controlling terminal; `set -m` runs the command as
     // a foreground job in its own process group, as an interactive shell would.
-    let run_on_tty = |cmd: &str, wait_uid: u32| -> (Guard, std::process::ChildStdin, u32) {
+    let run_on_tty = |cmd: &str, wait_uid: u32| -> (Guard, std::process::ChildStdin) {
         let mut g = Guard(Some(
             inst.as_user(&a, "script")
                 .args(["-q", "-e", "-c"])
@@ -1120,7 +1113,7 @@ fn tenant_cannot_stop_its_sendmail_from_its_terminal() {
         ));
         let root = g.pid();
         let name = cmd.split_whitespace().next().expect("cmd");
-        let pid = poll(&format!("{name} on the tty"), || {
+        poll(&format!("{name} on the tty"), || {
             descendant(root, name).filter(|&p| {
                 credentials(p).is_some_and(|(u, _)| u == [wait_uid; 4])
                     // The foreground process group of its terminal (pgrp == tpgid).
@@ -1130,12 +1123,12 @@ fn tenant_cannot_stop_its_sendmail_from_its_terminal() {
             })
         });
         let stdin = g.child().stdin.take().expect("stdin");
-        (g, stdin, pid)
+        (g, stdin)
     };
 
     // Control: ^Z stops `cat`; the shell reports it and goes on with status 148
     // (128 + SIGTSTP).
-    let (g, mut tty, _pid) = run_on_tty("/bin/cat", a.uid);
+    let (g, mut tty) = run_on_tty("/bin/cat", a.uid);
     tty.write_all(b"\x1a").expect("^Z");
     let out = g.finish(WAIT);
     drop(tty);
@@ -1146,7 +1139,7 @@ fn tenant_cannot_stop_its_sendmail_from_its_terminal() {
     );
 
     let sendmail = inst.sendmail.to_str().expect("utf-8").to_string();
-    let (g, mut tty, _pid) = run_on_tty(&format!("{sendmail} -t -i"), inst.svc().uid);
+    let (g, mut tty) = run_on_tty(&format!("{sendmail} -t -i"), inst.svc().uid);
     tty.write_all(b"\x1a").expect("^Z");
     // Canonical mode: ^D at the start of a line is end of input.
     let mut msg = message("tty-stop");
