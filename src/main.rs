@@ -3,6 +3,7 @@
 //! parse, dispatch, and map errors to exit codes in one place.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -38,7 +39,9 @@ fn main() -> ExitCode {
     match run(cli, config_path) {
         Ok(code) => code.into(),
         Err((code, msg)) => {
-            eprintln!("scriptmail: {}", log::clean(&msg));
+            // Not eprintln!: a failed write (stderr closed, RLIMIT_FSIZE)
+            // must not turn an error into a panic.
+            let _ = writeln!(std::io::stderr(), "scriptmail: {}", log::clean(&msg));
             code.into()
         }
     }
@@ -48,7 +51,7 @@ fn sendmail(argv0: OsString, args: Vec<OsString>) -> ExitCode {
     match scriptmail::submit::run(argv0, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sendmail: {}", log::clean(&e.to_string()));
+            let _ = writeln!(std::io::stderr(), "sendmail: {}", log::clean(&e.to_string()));
             e.exit_code().into()
         }
     }

@@ -29,6 +29,9 @@ pub fn relay(cfg: &Config, config_path: Option<&Path>) {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        // Not the tenant's working directory: the one-shot must hold no
+        // reference into a site's tree (which may be unmounted or deleted).
+        .current_dir("/")
         .process_group(0);
     // Not waited for: it is reparented to init when we exit. A failure to
     // start is not a failure of the submission — the mail is committed and
