@@ -531,7 +531,11 @@ tls = "starttls"
         // keys are real keys.
         let uncommented: String = text
             .lines()
-            .map(|l| l.strip_prefix('#').filter(|r| !r.starts_with(' ') && !r.is_empty()).unwrap_or(l))
+            .map(|l| {
+                l.strip_prefix('#')
+                    .filter(|r| !r.starts_with(' ') && !r.is_empty())
+                    .unwrap_or(l)
+            })
             .collect::<Vec<_>>()
             .join("\n");
         let c = parse(&uncommented).unwrap();
