@@ -815,3 +815,49 @@ fn the_backlog_goes_out_as_soon_as_the_smarthost_is_back() {
     let log = env.log_lines().join("\n");
     assert!(log.contains("reachable again"), "{log}");
 }
+
+#[test]
+fn a_command_timeout_defers_and_the_retry_delivers_once() {
+    let fake = FakeSmtp::start();
+    // The first MAIL is answered after 3 s; relayd gives up after 1 s.
+    fake.on(
+        "MAIL",
+        None,
+        Some(1),
+        Action::delay(Duration::from_secs(3), Action::Pass),
+    );
+    let env = Env::new(fake.port());
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let short = text.replace(
+        "relay.command_timeout = \"10s\"",
+        "relay.command_timeout = \"1s\"",
+    );
+    assert_ne!(text, short);
+    std::fs::write(&env.config, short).unwrap();
+    let _d = relayd(&env);
+    send(&env, "a@example.org", "slow server");
+    wait_all_done(&env, 1, WAIT);
+    assert_eq!(env.count("state = 'sent' AND attempts >= 2"), 1);
+    let got = fake.delivered();
+    assert_eq!(got.len(), 1, "{}", fake.transcript_text());
+    let log = env.log_lines().join("\n");
+    assert!(log.contains("status=deferred"), "{log}");
+}
+
+#[test]
+fn a_busy_greeting_defers_without_an_error() {
+    let fake = FakeSmtp::start();
+    fake.on(
+        "CONNECT",
+        None,
+        Some(1),
+        Action::reply(421, "4.3.2 too busy"),
+    );
+    let env = Env::new(fake.port());
+    let _d = relayd(&env);
+    send(&env, "a@example.org", "busy server");
+    wait_all_done(&env, 1, WAIT);
+    assert_eq!(env.count("state = 'sent' AND attempts = 2"), 1);
+    assert_eq!(fake.delivered().len(), 1);
+    assert_eq!(query_i64(&env, "SELECT count(*) FROM errors"), 0);
+}
