@@ -175,7 +175,8 @@ impl Smarthost {
             return;
         }
         self.down = None;
-        self.open();
+        // The outcome is kept in `unreachable` / `recovered`.
+        let _ = self.open();
     }
 
     /// Whether a connection is open (and should be closed when idle).
