@@ -13,7 +13,7 @@ use scriptmail::report::{self, Options};
 use scriptmail::store::{Durability, Store};
 
 use crate::fake_smtp::{Action, FakeSmtp, free_port};
-use crate::util::{Env, SCRIPTMAIL, assert_ok, run_with_input, stderr, wait_until};
+use crate::util::{Env, SCRIPTMAIL, SENDMAIL, assert_ok, run_with_input, stderr, wait_until};
 
 /// `nobody`: Postfix's pipe(8) refuses to run a command as root, so the
 /// Postfix test runs the whole scriptmail side as this user.
@@ -167,8 +167,10 @@ fn chown(path: &Path, user: &str) {
 
 /// Let `nobody` run scriptmail on this environment: the queue belongs to
 /// nobody (so every program, root's included, works as nobody), the test
-/// directory is searchable and the syslog socket writable.
-fn share_with_nobody(env: &Env) {
+/// directory is searchable, the syslog socket writable, and the programs
+/// are copied where nobody can run them (the build tree may sit below a
+/// directory only root can search). Returns (sendmail, scriptmail).
+fn share_with_nobody(env: &Env) -> (PathBuf, PathBuf) {
     std::fs::set_permissions(env.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     std::fs::set_permissions(
         env.path().join("syslog.sock"),
@@ -181,15 +183,32 @@ fn share_with_nobody(env: &Env) {
         .output()
         .expect("chown");
     assert_ok(&out);
+    let bin = env.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin dir");
+    let mut copies = Vec::new();
+    for program in [SENDMAIL, SCRIPTMAIL] {
+        let to = bin.join(Path::new(program).file_name().expect("name"));
+        std::fs::copy(program, &to).expect("copy program");
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        copies.push(to);
+    }
+    (copies[0].clone(), copies[1].clone())
 }
 
 // ---------------------------------------------------------------------------
 // Helpers.
 
-/// `sendmail -t` as uid `uid`.
-fn submit_as(env: &Env, uid: u32, message: &[u8]) -> Output {
-    let mut cmd = env.sendmail();
-    cmd.arg("-t").arg("-i").uid(uid).gid(uid);
+/// `sendmail -t` as uid `uid`, from the program at `sendmail`.
+fn submit_as(env: &Env, sendmail: &Path, uid: u32, message: &[u8]) -> Output {
+    let mut cmd = Command::new(sendmail);
+    cmd.env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("SCRIPTMAIL_CONFIG", &env.config)
+        .current_dir(env.path())
+        .arg("-t")
+        .arg("-i")
+        .uid(uid)
+        .gid(uid);
     run_with_input(&mut cmd, message)
 }
 
@@ -286,9 +305,10 @@ fn postfix_bounces_are_piped_into_scriptmail_bounce() {
     );
     let pf_port = free_port();
     let env = Env::with_sections(pf_port, "bounce.verp = true", "");
-    share_with_nobody(&env);
+    let (sendmail, scriptmail) = share_with_nobody(&env);
     let pipe = format!(
-        "scriptmail unix - n n - - pipe\n  flags=Rq user=nobody argv={SCRIPTMAIL} --config {} bounce ${{original_recipient}}",
+        "scriptmail unix - n n - - pipe\n  flags=Rq user=nobody argv={} --config {} bounce ${{original_recipient}}",
+        scriptmail.display(),
         env.config.display()
     );
     let postfix = Postfix::start(env.path(), pf_port, next_hop.port(), &pipe);
@@ -296,9 +316,9 @@ fn postfix_bounces_are_piped_into_scriptmail_bounce() {
 
     let first = b"To: nosuchuser@test.example, alice@reject.example\r\n\
 Subject: order 1\r\n\r\nHello.\r\n";
-    assert_ok(&submit_as(&env, NOBODY, first));
+    assert_ok(&submit_as(&env, &sendmail, NOBODY, first));
     let second = b"To: bob@reject.example\r\nSubject: order 2\r\n\r\nHello.\r\n";
-    assert_ok(&submit_as(&env, NOBODY, second));
+    assert_ok(&submit_as(&env, &sendmail, NOBODY, second));
     let q = qids(&env);
     assert_eq!(q.len(), 2);
 
