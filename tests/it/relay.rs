@@ -498,11 +498,18 @@ fn sigterm_finishes_the_message_in_flight_and_exits_0() {
         Action::delay(Duration::from_secs(2), Action::Pass),
     );
     let env = Env::with_config(fake.port(), "relay.connections = 1");
-    let d = relayd(&env);
-    for i in 0..3 {
+    // Queue five with nobody relaying (the one-shot program does nothing),
+    // so the daemon claims them in one batch.
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let idle = text.replace(SCRIPTMAIL, "/bin/true");
+    std::fs::write(&env.config, &idle).unwrap();
+    for i in 0..5 {
         send(&env, "a@example.org", &format!("term {i}"));
     }
+    std::fs::write(&env.config, &text).unwrap();
+    let d = relayd(&env);
     wait_until(WAIT, || fake.transcript().iter().any(|(_, l)| l == "."));
+    assert_eq!(env.count("state = 'sending'"), 5, "one batch claimed");
     let (status, err) = d.stop();
     assert_eq!(status.code(), Some(0), "{err}");
     assert_eq!(
@@ -512,11 +519,16 @@ fn sigterm_finishes_the_message_in_flight_and_exits_0() {
     );
     assert_eq!(env.count("state = 'sending'"), 0, "no claim left behind");
     assert_eq!(env.count("state = 'sent'"), 1);
+    // The four given back did not count as tries.
+    assert_eq!(env.count("state = 'deferred' AND attempts = 0"), 4);
     assert!(!env.queue.join("relayd.sock").exists());
     // A restart sends the rest, and the finished one not again.
     let _d = relayd(&env);
-    wait_all_done(&env, 3, WAIT);
-    assert_eq!(fake.delivered().len(), 3);
+    wait_all_done(&env, 5, WAIT);
+    let got = fake.delivered();
+    assert_eq!(got.len(), 5);
+    let distinct: HashSet<String> = got.iter().map(|m| m.text()).collect();
+    assert_eq!(distinct.len(), 5);
 }
 
 #[test]
