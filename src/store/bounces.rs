@@ -9,7 +9,8 @@
 //! `errors / (sent + errors)` over the window `[max(now - window,
 //! state_since), now]`, where `errors` counts the account's mails in error
 //! recorded in the window and `sent` the recipients of its messages delivered
-//! in the window, both per recipient and without scriptmail's own mail. When
+//! in the window (written at most one window before it), both per recipient
+//! and without scriptmail's own mail. When
 //! the sample `sent + errors` reaches `min_sample` and the ratio is *above*
 //! `bounce_ratio` (doubled in `force`), the account goes to `bounce`. The
 //! window never reaches back past the account's last state change: an admin
@@ -24,10 +25,6 @@ use crate::account::State;
 use crate::clock::{self, DAY_MS};
 use crate::log::{self, Level};
 
-/// How long before the window a message may have been created and still be
-/// delivered inside it (the default `queue_lifetime` of 5 days plus slack):
-/// bounds the search for recent deliveries to the `messages_account` index.
-const SENT_LOOKBACK_MS: i64 = 7 * DAY_MS;
 /// Largest part of an unmatched bounce kept in the database.
 pub const UNMATCHED_MAX_BYTES: usize = 256 * 1024;
 /// Unmatched bounces older than this are dropped when a new one arrives.
@@ -155,7 +152,11 @@ fn apply_ratio(
              WHERE m.account_id = ?1 AND m.created >= ?3 AND m.done_at >= ?2
                AND m.system = 0 AND r.state = 'sent'",
         )?
-        .query_row(params![account_id, from, from - SENT_LOOKBACK_MS], |r| {
+        // Deliveries in the window of mail written up to one window earlier:
+        // a range of the `messages_account (account_id, created)` index, so
+        // the count costs at most two windows of the account's mail. (Mail
+        // that waited longer than a whole window before delivery is left out.)
+        .query_row(params![account_id, from, from - p.window_ms.max(0)], |r| {
             r.get(0)
         })?;
     let sample = errors + sent;
