@@ -31,7 +31,27 @@ fn main() -> ExitCode {
     } else if argv0 == "sendmail" || argv0 == "mailq" || argv0 == "newaliases" {
         return sendmail(argv0, args.split_off(1));
     }
-    let cli = Cli::parse_from(args);
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        // --help and --version print as clap renders them, exit 0.
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        // A usage error is one line and 64 (EX_USAGE), like every other
+        // failure of this program; clap's own form has several lines and 2.
+        Err(e) => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("usage error");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let _ = writeln!(
+                std::io::stderr(),
+                "scriptmail: {} (try --help)",
+                log::clean(first)
+            );
+            return Exit::Usage.into();
+        }
+    };
     let config_path = cli
         .config
         .clone()
@@ -51,7 +71,11 @@ fn sendmail(argv0: OsString, args: Vec<OsString>) -> ExitCode {
     match scriptmail::submit::run(argv0, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "sendmail: {}", log::clean(&e.to_string()));
+            let _ = writeln!(
+                std::io::stderr(),
+                "sendmail: {}",
+                log::clean(&e.to_string())
+            );
             e.exit_code().into()
         }
     }

@@ -867,3 +867,103 @@ pub(crate) fn check_address(addr: &str) -> Result<String> {
         _ => Err(bad()),
     }
 }
+
+/// `metrics`: every account's counters in the Prometheus text exposition
+/// format (version 0.0.4), for node_exporter's textfile collector or a
+/// scrape wrapper; the platform's cluster view comes from there (SPEC §11).
+/// Account names are label values: escaped per the format (`\`, `"`, LF).
+pub fn metrics(ctx: &Ctx, now: i64) -> Result<()> {
+    let rows = ctx.store.overview(now)?;
+    let label = |name: &str| log::clean(name).replace('\\', "\\\\").replace('"', "\\\"");
+    let mut out = String::new();
+    type Value = fn(&crate::store::admin::Overview, i64) -> i64;
+    let families: [(&str, &str, &str, Value); 8] = [
+        (
+            "scriptmail_sent_total",
+            "counter",
+            "Mails relayed since the account was first seen.",
+            |o, _| o.account.sent_total,
+        ),
+        (
+            "scriptmail_errors_total",
+            "counter",
+            "Mails in error since the account was first seen.",
+            |o, _| o.account.error_total,
+        ),
+        (
+            "scriptmail_sent_today",
+            "gauge",
+            "Mails relayed during the current UTC day.",
+            |o, _| o.sent_today,
+        ),
+        (
+            "scriptmail_held",
+            "gauge",
+            "Messages held because the account is blocked.",
+            |o, _| o.queue.held,
+        ),
+        (
+            "scriptmail_queued",
+            "gauge",
+            "Messages waiting for their first delivery attempt.",
+            |o, _| o.queue.queued,
+        ),
+        (
+            "scriptmail_deferred",
+            "gauge",
+            "Messages waiting for a retry.",
+            |o, _| o.queue.deferred,
+        ),
+        (
+            "scriptmail_sending",
+            "gauge",
+            "1 if the account's mail is relayed (ok, force), 0 if it is held.",
+            |o, _| i64::from(o.account.state.is_sending()),
+        ),
+        (
+            "scriptmail_oldest_held_age_seconds",
+            "gauge",
+            "Age of the oldest held message, 0 if none.",
+            |o, now| o.queue.oldest_held.map_or(0, |t| (now - t).max(0) / 1000),
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for o in &rows {
+            out.push_str(&format!(
+                "{name}{{account=\"{}\"}} {}\n",
+                label(&o.account.name),
+                value(o, now)
+            ));
+        }
+    }
+    // The state as an info-style series, so a state change does not start
+    // new series for the counters above.
+    out.push_str("# HELP scriptmail_state The account's state (value 1), as the control panel names it.\n# TYPE scriptmail_state gauge\n");
+    for o in &rows {
+        out.push_str(&format!(
+            "scriptmail_state{{account=\"{}\",state=\"{}\"}} 1\n",
+            label(&o.account.name),
+            o.account.state
+        ));
+    }
+    if ctx.json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "account": o.account.name,
+                    "state": o.account.state.as_str(),
+                    "sent_total": o.account.sent_total,
+                    "errors_total": o.account.error_total,
+                    "sent_today": o.sent_today,
+                    "held": o.queue.held,
+                    "queued": o.queue.queued,
+                    "deferred": o.queue.deferred,
+                })
+            })
+            .collect();
+        return ctx.output(&serde_json::json!({ "accounts": v }), String::new);
+    }
+    view::print(&out).map_err(CtlError::from)
+}

@@ -148,6 +148,22 @@ pub enum Verb {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// The daily error report (SPEC §6.2): print it, or --send it to each
+    /// account's report recipient (run daily by a timer).
+    Report {
+        /// Only this account.
+        #[arg(long)]
+        account: Option<String>,
+        /// Queue the reports for delivery instead of printing them.
+        #[arg(long)]
+        send: bool,
+        /// The UTC day to report on [default: yesterday].
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day)]
+        day: Option<i64>,
+    },
+    /// Per-account counters in the Prometheus text format (for node_exporter's
+    /// textfile collector or a scrape), SPEC §11.
+    Metrics,
     /// Send a test mail for the account through the full path and say what happened.
     Test {
         account: String,
@@ -224,6 +240,10 @@ fn parse_wait(s: &str) -> std::result::Result<Duration, String> {
     crate::config::parse_duration(s)
 }
 
+fn parse_day(s: &str) -> std::result::Result<i64, String> {
+    clock::parse_day(s).ok_or_else(|| format!("{s:?} is not YYYY-MM-DD"))
+}
+
 fn parse_limit(s: &str) -> std::result::Result<Limit, String> {
     if s == "default" {
         return Ok(Limit::Default);
@@ -251,6 +271,8 @@ pub enum CtlError {
     #[error("{0}")]
     Refused(String),
     #[error("{0}")]
+    Report(#[from] crate::report::ReportError),
+    #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -263,6 +285,7 @@ impl CtlError {
             CtlError::Relay(e) => e.exit_code(),
             CtlError::Usage(_) => Exit::Usage,
             CtlError::Refused(_) => Exit::NoPerm,
+            CtlError::Report(e) => e.exit_code(),
             CtlError::Io(_) => Exit::IoErr,
         }
     }
@@ -378,6 +401,23 @@ fn run_verb(args: Args, config_path: Option<&Path>) -> Result<()> {
             accounts::purge(&mut ctx, &account, yes, note.as_deref(), now)
         }
         Verb::Sweep => queue::sweep(&mut ctx, now),
+        Verb::Report { account, send, day } => {
+            let o = crate::report::execute(
+                &ctx.cfg,
+                &mut ctx.store,
+                &crate::report::Options {
+                    account: account.as_deref(),
+                    send,
+                    day,
+                },
+                now,
+            )?;
+            if o.queued > 0 {
+                ctx.wake_relay();
+            }
+            ctx.output(&o.json, || o.text.clone())
+        }
+        Verb::Metrics => accounts::metrics(&ctx, now),
         Verb::Queue {
             account,
             state,

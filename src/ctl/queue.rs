@@ -329,6 +329,11 @@ pub fn sweep(ctx: &mut Ctx, now: i64) -> Result<()> {
             ),
         );
     }
+    // Blocks tripped by a limit (in sendmail) or by rejections (in the
+    // relay) are announced to the report recipient here at the latest.
+    if crate::report::notify(&ctx.cfg, &mut ctx.store, now)? > 0 {
+        ctx.wake_relay();
+    }
     let history_cutoff = crate::store::day_start(now, i64::from(ctx.cfg.history_days));
     let h: Housekeeping =
         ctx.store

@@ -1253,3 +1253,148 @@ fn test_verb_honours_accounts_allow() {
     assert!(line.contains("accounts.allow"), "{line}");
     assert_eq!(env.count("1"), 0);
 }
+
+const REPORT_EVENT: &[(&str, J)] = &[
+    ("at", J::Str),
+    ("at_ms", J::Int),
+    ("old_state", J::OneOf(ACCOUNT_STATES)),
+    ("new_state", J::OneOf(ACCOUNT_STATES)),
+    ("reason", J::Str),
+    ("actor", J::Str),
+    ("note", J::Str),
+];
+const REPORT_ERROR: &[(&str, J)] = &[
+    ("at", J::Str),
+    ("at_ms", J::Int),
+    ("qid", J::Str),
+    ("rcpt", J::Str),
+    ("kind", J::OneOf(&["rejected", "expired", "dsn"])),
+    ("message", J::Str),
+    ("subject", J::Str),
+    ("script", J::Str),
+];
+const REPORT_EXPIRED: &[(&str, J)] = &[
+    ("at", J::Str),
+    ("at_ms", J::Int),
+    ("created", J::Str),
+    ("qid", J::Str),
+    ("sender", J::Str),
+    ("recipients", J::Arr(&J::Str)),
+    ("subject", J::Str),
+    ("script", J::Str),
+];
+const REPORT: &[(&str, J)] = &[
+    ("day", J::Str),
+    (
+        "reports",
+        J::Arr(&J::Obj(&[
+            ("account", J::Str),
+            ("report_to", J::Opt(&J::Str)),
+            ("day", J::Str),
+            ("status", J::Str),
+            ("qid", J::Opt(&J::Str)),
+            (
+                "errors",
+                J::Obj(&[("total", J::Int), ("items", J::Arr(&J::Obj(REPORT_ERROR)))]),
+            ),
+            (
+                "expired",
+                J::Obj(&[
+                    ("total", J::Int),
+                    ("items", J::Arr(&J::Obj(REPORT_EXPIRED))),
+                ]),
+            ),
+            ("events", J::Arr(&J::Obj(REPORT_EVENT))),
+        ])),
+    ),
+];
+const METRICS: &[(&str, J)] = &[(
+    "accounts",
+    J::Arr(&J::Obj(&[
+        ("account", J::Str),
+        ("state", J::OneOf(ACCOUNT_STATES)),
+        ("sent_total", J::Int),
+        ("errors_total", J::Int),
+        ("sent_today", J::Int),
+        ("held", J::Int),
+        ("queued", J::Int),
+        ("deferred", J::Int),
+    ])),
+)];
+
+/// `report` from the command line: today's block/unblock shows up, with the
+/// documented JSON; `--send` queues one mail to the recipient, once.
+#[test]
+fn report_verb_prints_and_sends_once() {
+    let sink = Sink::start();
+    let env = Env::new(sink.port());
+    assert_ok(&env.ctl(&["set", "root", "--report-to", "webmaster@example.com"]));
+    assert_ok(&env.ctl(&["block", "root", "--note", "ticket 42"]));
+    assert_ok(&env.ctl(&["unblock", "root"]));
+    let today =
+        scriptmail::clock::format_day(scriptmail::clock::day_of(scriptmail::clock::now_ms()));
+    let v = json(&env, &["report", "--day", &today], REPORT);
+    let reports = v["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 1, "{v}");
+    let events = reports[0]["events"].as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["new_state"] == "ko" && e["note"] == "ticket 42"),
+        "{v}"
+    );
+    let text = stdout(&env.ctl(&["report", "--day", &today]));
+    assert!(text.contains("ticket 42"), "{text}");
+
+    assert_ok(&env.ctl(&["report", "--day", &today, "--send"]));
+    let got = sink.wait_for(1, WAIT);
+    assert_eq!(got[0].rcpt_to, ["webmaster@example.com"]);
+    // A second run of the timer sends nothing twice.
+    assert_ok(&env.ctl(&["report", "--day", &today, "--send"]));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sink.messages().len(), 1);
+    // Nothing to say about a quiet day.
+    let v = json(&env, &["report", "--day", "2020-01-01"], REPORT);
+    assert!(v["reports"].as_array().unwrap().is_empty(), "{v}");
+    let line = refused(&env, &["report", "--day", "yesterday"], 64);
+    assert!(line.contains("YYYY-MM-DD"), "{line}");
+}
+
+/// `metrics`: Prometheus text format, one series per account, values that
+/// match `status`; labels escaped.
+#[test]
+fn metrics_verb_exports_prometheus_text() {
+    let sink = Sink::start();
+    let env = Env::new(sink.port());
+    assert_ok(&env.submit(&["-t", "-i"], &simple_message("a@example.com", "m")));
+    sink.wait_for(1, WAIT);
+    wait_until(WAIT, || env.count("state = 'sent'") == 1);
+    assert_ok(&env.ctl(&["block", "root"]));
+    assert_ok(&env.submit(&["-t", "-i"], &simple_message("a@example.com", "held")));
+    let out = env.ctl(&["metrics"]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    for line in [
+        "scriptmail_sent_total{account=\"root\"} 1",
+        "scriptmail_held{account=\"root\"} 1",
+        "scriptmail_sending{account=\"root\"} 0",
+        "scriptmail_state{account=\"root\",state=\"ko\"} 1",
+        "# TYPE scriptmail_sent_total counter",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    // Every sample line is `name{labels} integer`.
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = l.rsplit_once(' ').unwrap();
+        assert!(
+            series.starts_with("scriptmail_") && series.ends_with('}'),
+            "{l}"
+        );
+        value.parse::<i64>().unwrap_or_else(|_| panic!("{l}"));
+    }
+    let v = json(&env, &["metrics"], METRICS);
+    assert_eq!(v["accounts"][0]["held"], 1);
+}
