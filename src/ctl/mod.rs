@@ -361,7 +361,9 @@ pub fn run(args: Args, config_path: Option<&Path>) -> std::result::Result<Exit, 
 
 fn run_verb(args: Args, config_path: Option<&Path>) -> Result<()> {
     let cfg = Config::load(config_path)?;
-    log::init(&cfg.log_socket, "scriptmail/mailq-ctl", true);
+    // No stderr fallback: the command prints its own outcome, and the
+    // panel reading --json must not get log chatter on stderr.
+    log::init(&cfg.log_socket, "scriptmail/mailq-ctl", false);
     // Who is acting: asked before we switch to the queue owner.
     let actor = match args.actor {
         Some(a) => check_actor(&a)?,
