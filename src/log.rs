@@ -46,7 +46,7 @@ pub fn init(socket: &Path, ident: &'static str, stderr_fallback: bool) {
 }
 
 /// Log one line. Untrusted parts must already be passed through [`clean`]
-/// (the `kv` helpers do that).
+/// or [`quote`]; the whole line is cleaned again here.
 pub fn log(level: Level, line: &str) {
     let Some(l) = LOGGER.get() else { return };
     let line = clean(line);
@@ -58,12 +58,17 @@ pub fn log(level: Level, line: &str) {
             std::process::id(),
             line
         );
-        if s.send(msg.as_bytes()).is_ok() {
-            return;
+        match s.send(msg.as_bytes()) {
+            Ok(_) => return,
+            // The syslog daemon is behind: drop the line rather than wait
+            // (or flood stderr, which may be a pipe nobody reads).
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(_) => {}
         }
     }
     if l.stderr_fallback {
-        eprintln!("{}: {}", l.ident, line);
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "{}: {}", l.ident, line);
     }
 }
 

@@ -598,6 +598,18 @@ fn deliver_one(
             ),
         );
     }
+    let failed = attempt.expire
+        || attempt
+            .results
+            .iter()
+            .any(|(_, o)| matches!(o, RcptOutcome::Failed(_)));
+    if failed {
+        // Errors may have tripped the ratio rule: tell the report recipient
+        // now (the notice is system mail this relayer sends next).
+        if let Err(e) = crate::report::notify(cfg, store, clock::now_ms()) {
+            log::log(Level::Warning, &format!("block notice not queued: {e}"));
+        }
+    }
     Ok(())
 }
 

@@ -331,7 +331,10 @@ pub fn sweep(ctx: &mut Ctx, now: i64) -> Result<()> {
     }
     // Blocks tripped by a limit (in sendmail) or by rejections (in the
     // relay) are announced to the report recipient here at the latest.
-    if crate::report::notify(&ctx.cfg, &mut ctx.store, now)? > 0 {
+    // Without a daemon, deferred mail is retried only when something wakes
+    // a relayer: the hourly sweep is that something.
+    let due = ctx.store.next_due()?.is_some_and(|t| t <= now);
+    if crate::report::notify(&ctx.cfg, &mut ctx.store, now)? > 0 || due {
         ctx.wake_relay();
     }
     let history_cutoff = crate::store::day_start(now, i64::from(ctx.cfg.history_days));

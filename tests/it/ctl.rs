@@ -423,25 +423,6 @@ fn set_state_sql(env: &Env, state: &str) {
     .expect("update");
 }
 
-/// `scriptmail relayd` with stderr in a file; ready once it listens.
-fn relayd(env: &Env) -> Daemon {
-    let err = File::create(env.path().join("relayd.stderr")).expect("stderr file");
-    let child = env
-        .scriptmail()
-        .arg("relayd")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .expect("start relayd");
-    let pid = child.id().to_string();
-    let (pid_file, sock) = (env.queue.join("relayd.pid"), env.queue.join("relayd.sock"));
-    wait_until(Duration::from_secs(10), || {
-        std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == pid) && sock.exists()
-    });
-    Daemon { child: Some(child) }
-}
-
 fn subjects(sink: &Sink) -> Vec<String> {
     sink.messages()
         .iter()
@@ -736,7 +717,7 @@ fn submit_while_block_unblock_toggle_strands_nothing() {
     const N: usize = 200;
     let sink = Sink::start();
     let env = Env::new(sink.port());
-    let _daemon = relayd(&env);
+    let _daemon = env.relayd();
     send(&env, "race@example.org", "warm-up");
     sink.wait_for(1, WAIT);
     let done = AtomicBool::new(false);
@@ -1023,7 +1004,7 @@ fn flush_wakes_a_running_daemon_and_waits_for_the_outcome() {
     let fake = FakeSmtp::start();
     fake.on("RCPT", None, Some(1), Action::reply(451, "4.3.0 later"));
     let env = Env::new(fake.port());
-    let _daemon = relayd(&env);
+    let _daemon = env.relayd();
     send(&env, "a@example.com", "retry me");
     wait_until(WAIT, || {
         env.count("state = 'deferred' AND attempts = 1") == 1

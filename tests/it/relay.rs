@@ -13,27 +13,6 @@ use crate::util::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Start `scriptmail relayd` with its stderr in a file (a pipe nobody reads
-/// would block it once the test's syslog socket is full); ready once it has
-/// taken its lock and bound its wake-up socket.
-fn relayd(env: &Env) -> Daemon {
-    let err = File::create(env.path().join("relayd.stderr")).expect("stderr file");
-    let child = env
-        .scriptmail()
-        .arg("relayd")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .expect("start relayd");
-    let pid = child.id().to_string();
-    let (pid_file, sock) = (env.queue.join("relayd.pid"), env.queue.join("relayd.sock"));
-    wait_until(Duration::from_secs(10), || {
-        std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == pid) && sock.exists()
-    });
-    Daemon { child: Some(child) }
-}
-
 fn relayd_stderr(env: &Env) -> String {
     std::fs::read_to_string(env.path().join("relayd.stderr")).unwrap_or_default()
 }
@@ -131,7 +110,7 @@ fn temporary_failure_then_delivered_once() {
         Action::reply(451, "4.3.0 try again later"),
     );
     let env = Env::new(fake.port());
-    let _d = relayd(&env);
+    let _d = env.relayd();
     send(&env, "a@example.org", "retry me");
     wait_all_done(&env, 1, WAIT);
     assert_eq!(env.count("state = 'sent' AND attempts = 2"), 1);
@@ -155,7 +134,7 @@ fn permanent_failure_is_recorded_with_the_servers_text() {
         Action::reply(550, "5.1.1 no such user here"),
     );
     let env = Env::new(fake.port());
-    let _d = relayd(&env);
+    let _d = env.relayd();
     send(&env, "nobody@example.org", "bounce me");
     wait_all_done(&env, 1, WAIT);
     assert_eq!(env.count("state = 'failed'"), 1);
@@ -190,7 +169,7 @@ fn one_rejected_recipient_of_three_does_not_lose_the_others() {
         Action::reply(550, "5.1.1 b is gone"),
     );
     let env = Env::new(fake.port());
-    let _d = relayd(&env);
+    let _d = env.relayd();
     let msg = b"To: a@example.org, b@example.org, c@example.org\r\nSubject: three\r\n\r\nhi\r\n";
     assert_ok(&env.submit(&["-t", "-i"], msg));
     wait_all_done(&env, 1, WAIT);
@@ -225,7 +204,7 @@ fn a_temporarily_refused_recipient_is_retried_alone() {
         Action::reply(451, "4.2.0 b later"),
     );
     let env = Env::new(fake.port());
-    let _d = relayd(&env);
+    let _d = env.relayd();
     let msg = b"To: a@example.org, b@example.org\r\nSubject: two\r\n\r\nhi\r\n";
     assert_ok(&env.submit(&["-t", "-i"], msg));
     wait_all_done(&env, 1, WAIT);
@@ -242,7 +221,7 @@ fn connection_dropped_mid_data_is_retried_and_delivered_once() {
     let fake = FakeSmtp::start();
     fake.on("DATA", None, Some(1), Action::DropMidData);
     let env = Env::new(fake.port());
-    let _d = relayd(&env);
+    let _d = env.relayd();
     send(&env, "a@example.org", "cut me");
     wait_all_done(&env, 1, WAIT);
     assert_eq!(env.count("state = 'sent' AND attempts = 2"), 1);
@@ -259,7 +238,7 @@ fn server_closing_a_reused_connection_costs_no_retry_delay() {
     // fresh connection in the same attempt, not be deferred.
     let fake = FakeSmtp::start();
     let env = Env::with_config(fake.port(), "relay.connections = 1");
-    let _d = relayd(&env);
+    let _d = env.relayd();
     send(&env, "a@example.org", "first");
     fake.wait_for(1, WAIT);
     fake.kill_connections();
@@ -273,7 +252,7 @@ fn server_closing_a_reused_connection_costs_no_retry_delay() {
 fn connections_are_reused_across_messages() {
     let sink = Sink::start();
     let env = Env::with_config(sink.port(), "relay.connections = 1");
-    let _d = relayd(&env);
+    let _d = env.relayd();
     for i in 0..5 {
         send(&env, "a@example.org", &format!("reuse {i}"));
     }
@@ -289,7 +268,7 @@ fn smarthost_down_then_up_delivers_everything_once() {
     let fake = FakeSmtp::start();
     fake.down();
     let env = Env::new(fake.port());
-    let d = relayd(&env);
+    let d = env.relayd();
     let started = Instant::now();
     for i in 0..20 {
         send(&env, "a@example.org", &format!("outage {i}"));
@@ -334,7 +313,7 @@ fn smarthost_down_then_up_delivers_everything_once() {
 #[test]
 fn expired_past_queue_lifetime_with_each_recipient_in_error() {
     let env = Env::with_config(closed_port(), "queue.queue_lifetime = \"2s\"");
-    let _d = relayd(&env);
+    let _d = env.relayd();
     let msg = b"To: a@example.org, b@example.org\r\nSubject: doomed\r\n\r\nhi\r\n";
     assert_ok(&env.submit(&["-t", "-i"], msg));
     wait_all_done(&env, 1, WAIT);
@@ -359,7 +338,7 @@ fn expired_past_queue_lifetime_with_each_recipient_in_error() {
 fn body_8bitmime_and_dsn_parameters_are_passed_when_offered() {
     let fake = FakeSmtp::start();
     let env = Env::new(fake.port());
-    let _d = relayd(&env);
+    let _d = env.relayd();
     let msg = "To: a@example.org\r\nSubject: caf\u{e9}\r\n\r\nd\u{e9}j\u{e0} vu\r\n";
     let out = env.submit(
         &[
@@ -400,7 +379,7 @@ fn no_dsn_parameters_to_a_server_that_does_not_offer_dsn() {
         Action::reply(250, "fake-smtp.test\nPIPELINING\nENHANCEDSTATUSCODES"),
     );
     let env = Env::new(fake.port());
-    let _d = relayd(&env);
+    let _d = env.relayd();
     let out = env.submit(
         &["-t", "-i", "-N", "never", "-R", "full", "-V", "abc"],
         &simple_message("a@example.org", "plain"),
@@ -416,7 +395,7 @@ fn kill_9_during_a_burst_loses_nothing() {
     const N: usize = 300;
     let sink = Sink::start();
     let env = Env::new(sink.port());
-    let d = relayd(&env);
+    let d = env.relayd();
     let (failed, at_kill) = std::thread::scope(|s| {
         let senders = s.spawn(|| burst(&env, 4, N / 4, "kill9"));
         wait_until(Duration::from_secs(120), || sink.stats().messages >= N / 5);
@@ -425,7 +404,7 @@ fn kill_9_during_a_burst_loses_nothing() {
         // Submissions go on meanwhile: with no daemon listening, they
         // start one-shot deliveries, which take over the orphaned claims.
         std::thread::sleep(Duration::from_millis(300));
-        let d2 = relayd(&env);
+        let d2 = env.relayd();
         (senders.join().expect("senders"), (at_kill, d2))
     });
     let (at_kill, _d2) = at_kill;
@@ -453,7 +432,7 @@ fn kill_9_during_a_burst_loses_nothing() {
 fn sixteen_by_hundred(with_daemon: bool) {
     let sink = Sink::start();
     let env = Env::new(sink.port());
-    let d = with_daemon.then(|| relayd(&env));
+    let d = with_daemon.then(|| env.relayd());
     let failed = burst(&env, 16, 100, "burst");
     assert!(
         failed.is_empty(),
@@ -507,7 +486,7 @@ fn sigterm_finishes_the_message_in_flight_and_exits_0() {
         send(&env, "a@example.org", &format!("term {i}"));
     }
     std::fs::write(&env.config, &text).unwrap();
-    let d = relayd(&env);
+    let d = env.relayd();
     wait_until(WAIT, || fake.transcript().iter().any(|(_, l)| l == "."));
     assert_eq!(env.count("state = 'sending'"), 5, "one batch claimed");
     let (status, err) = d.stop();
@@ -523,7 +502,7 @@ fn sigterm_finishes_the_message_in_flight_and_exits_0() {
     assert_eq!(env.count("state = 'deferred' AND attempts = 0"), 4);
     assert!(!env.queue.join("relayd.sock").exists());
     // A restart sends the rest, and the finished one not again.
-    let _d = relayd(&env);
+    let _d = env.relayd();
     wait_all_done(&env, 5, WAIT);
     let got = fake.delivered();
     assert_eq!(got.len(), 5);
@@ -535,7 +514,7 @@ fn sigterm_finishes_the_message_in_flight_and_exits_0() {
 fn a_second_relayd_on_the_same_queue_refuses_to_start() {
     let fake = FakeSmtp::start();
     let env = Env::new(fake.port());
-    let d = relayd(&env);
+    let d = env.relayd();
     let out = env
         .scriptmail()
         .arg("relayd")
@@ -556,7 +535,7 @@ fn sighup_reloads_the_configuration() {
     let first = FakeSmtp::start();
     let second = FakeSmtp::start();
     let env = Env::new(first.port());
-    let d = relayd(&env);
+    let d = env.relayd();
     send(&env, "a@example.org", "to the first");
     first.wait_for(1, WAIT);
     let text = std::fs::read_to_string(&env.config).unwrap();
@@ -596,7 +575,7 @@ fn sighup_reloads_the_configuration() {
 fn starttls_not_offered_defers_and_never_falls_back_to_plain_text() {
     let fake = FakeSmtp::start();
     let env = Env::with_config(fake.port(), "relay.tls = \"starttls\"");
-    let _d = relayd(&env);
+    let _d = env.relayd();
     send(&env, "a@example.org", "secret");
     wait_until(WAIT, || env.count("state = 'deferred'") == 1);
     let last: String = env
@@ -613,7 +592,7 @@ fn starttls_not_offered_defers_and_never_falls_back_to_plain_text() {
 fn implicit_tls_handshake_failure_defers() {
     let fake = FakeSmtp::start();
     let env = Env::with_config(fake.port(), "relay.tls = \"tls\"");
-    let _d = relayd(&env);
+    let _d = env.relayd();
     send(&env, "a@example.org", "secret");
     wait_until(WAIT, || env.count("state = 'deferred'") == 1);
     assert!(fake.delivered().is_empty());
@@ -649,7 +628,7 @@ fn auth_with_credentials_from_a_private_file() {
     assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
     assert!(stderr(&out).contains("0600"), "{}", stderr(&out));
     std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let _d = relayd(&env);
+    let _d = env.relayd();
     send(&env, "a@example.org", "authenticated");
     fake.wait_for(1, WAIT);
     // AUTH PLAIN: base64("\0relayuser\0s3cret pass").
@@ -679,7 +658,7 @@ fn a_starting_daemon_takes_over_from_a_one_shot_delivery() {
         send(&env, "a@example.org", &format!("handover {i}"));
     }
     wait_until(WAIT, || !fake.delivered().is_empty());
-    let d = relayd(&env);
+    let d = env.relayd();
     wait_all_done(&env, 6, WAIT);
     let got = fake.delivered();
     assert_eq!(got.len(), 6, "each once: {}", fake.transcript_text());
@@ -766,7 +745,7 @@ impl Drop for TlsServer {
 fn implicit_tls_verifies_the_certificate_by_default() {
     let server = TlsServer::start("220 smarthost.test ESMTP\r\n");
     let env = Env::with_config(server.port, "relay.tls = \"tls\"");
-    let _d = relayd(&env);
+    let _d = env.relayd();
     send(&env, "a@example.org", "not to an unknown certificate");
     wait_until(WAIT, || env.count("state = 'deferred'") == 1);
     let last: String = env
@@ -788,7 +767,7 @@ fn implicit_tls_delivers_when_verification_is_turned_off() {
         server.port,
         "relay.tls = \"tls\"\nrelay.verify_certificate = false",
     );
-    let _d = relayd(&env);
+    let _d = env.relayd();
     send(&env, "a@example.org", "over tls");
     wait_all_done(&env, 1, WAIT);
     assert_eq!(env.count("state = 'sent'"), 1);
@@ -806,7 +785,7 @@ fn the_backlog_goes_out_as_soon_as_the_smarthost_is_back() {
     let fake = FakeSmtp::start();
     fake.down();
     let env = Env::new(fake.port());
-    let _d = relayd(&env);
+    let _d = env.relayd();
     for i in 0..5 {
         send(&env, "a@example.org", &format!("backlog {i}"));
     }
@@ -846,7 +825,7 @@ fn a_command_timeout_defers_and_the_retry_delivers_once() {
     );
     assert_ne!(text, short);
     std::fs::write(&env.config, short).unwrap();
-    let _d = relayd(&env);
+    let _d = env.relayd();
     send(&env, "a@example.org", "slow server");
     wait_all_done(&env, 1, WAIT);
     assert_eq!(env.count("state = 'sent' AND attempts >= 2"), 1);
@@ -866,7 +845,7 @@ fn a_busy_greeting_defers_without_an_error() {
         Action::reply(421, "4.3.2 too busy"),
     );
     let env = Env::new(fake.port());
-    let _d = relayd(&env);
+    let _d = env.relayd();
     send(&env, "a@example.org", "busy server");
     wait_all_done(&env, 1, WAIT);
     assert_eq!(env.count("state = 'sent' AND attempts = 2"), 1);

@@ -110,20 +110,33 @@ impl Env {
             .expect("run mailq-ctl")
     }
 
-    /// Start `scriptmail relayd` in the background; killed on drop.
+    /// Start `scriptmail relayd` in the background; killed on drop. Its
+    /// stderr goes to a file (a pipe nobody reads could fill up and block it).
     pub fn relayd(&self) -> Daemon {
+        let log = self.dir.path().join("relayd.stderr");
+        let err = std::fs::File::create(&log).expect("relayd stderr file");
         let child = self
             .scriptmail()
             .arg("relayd")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(err)
             .spawn()
             .expect("start relayd");
-        // Ready once it listens for wake-ups.
-        let sock = self.queue.join("relayd.sock");
-        wait_until(Duration::from_secs(10), || sock.exists());
-        Daemon { child: Some(child) }
+        // Ready once it holds its lock (its pid in relayd.pid) and listens
+        // for wake-ups.
+        let pid = child.id().to_string();
+        let (pid_file, sock) = (
+            self.queue.join("relayd.pid"),
+            self.queue.join("relayd.sock"),
+        );
+        wait_until(Duration::from_secs(10), || {
+            std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == pid) && sock.exists()
+        });
+        Daemon {
+            child: Some(child),
+            stderr: Some(log),
+        }
     }
 
     /// A read-only connection to the queue database, for assertions.
@@ -163,6 +176,8 @@ impl Env {
 /// A background process killed (SIGKILL) when dropped, unless stopped.
 pub struct Daemon {
     pub child: Option<Child>,
+    /// Where its stderr goes, if captured.
+    pub stderr: Option<PathBuf>,
 }
 
 impl Daemon {
@@ -178,12 +193,14 @@ impl Daemon {
     /// SIGTERM and wait; returns its exit status and stderr.
     pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         self.signal(libc::SIGTERM);
-        let child = self.child.take().expect("child");
-        let out = child.wait_with_output().expect("wait");
-        (
-            out.status,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let mut child = self.child.take().expect("child");
+        let status = child.wait().expect("wait");
+        let err = self
+            .stderr
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        (status, err)
     }
 
     /// SIGKILL and reap.
