@@ -81,6 +81,7 @@ pub fn list(
             ("SIZE", Align::Right),
             ("RCPT", Align::Right),
             ("FROM", Align::Left),
+            ("SCRIPT", Align::Left),
             ("SUBJECT", Align::Left),
             ("LAST ERROR", Align::Left),
         ]);
@@ -93,6 +94,11 @@ pub fn list(
                 m.size.into(),
                 m.nrcpt.into(),
                 Cell::untrusted(if m.sender.is_empty() { "<>" } else { &m.sender }),
+                // "Which script?" is the admin's first question.
+                Cell::untrusted(&truncate(
+                    if m.script.is_empty() { "-" } else { &m.script },
+                    30,
+                )),
                 Cell::untrusted(&truncate(&m.subject, 40)),
                 Cell::untrusted(&truncate(&m.last_error, 60)),
             ]);
