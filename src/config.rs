@@ -392,6 +392,14 @@ impl Config {
         }
     }
 
+    /// The node-wide limits the enqueue transaction applies.
+    pub fn enqueue_policy(&self) -> crate::store::EnqueuePolicy {
+        crate::store::EnqueuePolicy {
+            max_per_day: self.limits.max_per_day,
+            max_per_hour: self.limits.max_per_hour,
+        }
+    }
+
     /// The SQLite database file inside the queue directory.
     pub fn db_path(&self) -> PathBuf {
         self.queue_dir.join("queue.db")

@@ -24,7 +24,7 @@ use crate::message::{self, Header, Message, MessageError, ReadOptions};
 use crate::options::{self, BodyType, Invocation, Mode, Sender, UsageError};
 use crate::os;
 use crate::smtp_server::{self, Envelope, Verdict};
-use crate::store::{Durability, EnqueuePolicy, NewMessage, Store, StoreError};
+use crate::store::{Durability, NewMessage, Store, StoreError};
 use crate::wake;
 
 /// Why a submission failed; each knows its exit status.
@@ -331,10 +331,7 @@ impl Submission<'_> {
                 body_8bit,
                 system: false,
             },
-            EnqueuePolicy {
-                max_per_day: cfg.limits.max_per_day,
-                max_per_hour: cfg.limits.max_per_hour,
-            },
+            cfg.enqueue_policy(),
             now,
         )?;
         log::log(

@@ -21,7 +21,7 @@ use crate::log::{self, Level};
 use crate::os::{self, signals};
 use crate::relay::{self, Mode};
 use crate::store::admin::{Outcome, Tracked};
-use crate::store::{EnqueuePolicy, NewMessage, StoreError};
+use crate::store::{NewMessage, StoreError};
 
 /// How the messages were relayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -265,10 +265,7 @@ pub fn test(ctx: &mut Ctx, name: &str, to: &str, wait: Duration) -> Result<()> {
             body_8bit: false,
             system: false,
         },
-        EnqueuePolicy {
-            max_per_day: cfg.limits.max_per_day,
-            max_per_hour: cfg.limits.max_per_hour,
-        },
+        cfg.enqueue_policy(),
         now,
     )?;
     log::log(

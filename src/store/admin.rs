@@ -247,6 +247,21 @@ pub struct ErrorRow {
     pub script: String,
 }
 
+impl ErrorRow {
+    /// From a row selecting `at, qid, rcpt, kind, message, subject, script`.
+    pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ErrorRow> {
+        Ok(ErrorRow {
+            at: r.get(0)?,
+            qid: r.get(1)?,
+            rcpt: r.get(2)?,
+            kind: r.get(3)?,
+            message: r.get(4)?,
+            subject: r.get(5)?,
+            script: r.get(6)?,
+        })
+    }
+}
+
 /// A per-account limit as `set` changes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
@@ -1115,17 +1130,7 @@ impl Store {
         Ok(self
             .conn()
             .prepare_cached(sql::ERRORS_OF)?
-            .query_map(params![account.id, limit.max(1)], |r| {
-                Ok(ErrorRow {
-                    at: r.get(0)?,
-                    qid: r.get(1)?,
-                    rcpt: r.get(2)?,
-                    kind: r.get(3)?,
-                    message: r.get(4)?,
-                    subject: r.get(5)?,
-                    script: r.get(6)?,
-                })
-            })?
+            .query_map(params![account.id, limit.max(1)], ErrorRow::from_row)?
             .collect::<rusqlite::Result<_>>()?)
     }
 

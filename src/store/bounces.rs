@@ -410,17 +410,10 @@ impl Store {
                 "SELECT e.at, e.qid, e.rcpt, e.kind, e.message, e.subject, e.script {WHERE}
                  ORDER BY e.at, e.id LIMIT ?4"
             ))?
-            .query_map(params![account_id, from, to, limit.max(0)], |r| {
-                Ok(ErrorRow {
-                    at: r.get(0)?,
-                    qid: r.get(1)?,
-                    rcpt: r.get(2)?,
-                    kind: r.get(3)?,
-                    message: r.get(4)?,
-                    subject: r.get(5)?,
-                    script: r.get(6)?,
-                })
-            })?
+            .query_map(
+                params![account_id, from, to, limit.max(0)],
+                ErrorRow::from_row,
+            )?
             .collect::<rusqlite::Result<_>>()?;
         Ok((rows, total))
     }
