@@ -13,6 +13,9 @@
 # CP_ACCOUNTS (10000), CP_MESSAGES (1000000), CP_HELD (100000), SKIP_CP=1
 # (skip the control plane), NO_INSTALL=1, NO_BUILD=1 (use the binaries in
 # $CARGO_TARGET_DIR/release as they are), KEEP=1 (keep the work dir).
+#
+# `bench/run.sh profile` sets up the same way, then profiles one scriptmail
+# invocation instead (strace, perf stat, callgrind, massif, smaps).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -44,6 +47,7 @@ die() {
 # nothing over). nullmailer and dma (SPEC §10) are MTAs that conflict with
 # Postfix's mail-transport-agent and cannot be installed beside it.
 PKGS=(postfix php-cli strace gcc libc6-dev time msmtp)
+[ "${1:-}" = profile ] && PKGS+=(valgrind linux-perf procps)
 if [ -z "${NO_INSTALL:-}" ]; then
     missing=()
     for p in "${PKGS[@]}"; do
@@ -228,9 +232,6 @@ for s in postfix msmtp scriptmail; do
     wait_sink "$DELIVERED"
 done
 
-# ---------------------------------------------------------------- figures
-declare -A R # R[figure.system] = value
-
 # stats FILE: median and p95 of the samples in FILE (one per line).
 stats() {
     sort -g "$1" | awk '{ v[NR] = $1 } END {
@@ -240,6 +241,99 @@ stats() {
 }
 # samples FILE ARGS...: run the driver and append its samples to FILE.
 samples() { DRIVE_RAW=$1 "$DRIVE" "${@:2}" >/dev/null; }
+
+# ---------------------------------------------------------------- profile
+# `bench/run.sh profile`: where one scriptmail invocation's time and memory
+# go, instead of the figures. Writes everything to $WORK/profile (kept).
+if [ "${1:-}" = profile ]; then
+    KEEP=1
+    P=$WORK/profile
+    mkdir -p "$P"
+    SM=("$BIN/sendmail" -t -i)
+    say "profile: $P"
+    # LD_PRELOAD shims, for attribution only: no fsync at all; no fsync of
+    # directories (SQLite fsyncs the queue dir at the first commit of every
+    # process that opens the WAL).
+    printf 'int fsync(int fd){(void)fd;return 0;}\nint fdatasync(int fd){(void)fd;return 0;}\n' >"$P/nofsync.c"
+    cat >"$P/nodirsync.c" <<'EOF2'
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int fsync(int fd) { struct stat st; if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) return 0; return (int)syscall(SYS_fsync, fd); }
+EOF2
+    gcc -O2 -shared -fPIC -o "$P/nofsync.so" "$P/nofsync.c"
+    gcc -O2 -shared -fPIC -o "$P/nodirsync.so" "$P/nodirsync.c"
+    {
+        echo "### sendmail binary"
+        size "$BIN/sendmail" | tail -1 | awk '{ printf "text %d, data %d, bss %d bytes\n", $1, $2, $3 }'
+        stat -c 'file %s bytes' "$BIN/sendmail"
+        readelf -d "$BIN/sendmail" | awk '/NEEDED/ { printf "needs %s\n", $NF }'
+        echo
+        echo "### wall time, median (p95) ms of 200 runs each, interleaved in 4 rounds"
+        for r in 1 2 3 4; do
+            samples "$P/t.true" once 50 5 "$MSG" -- /bin/true
+            samples "$P/t.floor" once 50 5 "$MSG" -- "$WORK/floor" "$WORK/floor.d"
+            samples "$P/t.bv" once 50 5 "$MSG" -- "$BIN/sendmail" -bv root
+            samples "$P/t.full" once 50 5 "$MSG" -- "${SM[@]}"
+            LD_PRELOAD=$P/nodirsync.so samples "$P/t.nodirsync" once 50 5 "$MSG" -- "${SM[@]}"
+            LD_PRELOAD=$P/nofsync.so samples "$P/t.nofsync" once 50 5 "$MSG" -- "${SM[@]}"
+        done
+        for t in true floor bv full nodirsync nofsync; do
+            case $t in
+            true) l="/bin/true" ;; floor) l="floor" ;; bv) l="sendmail -bv root (no queue)" ;;
+            full) l="sendmail -t -i" ;; nodirsync) l="sendmail -t -i, dir fsync skipped" ;;
+            nofsync) l="sendmail -t -i, no fsync at all" ;;
+            esac
+            read -r m p <<<"$(stats "$P/t.$t")"
+            printf '%-40s %8s (%s)\n' "$l" "$m" "$p"
+        done
+        echo
+        echo "### CPU (perf stat, per run, 100 runs)"
+        for c in "/bin/true" "$WORK/floor $WORK/floor.d" "$BIN/sendmail -bv root" "${SM[*]}"; do
+            read -ra cc <<<"$c"
+            label=${cc[0]##*/}
+            [ "${#cc[@]}" -gt 1 ] && [ "$label" = sendmail ] && label="sendmail ${cc[*]:1}"
+            perf stat -x, -e task-clock,page-faults,context-switches -o "$P/perf.txt" \
+                "$DRIVE" once 100 0 "$MSG" -- "${cc[@]}" >/dev/null
+            awk -F, -v c="$label" '$3 == "task-clock" { t = $1 } $3 == "page-faults" { f = $1 }
+                $3 == "context-switches" { s = $1 }
+                END { printf "%-32s task-clock %.3f ms, page-faults %d, context-switches %.1f\n", c, t / 100, f / 100, s / 100 }' "$P/perf.txt"
+        done
+        echo
+        echo "### syscalls of one invocation (strace -f -c)"
+        strace -f -c -o "$P/strace-c.txt" "${SM[@]}" <"$MSG"
+        cat "$P/strace-c.txt"
+        strace -f -tt -T -o "$P/strace-T.txt" "${SM[@]}" <"$MSG"
+        echo "(full trace with times: $P/strace-T.txt)"
+        echo
+        echo "### user-space instructions (valgrind --tool=callgrind), top inclusive"
+        valgrind -q --tool=callgrind --callgrind-out-file="$P/callgrind.out" "${SM[@]}" <"$MSG"
+        callgrind_annotate --inclusive=yes "$P/callgrind.out" 2>/dev/null |
+            grep -E '^ *[0-9,]+ ' | head -45
+        echo
+        echo "### heap (valgrind --tool=massif)"
+        valgrind -q --tool=massif --massif-out-file="$P/massif.out" "${SM[@]}" <"$MSG"
+        ms_print "$P/massif.out" | sed -n '1,12p' | grep -E 'KB|MB|B$' | head -3
+        grep -o 'mem_heap_B=[0-9]*' "$P/massif.out" | sort -t= -k2 -n | tail -1
+        echo
+        echo "### resident memory at exit, by mapping (KiB; exit_group delayed by strace)"
+        strace -qq -o /dev/null -e trace=exit_group -e inject=exit_group:delay_enter=1500000 \
+            "${SM[@]}" <"$MSG" &
+        spid=$!
+        sleep 1
+        tpid=$(pgrep -P "$spid" | head -1)
+        grep -E '^(Rss|Pss|Private_Dirty|Shared_Clean|Private_Clean):' "/proc/$tpid/smaps_rollup"
+        awk '/^[0-9a-f]+-[0-9a-f]+ / { n = $6; if (n == "") n = "[anon]" }
+             /^Rss:/ { r[n] += $2 } END { for (k in r) if (r[k] > 0) printf "%8d %s\n", r[k], k }' \
+            "/proc/$tpid/smaps" | sort -rn
+        wait "$spid"
+    } | tee "$P/summary.txt"
+    exit 0
+fi
+
+# ---------------------------------------------------------------- figures
+declare -A R # R[figure.system] = value
+
 
 say "one invocation, 2 KB message ($RUNS runs each, interleaved in $ROUNDS rounds)"
 per_round=$((RUNS / ROUNDS))
