@@ -8,6 +8,10 @@
  *       spawn-to-exit time of CMD with stdin = MSG, RUNS times after WARMUP.
  *   drive latency RUNS MSG SINKDIR -- CMD...
  *       spawn-to-arrival time of one message at the sink, RUNS times.
+ *   drive ab RUNS WARMUP MSG -- CMD1... ::: CMD2... [::: CMD3...]
+ *       as `once` for several commands, alternating run by run, so that a
+ *       change in background load hits each alike (A/B of builds); one
+ *       result line per command, in order.
  *   drive burst PRODUCERS PER MSG SINKDIR|- EXPECT TIMEOUT_S -- CMD...
  *       PRODUCERS concurrent loops of PER sequential runs each; prints the
  *       accepted rate (all producers done) and the delivered rate (EXPECT
@@ -178,6 +182,44 @@ static int once(int argc, char **argv) {
     return 0;
 }
 
+static int ab(int argc, char **argv) {
+    if (argc < 6)
+        return 64;
+    int runs = atoi(argv[2]), warm = atoi(argv[3]);
+    const char *msg = argv[4];
+    char **all = after_dashes(argc, argv, 5);
+    char **cmds[16];
+    int n = 0;
+    cmds[n++] = all;
+    for (char **a = all; *a; a++)
+        if (strcmp(*a, ":::") == 0) {
+            *a = NULL;
+            if (n == 16 || !a[1])
+                return 64;
+            cmds[n++] = a + 1;
+        }
+    double *t[16];
+    for (int c = 0; c < n; c++) {
+        t[c] = calloc(runs, sizeof(double));
+        for (int i = 0; i < warm; i++) {
+            int st = run_one(cmds[c], msg);
+            if (!ok(st))
+                fail_status(cmds[c], st);
+        }
+    }
+    for (int i = 0; i < runs; i++)
+        for (int c = 0; c < n; c++) {
+            double t0 = now_ms();
+            int st = run_one(cmds[c], msg);
+            t[c][i] = now_ms() - t0;
+            if (!ok(st))
+                fail_status(cmds[c], st);
+        }
+    for (int c = 0; c < n; c++)
+        print_stats(t[c], runs);
+    return 0;
+}
+
 static int latency(int argc, char **argv) {
     if (argc < 6)
         return 64;
@@ -306,11 +348,13 @@ int main(int argc, char **argv) {
     int r = 64;
     if (argc > 1 && strcmp(argv[1], "once") == 0)
         r = once(argc, argv);
+    else if (argc > 1 && strcmp(argv[1], "ab") == 0)
+        r = ab(argc, argv);
     else if (argc > 1 && strcmp(argv[1], "latency") == 0)
         r = latency(argc, argv);
     else if (argc > 1 && strcmp(argv[1], "burst") == 0)
         r = burst(argc, argv);
     if (r == 64)
-        fprintf(stderr, "usage: drive once|latency|burst ... -- CMD... (see bench/drive.c)\n");
+        fprintf(stderr, "usage: drive once|ab|latency|burst ... -- CMD... (see bench/drive.c)\n");
     return r;
 }

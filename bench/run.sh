@@ -308,13 +308,13 @@ EOF2
         echo
         echo "### user-space instructions (valgrind --tool=callgrind), top inclusive"
         valgrind -q --tool=callgrind --callgrind-out-file="$P/callgrind.out" "${SM[@]}" <"$MSG"
+        # awk, not head: an early close would SIGPIPE the pipeline (pipefail).
         callgrind_annotate --inclusive=yes "$P/callgrind.out" 2>/dev/null |
-            grep -E '^ *[0-9,]+ ' | head -45
+            awk '/^ *[0-9,]+ / && n++ < 45' 
         echo
         echo "### heap (valgrind --tool=massif)"
         valgrind -q --tool=massif --massif-out-file="$P/massif.out" "${SM[@]}" <"$MSG"
-        ms_print "$P/massif.out" | sed -n '1,12p' | grep -E 'KB|MB|B$' | head -3
-        grep -o 'mem_heap_B=[0-9]*' "$P/massif.out" | sort -t= -k2 -n | tail -1
+        grep -o 'mem_heap_B=[0-9]*' "$P/massif.out" | sort -t= -k2 -n | tail -1 | sed 's/mem_heap_B=/peak heap bytes: /' 
         echo
         echo "### resident memory at exit, by mapping (KiB; exit_group delayed by strace)"
         strace -qq -o /dev/null -e trace=exit_group -e inject=exit_group:delay_enter=1500000 \
