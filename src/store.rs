@@ -183,6 +183,19 @@ pub struct Protection {
     pub min_sample: u64,
 }
 
+/// The busy handler: poll every 100 µs for the first 10 ms, then every
+/// millisecond; give up after about 30 s (the caller then fails with 74,
+/// never 75).
+fn wait_for_lock(tries: i32) -> bool {
+    let pause = if tries < 100 {
+        Duration::from_micros(100)
+    } else {
+        Duration::from_millis(1)
+    };
+    std::thread::sleep(pause);
+    tries < 100 + 30_000
+}
+
 /// The single owner of the queue database connection.
 pub struct Store {
     conn: Connection,
@@ -203,10 +216,10 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(open_err)?;
-        // A writer holds the lock for milliseconds; a long purge works in
-        // chunks. Wait rather than fail a submission.
-        conn.busy_timeout(Duration::from_secs(30))
-            .map_err(open_err)?;
+        // A writer holds the lock for about one commit (~1 ms); a long purge
+        // works in chunks. Wait rather than fail a submission — but poll:
+        // SQLite's own handler sleeps 1, 2, 5 … 100 ms between tries.
+        conn.busy_handler(Some(wait_for_lock)).map_err(open_err)?;
         // journal_mode must be set outside a transaction; it is persistent,
         // so this only writes the first time.
         let mode: String = conn
@@ -225,6 +238,12 @@ impl Store {
                 Durability::Normal => "NORMAL",
             },
         )?;
+        if durability == Durability::Full {
+            // Submitters never checkpoint: a checkpoint copies up to 1000
+            // pages into the database and fsyncs it, a 10-50 ms stall in
+            // some PHP request. The relayer's connections checkpoint.
+            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        }
         crate::migrations::migrate(&mut conn)?;
         Ok(Store {
             conn,
