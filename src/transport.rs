@@ -298,6 +298,11 @@ impl Smarthost {
             match live.conn.command(rcpt_command(addr, env, offers)) {
                 Ok(_) => accepted.push(rcpt.clone()),
                 Err(e) if is_closing(&e) => return Err((self.fail(e), Stage::Later)),
+                // RFC 5321 §4.5.3.1.10: 552 to RCPT means "too many
+                // recipients" and the client should treat it as temporary.
+                Err(e) if e.status().is_some_and(|c| c.to_string() == "552") => {
+                    results.push((rcpt.clone(), RcptOutcome::Deferred(server_text(&e))))
+                }
                 Err(e) if e.is_permanent() => {
                     results.push((rcpt.clone(), RcptOutcome::Failed(server_text(&e))))
                 }

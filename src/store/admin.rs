@@ -171,8 +171,8 @@ pub struct Purge {
     pub account: String,
     /// The state before the purge (`purging` when resuming an interrupted one).
     pub old: State,
-    /// Mail created up to this instant is dropped; later mail arrived held
-    /// during the purge and is released at the end.
+    /// Messages with an id up to this one are dropped; later mail arrived
+    /// held during the purge and is released at the end.
     pub cutoff: i64,
 }
 
@@ -608,8 +608,15 @@ impl Store {
         let tx = self.begin()?;
         let a = account_in(&tx, name)?;
         let cutoff = if a.state == State::Purging {
-            // An interrupted purge: carry on with its own cutoff.
-            a.since
+            // An interrupted purge: carry on with its own cutoff (a purge
+            // begun by an older build has none: its start time then).
+            tx.query_row(
+                "SELECT coalesce(purge_cutoff,
+                        (SELECT max(id) FROM messages WHERE created <= ?2), 0)
+                 FROM accounts WHERE id = ?1",
+                params![a.id, a.since],
+                |r| r.get(0),
+            )?
         } else {
             set_state(
                 &tx,
@@ -621,7 +628,17 @@ impl Store {
                 note,
                 now,
             )?;
-            now
+            // Everything that exists now is purged, by id: mail committed
+            // later is held (the account is purging) and released at the end.
+            let cutoff: i64 =
+                tx.query_row("SELECT coalesce(max(id), 0) FROM messages", [], |r| {
+                    r.get(0)
+                })?;
+            tx.execute(
+                "UPDATE accounts SET purge_cutoff = ?2 WHERE id = ?1",
+                params![a.id, cutoff],
+            )?;
+            cutoff
         };
         tx.commit()?;
         Ok(Purge {
@@ -633,7 +650,7 @@ impl Store {
     }
 
     /// Drop up to `limit` of the purged account's held, queued and deferred
-    /// messages created up to the cutoff, in one short transaction. Mail in
+    /// messages up to the cutoff id, in one short transaction. Mail in
     /// `sending` is on the wire already and is left alone.
     pub fn purge_chunk(&mut self, p: &Purge, limit: usize) -> Result<Dropped> {
         /// The chunk: the same rows each time it is evaluated inside the
@@ -643,7 +660,7 @@ impl Store {
                 concat!(
                     "SELECT id FROM messages WHERE account_id = ?1 AND ",
                     pending!(),
-                    " AND state IN ('held', 'queued', 'deferred') AND created <= ?2 LIMIT ?3"
+                    " AND state IN ('held', 'queued', 'deferred') AND id <= ?2 LIMIT ?3"
                 )
             };
         }

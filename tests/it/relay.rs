@@ -852,3 +852,34 @@ fn a_busy_greeting_defers_without_an_error() {
     assert_eq!(fake.delivered().len(), 1);
     assert_eq!(query_i64(&env, "SELECT count(*) FROM errors"), 0);
 }
+
+/// RFC 5321 §4.5.3.1.10: a 552 to RCPT ("too many recipients") is treated
+/// as temporary: the recipient is retried, not bounced.
+#[test]
+fn rcpt_552_defers_the_recipient_instead_of_failing_it() {
+    let fake = FakeSmtp::start();
+    fake.on(
+        "RCPT",
+        Some("two@example.com"),
+        Some(1),
+        Action::reply(552, "5.5.3 Too many recipients"),
+    );
+    let env = Env::new(fake.port());
+    // The daemon retries deferred mail on time (a one-shot does not wait).
+    let _relayd = env.relayd();
+    let out = env.submit(
+        &["-i", "one@example.com", "two@example.com"],
+        b"Subject: x\r\n\r\nbody\r\n",
+    );
+    assert_ok(&out);
+    let first = fake.wait_for(1, Duration::from_secs(20));
+    assert_eq!(first[0].rcpt_to, ["one@example.com"]);
+    // Retried (retry_initial is 1s in tests), then delivered; never an error.
+    let all = fake.wait_for(2, Duration::from_secs(30));
+    assert_eq!(all[1].rcpt_to, ["two@example.com"]);
+    let errors: i64 = env
+        .db()
+        .query_row("SELECT count(*) FROM errors", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(errors, 0);
+}

@@ -444,3 +444,40 @@ fn scriptmail_program_dispatches_on_subcommand_and_argv0() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["account"], "root", "{v}");
 }
+
+/// A long `-bs` session (Symfony keeps one open): every message is relayed
+/// promptly, not only the first — even with no daemon, where the one-shot
+/// woken by the first message may be gone before the second is committed.
+#[test]
+fn every_message_of_a_long_bs_session_is_relayed() {
+    let sink = Sink::start();
+    let env = Env::new(sink.port());
+    let mut child = env
+        .sendmail()
+        .arg("-bs")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    use std::io::Write;
+    let one = |n: u32| {
+        format!(
+            "MAIL FROM:<app@example.com>\r\nRCPT TO:<r{n}@example.com>\r\nDATA\r\nSubject: m{n}\r\n\r\nbody\r\n.\r\n"
+        )
+    };
+    stdin.write_all(b"EHLO app\r\n").unwrap();
+    stdin.write_all(one(1).as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    sink.wait_for(1, WAIT);
+    // The first one-shot has had time to finish; the session goes on.
+    std::thread::sleep(Duration::from_millis(700));
+    stdin.write_all(one(2).as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    // Delivered while the session is still open: it was woken for.
+    let got = sink.wait_for(2, Duration::from_secs(5));
+    assert_eq!(got[1].rcpt_to, ["r2@example.com"]);
+    stdin.write_all(b"QUIT\r\n").unwrap();
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
