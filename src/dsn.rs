@@ -978,16 +978,20 @@ fn decode_body(headers: &[(String, String)], body: &str) -> String {
         .map(|v| v.trim().to_ascii_lowercase())
         .unwrap_or_default();
     match cte.as_str() {
-        "base64" => String::from_utf8_lossy(&base64_decode(body)).into_owned(),
+        "base64" => {
+            String::from_utf8_lossy(&base64_decode(body, false).unwrap_or_default()).into_owned()
+        }
         "quoted-printable" => String::from_utf8_lossy(&qp_decode(body)).into_owned(),
         _ => body.to_string(),
     }
 }
 
-fn base64_decode(s: &str) -> Vec<u8> {
+/// Decode base64 (RFC 2045 §6.8). A MIME body part carries line breaks and
+/// may carry junk, which is skipped; an encoded word (RFC 2047) must be
+/// clean, so `strict` refuses any other character.
+pub(crate) fn base64_decode(s: &str, strict: bool) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
+    let (mut acc, mut bits) = (0u32, 0);
     for b in s.bytes() {
         let v = match b {
             b'A'..=b'Z' => b - b'A',
@@ -996,6 +1000,7 @@ fn base64_decode(s: &str) -> Vec<u8> {
             b'+' => 62,
             b'/' => 63,
             b'=' => break,
+            _ if strict => return None,
             _ => continue,
         };
         acc = (acc << 6) | u32::from(v);
@@ -1005,7 +1010,7 @@ fn base64_decode(s: &str) -> Vec<u8> {
             out.push((acc >> bits) as u8);
         }
     }
-    out
+    Some(out)
 }
 
 fn qp_decode(s: &str) -> Vec<u8> {

@@ -183,7 +183,7 @@ fn decode_word(s: &str) -> Option<(String, usize)> {
     }
     let used = 2 + charset.len() + 1 + enc.len() + 1 + end + 2;
     let bytes = match enc {
-        "B" | "b" => base64(data)?,
+        "B" | "b" => crate::dsn::base64_decode(data, true)?,
         "Q" | "q" => q_decode(data)?,
         _ => return None,
     };
@@ -197,29 +197,6 @@ fn decode_word(s: &str) -> Option<(String, usize)> {
         _ => return None,
     };
     Some((text, used))
-}
-
-fn base64(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0);
-    for b in s.bytes() {
-        let v = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
 }
 
 fn q_decode(s: &str) -> Option<Vec<u8>> {

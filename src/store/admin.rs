@@ -360,7 +360,7 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
     })
 }
 
-fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+pub(crate) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
     Ok(Event {
         at: r.get(0)?,
         old: r.get(1)?,

@@ -470,16 +470,7 @@ impl Store {
                 "SELECT at, old_state, new_state, reason, actor, note FROM events
                  WHERE account_id = ?1 AND at >= ?2 AND at < ?3 ORDER BY at, id LIMIT 1000",
             )?
-            .query_map(params![account_id, from, to], |r| {
-                Ok(Event {
-                    at: r.get(0)?,
-                    old: r.get(1)?,
-                    new: r.get(2)?,
-                    reason: r.get(3)?,
-                    actor: r.get(4)?,
-                    note: r.get(5)?,
-                })
-            })?
+            .query_map(params![account_id, from, to], super::admin::event_from_row)?
             .collect::<rusqlite::Result<_>>()?)
     }
 
