@@ -39,6 +39,7 @@ use crate::config::Config;
 use crate::dsn::{self, Action, RecipientStatus, Report};
 use crate::exit::Exit;
 use crate::log::{self, Level};
+use crate::sanitize;
 use crate::store::bounces::{BouncedMessage, DsnRecorded};
 use crate::store::{Durability, Store, StoreError};
 
@@ -108,7 +109,10 @@ pub fn run(
         Ok(_) => crate::wake::relay(cfg, config_path),
         Err(e) => log::log(
             Level::Warning,
-            &format!("block notice not queued: {}", log::clean(&e.to_string())),
+            &format!(
+                "block notice not queued: {}",
+                sanitize::line(&e.to_string())
+            ),
         ),
     }
     Ok(Exit::Ok)
@@ -145,7 +149,7 @@ pub fn intake(
             Level::Info,
             &format!(
                 "bounce to=<{}> status=ignored stat={}",
-                log::clean(&envelope),
+                sanitize::line(&envelope),
                 log::quote(&format!(
                     "automatic reply, not a delivery report: {}",
                     report.header("Subject").unwrap_or("")
@@ -188,9 +192,9 @@ pub fn intake(
             &format!(
                 "qid={} account={} to=<{}> relay=bounce dsn={} status={} format={format} matched={how} stat={} (not an error)",
                 msg.qid,
-                log::clean(&msg.account),
-                log::clean(r.address().unwrap_or("")),
-                log::clean(r.status.as_deref().unwrap_or("")),
+                sanitize::line(&msg.account),
+                sanitize::line(r.address().unwrap_or("")),
+                sanitize::line(r.status.as_deref().unwrap_or("")),
                 r.action.as_str(),
                 log::quote(&r.reason())
             ),
@@ -220,8 +224,8 @@ pub fn intake(
                 &format!(
                     "qid={} account={} to=<{}> relay=bounce status=bounced stat={} (scriptmail's own mail, not counted)",
                     msg.qid,
-                    log::clean(&msg.account),
-                    log::clean(rcpt),
+                    sanitize::line(&msg.account),
+                    sanitize::line(rcpt),
                     log::quote(text)
                 ),
             );
@@ -244,9 +248,9 @@ pub fn intake(
             &format!(
                 "qid={} account={} to=<{}> relay=bounce dsn={} status={} format={format} matched={how} stat={}",
                 msg.qid,
-                log::clean(&msg.account),
-                log::clean(rcpt),
-                log::clean(status),
+                sanitize::line(&msg.account),
+                sanitize::line(rcpt),
+                sanitize::line(status),
                 if dup { "duplicate" } else { "bounced" },
                 log::quote(text)
             ),
@@ -377,9 +381,9 @@ fn unmatched(
         Level::Warning,
         &format!(
             "bounce status=unmatched id={id} queue={} to=<{}> from=<{}> size={} stat={}",
-            log::clean(&queue),
-            log::clean(envelope),
-            log::clean(report.header("From").unwrap_or("")),
+            sanitize::line(&queue),
+            sanitize::line(envelope),
+            sanitize::line(report.header("From").unwrap_or("")),
             raw.len(),
             log::quote(&format!(
                 "{reason}; subject: {}",

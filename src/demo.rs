@@ -99,7 +99,7 @@ pub fn run() -> Result<Exit, Failure> {
             println!("---- message as the smarthost received it ----");
             print!(
                 "{}",
-                crate::log::clean_multiline(&String::from_utf8_lossy(&data))
+                crate::sanitize::multiline(&String::from_utf8_lossy(&data))
             );
             println!("----------------------------------------------");
             let _ = std::fs::remove_dir_all(&dir);

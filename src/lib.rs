@@ -27,6 +27,7 @@ pub mod os;
 pub mod privilege;
 pub mod relay;
 pub mod report;
+pub mod sanitize;
 pub mod schedule;
 pub mod smtp_server;
 pub mod store;

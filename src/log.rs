@@ -11,6 +11,8 @@ use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::sync::OnceLock;
 
+use crate::sanitize;
+
 /// LOG_MAIL (2) << 3.
 const FACILITY_MAIL: u8 = 2 << 3;
 
@@ -45,11 +47,13 @@ pub fn init(socket: &Path, ident: &'static str, stderr_fallback: bool) {
     });
 }
 
-/// Log one line. Untrusted parts must already be passed through [`clean`]
-/// or [`quote`]; the whole line is cleaned again here.
+/// Log one line. Untrusted parts must already be passed through
+/// [`sanitize::line`] or [`quote`]; the whole line goes through the
+/// sanitiser again here, so one event stays one line whatever a caller
+/// forgot.
 pub fn log(level: Level, line: &str) {
     let Some(l) = LOGGER.get() else { return };
-    let line = clean(line);
+    let line = sanitize::line(line);
     if let Some(s) = &l.socket {
         let msg = format!(
             "<{}>{}[{}]: {}",
@@ -72,39 +76,10 @@ pub fn log(level: Level, line: &str) {
     }
 }
 
-/// Replace control characters (CR, LF, TAB, ESC, DEL, C1) so one event is one
-/// line and no terminal escape sequence reaches an admin's screen. Untrusted
-/// strings — addresses, subjects, script names — go through this before they
-/// are logged or printed.
-pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.chars().any(|c| c.is_control()) {
-        s.chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect::<String>()
-            .into()
-    } else {
-        s.into()
-    }
-}
-
-/// As [`clean`], but keeps line breaks (CRLF becomes LF): for showing a
-/// whole message on a terminal.
-pub fn clean_multiline(s: &str) -> String {
-    s.replace("\r\n", "\n")
-        .chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
-                '?'
-            } else {
-                c
-            }
-        })
-        .collect()
-}
-
-/// Quote a value for a `key="value"` field: cleaned, with `"` and `\` escaped.
+/// Quote a value for a `key="value"` field: sanitised, with `"` and `\`
+/// escaped.
 pub fn quote(s: &str) -> String {
-    let c = clean(s);
+    let c = sanitize::line(s);
     let mut out = String::with_capacity(c.len() + 2);
     out.push('"');
     for ch in c.chars() {
@@ -122,9 +97,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cleans_control_characters() {
-        assert_eq!(clean("a\r\nb\tc\u{1b}[31m"), "a??b?c?[31m");
-        assert_eq!(clean("plain"), "plain");
+    fn quote_sanitises_and_escapes() {
         assert_eq!(quote("say \"hi\"\n"), "\"say \\\"hi\\\"?\"");
+        assert_eq!(quote("a\\b\u{202e}c"), "\"a\\\\b?c\"");
     }
 }

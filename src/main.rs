@@ -47,7 +47,7 @@ fn main() -> ExitCode {
             let _ = writeln!(
                 std::io::stderr(),
                 "scriptmail: {} (try --help)",
-                log::clean(first)
+                scriptmail::sanitize::line(first)
             );
             return Exit::Usage.into();
         }
@@ -61,7 +61,11 @@ fn main() -> ExitCode {
         Err((code, msg)) => {
             // Not eprintln!: a failed write (stderr closed, RLIMIT_FSIZE)
             // must not turn an error into a panic.
-            let _ = writeln!(std::io::stderr(), "scriptmail: {}", log::clean(&msg));
+            let _ = writeln!(
+                std::io::stderr(),
+                "scriptmail: {}",
+                scriptmail::sanitize::line(&msg)
+            );
             code.into()
         }
     }
@@ -74,7 +78,7 @@ fn sendmail(argv0: OsString, args: Vec<OsString>) -> ExitCode {
             let _ = writeln!(
                 std::io::stderr(),
                 "sendmail: {}",
-                log::clean(&e.to_string())
+                scriptmail::sanitize::line(&e.to_string())
             );
             e.exit_code().into()
         }

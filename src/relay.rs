@@ -45,6 +45,7 @@ use crate::config::Config;
 use crate::exit::Exit;
 use crate::log::{self, Level};
 use crate::os::signals;
+use crate::sanitize;
 use crate::schedule::{self, Decision, Policy};
 use crate::store::{Attempt, Claim, Durability, RcptOutcome, Store, StoreError};
 use crate::transport::{Outgoing, Smarthost, TransportError};
@@ -578,10 +579,10 @@ fn deliver_one(
             Level::Info,
             &format!(
                 "qid={} account={} from=<{}> to=<{}> relay={} delay={:.3} tries={} status={status} stat={}",
-                log::clean(&claim.qid),
-                log::clean(&claim.account),
-                log::clean(&sender),
-                log::clean(rcpt),
+                sanitize::line(&claim.qid),
+                sanitize::line(&claim.account),
+                sanitize::line(&sender),
+                sanitize::line(rcpt),
                 host.name(),
                 (now - claim.created) as f64 / 1000.0,
                 claim.attempts,
@@ -594,7 +595,7 @@ fn deliver_one(
             Level::Warning,
             &format!(
                 "qid={} was removed from the queue while being delivered",
-                log::clean(&claim.qid)
+                sanitize::line(&claim.qid)
             ),
         );
     }

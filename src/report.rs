@@ -9,8 +9,9 @@
 //!
 //! Everything a script controls — subjects, recipient addresses, script
 //! paths, server answers quoting them — is untrusted: it only ever appears
-//! in the body, one value per line, with control and bidirectional-override
-//! characters replaced and its length capped. The header fields are built
+//! in the body, one value per line, through the one sanitiser of every
+//! output (`sanitize.rs`: control, bidi, line-separator and zero-width
+//! characters replaced) and with its length capped. The header fields are built
 //! from trusted values only (configuration, the validated report recipient,
 //! an account name reduced to safe characters), so nothing a script wrote
 //! can add a header or a recipient.
@@ -25,6 +26,7 @@ use crate::clock::{self, DAY_MS};
 use crate::config::Config;
 use crate::exit::Exit;
 use crate::log::{self, Level};
+use crate::sanitize;
 use crate::store::admin::{ErrorRow, Event};
 use crate::store::bounces::{BlockNotice, ExpiredMail, ReportAccount};
 use crate::store::{Durability, EnqueuePolicy, NewMessage, Store, StoreError};
@@ -105,36 +107,11 @@ pub fn collect(
 // ---------------------------------------------------------------------------
 // Text (pure).
 
-/// An untrusted value made safe for one line of a report (or a terminal):
-/// RFC 2047 encoded words decoded, control characters (C0, DEL, C1) and the
-/// invisible or direction-changing format characters replaced by `?`,
-/// capped at `max` characters.
-pub fn safe(s: &str, max: usize) -> String {
-    let decoded = decode_encoded_words(s);
-    let mut out = String::with_capacity(decoded.len().min(max * 4));
-    for (n, c) in decoded.chars().enumerate() {
-        if n == max {
-            out.push('…');
-            break;
-        }
-        out.push(if c.is_control() || is_invisible(c) {
-            '?'
-        } else {
-            c
-        });
-    }
-    out
-}
-
-/// Format characters that hide text or reorder what follows (Trojan Source,
-/// CVE-2021-42574), and the Unicode line and paragraph separators.
-fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{200B}'..='\u{200F}'
-        | '\u{2028}'..='\u{202E}'
-        | '\u{2060}'..='\u{2069}'
-        | '\u{FEFF}'
-        | '\u{FFF9}'..='\u{FFFB}')
+/// An untrusted value as one line of a report: RFC 2047 encoded words
+/// decoded (so subjects read as their sender meant them), then through the
+/// sanitiser (`sanitize.rs`) and cut at `max` characters.
+fn shown(s: &str, max: usize) -> String {
+    sanitize::truncate(&sanitize::line(&decode_encoded_words(s)), max).into_owned()
 }
 
 /// Decode RFC 2047 encoded words (`=?utf-8?B?...?=`, `=?iso-8859-1?Q?...?=`)
@@ -255,7 +232,7 @@ pub fn render(r: &Report, hostname: &str) -> String {
     let _ = writeln!(
         t,
         "Mail report for the account \"{}\" on {hostname}",
-        safe(&r.account, 64)
+        shown(&r.account, 64)
     );
     let _ = writeln!(t, "Day: {day} (00:00 to 24:00 UTC)");
     let _ = writeln!(t);
@@ -275,14 +252,14 @@ pub fn render(r: &Report, hostname: &str) -> String {
         );
         for e in &r.errors {
             let _ = writeln!(t);
-            let _ = writeln!(t, "{}  to: {}", when(e.at), safe(&e.rcpt, MAX_VALUE));
-            let _ = writeln!(t, "    server answer: {}", safe(&e.message, MAX_VALUE * 2));
-            let _ = writeln!(t, "    subject: {}", safe(&e.subject, MAX_VALUE));
+            let _ = writeln!(t, "{}  to: {}", when(e.at), shown(&e.rcpt, MAX_VALUE));
+            let _ = writeln!(t, "    server answer: {}", shown(&e.message, MAX_VALUE * 2));
+            let _ = writeln!(t, "    subject: {}", shown(&e.subject, MAX_VALUE));
             let _ = writeln!(t, "    script: {}", or_unknown(&e.script));
             let _ = writeln!(
                 t,
                 "    queue id: {} ({})",
-                safe(&e.qid, 64),
+                shown(&e.qid, 64),
                 kind_text(&e.kind)
             );
         }
@@ -298,12 +275,12 @@ pub fn render(r: &Report, hostname: &str) -> String {
         let _ = writeln!(t, "when they reached the maximum holding time.");
         for m in &r.expired {
             let _ = writeln!(t);
-            let to: Vec<String> = m.recipients.iter().map(|a| safe(a, MAX_VALUE)).collect();
+            let to: Vec<String> = m.recipients.iter().map(|a| shown(a, MAX_VALUE)).collect();
             let _ = writeln!(t, "{}  to: {}", when(m.at), to.join(", "));
             let _ = writeln!(t, "    written: {}", when(m.created));
-            let _ = writeln!(t, "    subject: {}", safe(&m.subject, MAX_VALUE));
+            let _ = writeln!(t, "    subject: {}", shown(&m.subject, MAX_VALUE));
             let _ = writeln!(t, "    script: {}", or_unknown(&m.script));
-            let _ = writeln!(t, "    queue id: {}", safe(&m.qid, 64));
+            let _ = writeln!(t, "    queue id: {}", shown(&m.qid, 64));
         }
         more(&mut t, r.expired_total, r.expired.len());
     }
@@ -316,18 +293,18 @@ pub fn render(r: &Report, hostname: &str) -> String {
                 t,
                 "{}  {} -> {} ({})",
                 when(e.at),
-                safe(&e.old, 16),
-                safe(&e.new, 16),
+                shown(&e.old, 16),
+                shown(&e.new, 16),
                 state_text(&e.new)
             );
             let _ = writeln!(
                 t,
                 "    reason: {}, by: {}",
-                safe(&e.reason, 32),
-                safe(&e.actor, 64)
+                shown(&e.reason, 32),
+                shown(&e.actor, 64)
             );
             if !e.note.is_empty() {
-                let _ = writeln!(t, "    note: {}", safe(&e.note, MAX_VALUE));
+                let _ = writeln!(t, "    note: {}", shown(&e.note, MAX_VALUE));
             }
         }
     }
@@ -360,7 +337,7 @@ fn or_unknown(script: &str) -> String {
     if script.is_empty() {
         "(unknown)".into()
     } else {
-        safe(script, MAX_VALUE)
+        shown(script, MAX_VALUE)
     }
 }
 
@@ -388,7 +365,7 @@ fn state_text(state: &str) -> &'static str {
 /// Subject and body of the notice sent when an account is blocked
 /// automatically.
 pub fn render_notice(n: &BlockNotice, cfg: &Config) -> (String, String) {
-    let account = safe(&n.account, 64);
+    let account = shown(&n.account, 64);
     let subject = format!(
         "scriptmail: account {} blocked ({}) on {}",
         header_safe_name(&n.account),
@@ -406,10 +383,10 @@ pub fn render_notice(n: &BlockNotice, cfg: &Config) -> (String, String) {
     let _ = writeln!(
         t,
         "    new state: {} ({})",
-        safe(&n.event.new, 16),
+        shown(&n.event.new, 16),
         state_text(&n.event.new)
     );
-    let _ = writeln!(t, "    was: {}", safe(&n.event.old, 16));
+    let _ = writeln!(t, "    was: {}", shown(&n.event.old, 16));
     let why = match n.event.reason.as_str() {
         "bounce" => "too many of its mails came back in error",
         "limit" => "it sent more mail than its limit allows",
@@ -417,7 +394,7 @@ pub fn render_notice(n: &BlockNotice, cfg: &Config) -> (String, String) {
     };
     let _ = writeln!(t, "    reason: {why}");
     if !n.event.note.is_empty() {
-        let _ = writeln!(t, "    detail: {}", safe(&n.event.note, MAX_VALUE));
+        let _ = writeln!(t, "    detail: {}", shown(&n.event.note, MAX_VALUE));
     }
     let _ = writeln!(t);
     let _ = writeln!(
@@ -635,7 +612,7 @@ pub fn notify(cfg: &Config, store: &mut Store, now: i64) -> Result<usize, Report
                 Level::Warning,
                 &format!(
                     "account={} status=skipped stat={}",
-                    log::clean(&n.account),
+                    sanitize::line(&n.account),
                     log::quote(&format!(
                         "block notice not sent: invalid report recipient {}",
                         n.report_to
@@ -661,9 +638,9 @@ pub fn notify(cfg: &Config, store: &mut Store, now: i64) -> Result<usize, Report
             Level::Info,
             &format!(
                 "qid={qid} account={} to=<{}> status=queued stat=\"block notice ({})\"",
-                log::clean(&n.account),
-                log::clean(&n.report_to),
-                log::clean(&n.event.new)
+                sanitize::line(&n.account),
+                sanitize::line(&n.report_to),
+                sanitize::line(&n.event.new)
             ),
         );
         queued += 1;
@@ -740,14 +717,14 @@ pub fn execute(
                     let _ = writeln!(
                         text,
                         "{}: not sent, the report recipient {} is not a valid address",
-                        safe(&a.name, 64),
-                        safe(to, MAX_VALUE)
+                        shown(&a.name, 64),
+                        shown(to, MAX_VALUE)
                     );
                     log::log(
                         Level::Warning,
                         &format!(
                             "account={} status=skipped stat={}",
-                            log::clean(&a.name),
+                            sanitize::line(&a.name),
                             log::quote(&format!("report not sent: invalid recipient {to}"))
                         ),
                     );
@@ -758,7 +735,7 @@ pub fn execute(
                         let _ = writeln!(
                             text,
                             "{}: report for {} already sent (queue id {q})",
-                            safe(&a.name, 64),
+                            shown(&a.name, 64),
                             clock::format_day(day)
                         );
                         qid = Some(q);
@@ -781,8 +758,8 @@ pub fn execute(
                             Level::Info,
                             &format!(
                                 "qid={q} account={} to=<{}> status=queued stat=\"daily report {} errors={} expired={} events={}\"",
-                                log::clean(&a.name),
-                                log::clean(to),
+                                sanitize::line(&a.name),
+                                sanitize::line(to),
                                 clock::format_day(day),
                                 r.errors_total,
                                 r.expired_total,
@@ -792,9 +769,9 @@ pub fn execute(
                         let _ = writeln!(
                             text,
                             "{}: report for {} queued to {} (queue id {q})",
-                            safe(&a.name, 64),
+                            shown(&a.name, 64),
                             clock::format_day(day),
-                            safe(to, MAX_VALUE)
+                            shown(to, MAX_VALUE)
                         );
                         status = "queued";
                         qid = Some(q);
@@ -803,7 +780,7 @@ pub fn execute(
                 },
                 None => {
                     status = "no-recipient";
-                    let _ = writeln!(text, "{}: no report recipient", safe(&a.name, 64));
+                    let _ = writeln!(text, "{}: no report recipient", shown(&a.name, 64));
                 }
             }
         } else {
@@ -812,7 +789,7 @@ pub fn execute(
                 "To: {}\nSubject: {}\n\n{}",
                 to.map_or_else(
                     || "(no report recipient)".to_string(),
-                    |t| safe(t, MAX_VALUE)
+                    |t| shown(t, MAX_VALUE)
                 ),
                 subject,
                 body
@@ -966,11 +943,11 @@ mod tests {
     }
 
     #[test]
-    fn safe_strips_controls_bidi_and_caps_length() {
-        assert_eq!(safe("a\r\nb\u{1b}[1m", 100), "a??b?[1m");
-        assert_eq!(safe("x\u{202e}y\u{2028}z\u{200b}", 100), "x?y?z?");
-        assert_eq!(safe("abcdef", 3), "abc…");
-        assert_eq!(safe("é\u{85}", 10), "é?");
+    fn shown_decodes_sanitises_and_caps_length() {
+        assert_eq!(shown("a\r\nb\u{1b}[1m", 100), "a??b?[1m");
+        assert_eq!(shown("x\u{202e}y\u{2028}z\u{200b}", 100), "x?y?z?");
+        assert_eq!(shown("abcdef", 4), "abc…");
+        assert_eq!(shown("é\u{85}", 10), "é?");
     }
 
     #[test]
@@ -987,8 +964,8 @@ mod tests {
         );
         assert_eq!(decode_encoded_words("=?utf-8?B?!!!?="), "=?utf-8?B?!!!?=");
         assert_eq!(decode_encoded_words("no words"), "no words");
-        // A decoded control character is still cleaned by `safe`.
-        assert_eq!(safe("=?utf-8?Q?a=0D=0AB?=", 10), "a??B");
+        // A decoded control character is still sanitised by `shown`.
+        assert_eq!(shown("=?utf-8?Q?a=0D=0AB?=", 10), "a??B");
     }
 
     #[test]
@@ -997,7 +974,7 @@ mod tests {
         let body = render(&r, "node1.example.net");
         for line in body.lines() {
             assert!(
-                !line.chars().any(|c| c.is_control() || is_invisible(c)),
+                !line.chars().any(sanitize::is_unsafe),
                 "control character in {line:?}"
             );
             assert!(

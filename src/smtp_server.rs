@@ -64,7 +64,7 @@ pub fn serve<R: BufRead, W: Write>(
     mut accept: impl FnMut(&Envelope, &[u8]) -> Verdict,
 ) -> io::Result<()> {
     let limit = if max_size == 0 { u64::MAX } else { max_size };
-    let hostname = sanitize(hostname);
+    let hostname = crate::sanitize::replace(hostname, ' ');
     let mut out = Replies { w: output };
     // RFC 5321 §4.3.1 / §4.2: the greeting is 220 with our name first. RFC 2034 §3:
     // no enhanced status code on the greeting or on HELO/EHLO replies.
@@ -196,7 +196,7 @@ pub fn serve<R: BufRead, W: Write>(
                         }
                         match accept(&env, &body) {
                             Verdict::Accepted(id) => {
-                                let id = sanitize_token(&id);
+                                let id = crate::sanitize::token(&id);
                                 out.send(250, &format!("2.0.0 Ok: queued as {id}"))?;
                             }
                             Verdict::Rejected { code, text } => {
@@ -498,7 +498,7 @@ fn rejection(code: u16, text: &str) -> (u16, String) {
         451
     };
     let class = code / 100;
-    let text = sanitize(text);
+    let text = crate::sanitize::replace(text, ' ');
     let text = text.trim();
     let has_enhanced = text
         .split(' ')
@@ -517,20 +517,6 @@ fn rejection(code: u16, text: &str) -> (u16, String) {
         (false, false) => format!("{class}.0.0 {text}"),
     };
     (code, text)
-}
-
-/// Reply text must stay one line (RFC 5321 §4.2): control characters become spaces.
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
-/// A queue id is shown as one token: printable ASCII only.
-fn sanitize_token(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .collect()
 }
 
 /// Writes replies (RFC 5321 §4.2: `code SP text CRLF`, continuation lines `code-text`).

@@ -23,6 +23,7 @@ use crate::log::{self, Level};
 use crate::message::{self, Header, Message, MessageError, ReadOptions};
 use crate::options::{self, BodyType, Invocation, Mode, Sender, UsageError};
 use crate::os;
+use crate::sanitize;
 use crate::smtp_server::{self, Envelope, Verdict};
 use crate::store::{Durability, NewMessage, Store, StoreError};
 use crate::wake;
@@ -315,8 +316,8 @@ impl Submission<'_> {
             .into());
         }
         let body_8bit = self.declared_8bit || !data.is_ascii();
-        let subject = truncate(&subject, 200);
-        let script = truncate(&script, 200);
+        let subject = sanitize::truncate(&sanitize::line(subject.trim()), 200).into_owned();
+        let script = sanitize::truncate(&sanitize::line(script.trim()), 200).into_owned();
         let result = store.enqueue(
             &NewMessage {
                 qid: &qid,
@@ -343,7 +344,7 @@ impl Submission<'_> {
                 "qid={qid} account={} uid={} from=<{}> nrcpt={} size={} script={} cwd={} status={}",
                 self.caller.account,
                 self.caller.uid,
-                log::clean(sender),
+                sanitize::line(sender),
                 recipients.len(),
                 data.len(),
                 log::quote(&script),
@@ -361,14 +362,6 @@ impl Submission<'_> {
             );
         }
         Ok((qid, result.held))
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    let s = log::clean(s.trim());
-    match s.char_indices().nth(max) {
-        Some((i, _)) => s[..i].to_string(),
-        None => s.into_owned(),
     }
 }
 
@@ -400,7 +393,7 @@ fn envelope_sender(cfg: &Config, caller: &Caller, inv: &Invocation) -> Result<St
         Some(Sender::Null) => Ok(String::new()),
         Some(Sender::Address(raw)) => {
             let parsed = address::parse_sender(raw).map_err(|source| SubmitError::Address {
-                what: format!("bad sender {:?}", log::clean(raw)),
+                what: format!("bad sender {:?}", sanitize::line(raw)),
                 source,
             })?;
             match parsed {
@@ -417,7 +410,7 @@ fn checked(addr: String) -> Result<String, SubmitError> {
     } else {
         Err(SubmitError::BadAddress(format!(
             "bad address {:?}",
-            log::clean(&addr)
+            sanitize::line(&addr)
         )))
     }
 }
@@ -480,7 +473,7 @@ fn deliver(
     let mut recipients = Vec::new();
     for arg in &inv.recipients {
         let list = address::parse_list(arg).map_err(|source| SubmitError::Address {
-            what: format!("bad recipient {:?}", log::clean(arg)),
+            what: format!("bad recipient {:?}", sanitize::line(arg)),
             source,
         })?;
         add_recipients(cfg, &mut recipients, list)?;
@@ -572,7 +565,7 @@ fn smtp_session(
                     };
                     Verdict::Rejected {
                         code,
-                        text: log::clean(&e.to_string()).into_owned(),
+                        text: sanitize::line(&e.to_string()).into_owned(),
                     }
                 }
             }
@@ -603,10 +596,10 @@ fn print_queue(cfg: &Config, caller: &Caller) -> Result<(), SubmitError> {
             r.size,
             clock::format_rfc3339(r.created),
             r.state,
-            log::clean(&r.sender)
+            sanitize::line(&r.sender)
         )?;
         for rcpt in r.recipients {
-            writeln!(out, "{:<57} <{}>", "", log::clean(&rcpt))?;
+            writeln!(out, "{:<57} <{}>", "", sanitize::line(&rcpt))?;
         }
     }
     Ok(())
@@ -626,12 +619,12 @@ fn verify(cfg: &Config, inv: &Invocation) -> Result<(), SubmitError> {
                     writeln!(
                         out,
                         "{}... deliverable: relayed to {}",
-                        log::clean(&a),
+                        sanitize::line(&a),
                         cfg.relay.host
                     )?;
                 }
             }
-            Err(e) => writeln!(out, "{}... {e}", log::clean(arg))?,
+            Err(e) => writeln!(out, "{}... {e}", sanitize::line(arg))?,
         }
     }
     let _ = std::io::stdin().lock().fill_buf();

@@ -287,7 +287,7 @@ impl Smarthost {
                     rcpt.clone(),
                     RcptOutcome::Failed(format!(
                         "recipient <{}> is not a valid address",
-                        crate::log::clean(rcpt)
+                        crate::sanitize::line(rcpt)
                     )),
                 ));
                 continue;
@@ -464,14 +464,16 @@ impl Drop for Smarthost {
 /// The MAIL FROM command (RFC 5321 §4.1.1.2) with BODY= (RFC 6152),
 /// SMTPUTF8 (RFC 6531) and DSN RET=/ENVID= (RFC 3461 §4.3, §4.4) when offered.
 fn mail_command(env: &Outgoing<'_>, offers: Offers, utf8: bool) -> Result<Mail, String> {
-    let sender =
-        if env.sender.is_empty() {
-            None
-        } else {
-            Some(env.sender.parse::<Address>().map_err(|e| {
-                format!("sender <{}> not usable: {e}", crate::log::clean(env.sender))
-            })?)
-        };
+    let sender = if env.sender.is_empty() {
+        None
+    } else {
+        Some(env.sender.parse::<Address>().map_err(|e| {
+            format!(
+                "sender <{}> not usable: {e}",
+                crate::sanitize::line(env.sender)
+            )
+        })?)
+    };
     let mut params = Vec::new();
     if env.body_8bit && offers.eight_bit {
         params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
@@ -559,7 +561,7 @@ fn server_text(e: &lettre::transport::smtp::Error) -> String {
         Some(code) => format!("{code} {source}"),
         None => format!("{e}"),
     };
-    crate::log::clean(text.trim()).into_owned()
+    crate::sanitize::line(text.trim()).into_owned()
 }
 
 /// Read the credentials file: `username password` on its first line (the

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
             let _ = writeln!(
                 std::io::stderr().lock(),
                 "sendmail: {}",
-                scriptmail::log::clean(&e.to_string())
+                scriptmail::sanitize::line(&e.to_string())
             );
             e.exit_code().into()
         }

@@ -10,6 +10,7 @@ use super::{CtlError, Ctx, ReasonArg, Result, SortKey, check_note};
 use crate::account::BlockReason;
 use crate::address;
 use crate::log::{self, Level};
+use crate::sanitize;
 use crate::store::admin::{Account, DayCounts, Limit, QueueCounts, Settings};
 
 /// Rows per purge transaction: short enough that `sendmail` never waits
@@ -152,15 +153,15 @@ pub fn status(ctx: &Ctx, name: &str, now: i64) -> Result<()> {
             if a.reason.is_empty() {
                 String::new()
             } else {
-                format!("{}, ", view::safe(&a.reason))
+                format!("{}, ", sanitize::terminal(&a.reason))
             },
             view::time(a.since),
             view::age(now - a.since)
         );
         if let Some(e) = &s.last_event {
-            why.push_str(&format!(", by {}", view::safe(&e.actor)));
+            why.push_str(&format!(", by {}", sanitize::terminal(&e.actor)));
             if !e.note.is_empty() {
-                why.push_str(&format!(": {}", view::safe(&e.note)));
+                why.push_str(&format!(": {}", sanitize::terminal(&e.note)));
             }
         }
         why.push(')');
@@ -417,7 +418,7 @@ pub fn block(
     ctx.output(&json, || {
         format!(
             "{}: {} → {} ({}); new mail is held for at most {}\n",
-            view::safe(&c.account),
+            sanitize::terminal(&c.account),
             paint(ctx, c.old),
             paint(ctx, c.new),
             reason.as_str(),
@@ -457,7 +458,7 @@ pub fn unblock(ctx: &mut Ctx, name: &str, force: bool, note: Option<&str>, now: 
         if c.changed() {
             format!(
                 "{}: {} → {}; {} held message(s) released for delivery\n",
-                view::safe(&c.account),
+                sanitize::terminal(&c.account),
                 paint(ctx, c.old),
                 paint(ctx, c.new),
                 c.released
@@ -465,7 +466,7 @@ pub fn unblock(ctx: &mut Ctx, name: &str, force: bool, note: Option<&str>, now: 
         } else {
             format!(
                 "{}: already {} (sending); {} held message(s) released\n",
-                view::safe(&c.account),
+                sanitize::terminal(&c.account),
                 paint(ctx, c.new),
                 c.released
             )
@@ -501,7 +502,7 @@ pub fn purge(ctx: &mut Ctx, name: &str, yes: bool, note: Option<&str>, now: i64)
             "Drop {} held and {} queued/deferred message(s) of {} and unblock it? [y/N] ",
             q.held,
             q.queued + q.deferred,
-            view::safe(&account.name)
+            sanitize::terminal(&account.name)
         );
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
@@ -554,7 +555,7 @@ pub fn purge(ctx: &mut Ctx, name: &str, yes: bool, note: Option<&str>, now: i64)
     ctx.output(&json, || {
         let mut s = format!(
             "{}: dropped {} message(s) ({} held, {} queued/deferred); {} → {}\n",
-            view::safe(&p.account),
+            sanitize::terminal(&p.account),
             held + queued,
             held,
             queued,
@@ -624,7 +625,7 @@ pub fn stats(ctx: &Ctx, name: &str, days: u32, now: i64) -> Result<()> {
         }
         format!(
             "{}: sent mail per day (UTC), last {} day(s)\n{}",
-            view::safe(name),
+            sanitize::terminal(name),
             rows.len(),
             t.render(ctx.color)
         )
@@ -668,7 +669,7 @@ pub fn errors(ctx: &Ctx, name: &str, limit: u32) -> Result<()> {
     };
     ctx.output(&json, || {
         if rows.is_empty() {
-            return format!("{}: no mails in error\n", view::safe(name));
+            return format!("{}: no mails in error\n", sanitize::terminal(name));
         }
         let mut t = Table::new(&[
             ("DATE", Align::Left),
@@ -731,9 +732,9 @@ pub fn set(
         Level::Info,
         &format!(
             "account={} settings changed actor={} report_to=<{}> max_per_day={d} max_per_hour={h}{}",
-            log::clean(&a.name),
+            sanitize::line(&a.name),
             log::quote(&ctx.actor),
-            log::clean(a.report_to.as_deref().unwrap_or("")),
+            sanitize::line(a.report_to.as_deref().unwrap_or("")),
             if created { " created=yes" } else { "" }
         ),
     );
@@ -745,9 +746,9 @@ pub fn set(
         let (d, dd, h, hd) = limits(ctx, &a);
         format!(
             "{}{}: report to {}; {}, {}\n",
-            view::safe(&a.name),
+            sanitize::terminal(&a.name),
             if created { " (new account)" } else { "" },
-            view::safe(a.report_to.as_deref().unwrap_or("nobody")),
+            sanitize::terminal(a.report_to.as_deref().unwrap_or("nobody")),
             limit_text(d, dd, "day"),
             limit_text(h, hd, "hour")
         )
@@ -791,7 +792,7 @@ pub fn history(ctx: &Ctx, name: &str, limit: u32) -> Result<()> {
         if events.is_empty() {
             return format!(
                 "{}: no state changes yet (ok since first seen)\n",
-                view::safe(name)
+                sanitize::terminal(name)
             );
         }
         let mut t = Table::new(&[
@@ -805,8 +806,8 @@ pub fn history(ctx: &Ctx, name: &str, limit: u32) -> Result<()> {
         for e in &events {
             t.row(vec![
                 view::time(e.at).into(),
-                Cell::colored(view::safe(&e.old), view::state_name_color(&e.old)),
-                Cell::colored(view::safe(&e.new), view::state_name_color(&e.new)),
+                Cell::colored(sanitize::terminal(&e.old), view::state_name_color(&e.old)),
+                Cell::colored(sanitize::terminal(&e.new), view::state_name_color(&e.new)),
                 Cell::untrusted(&e.reason),
                 Cell::untrusted(&e.actor),
                 Cell::untrusted(&e.note),
@@ -841,7 +842,7 @@ pub(crate) fn check_account_name(name: &str) -> Result<()> {
     } else {
         Err(CtlError::Usage(format!(
             "{:?} is not a valid account name",
-            log::clean(name)
+            sanitize::line(name)
         )))
     }
 }
@@ -874,7 +875,11 @@ pub(crate) fn check_address(addr: &str) -> Result<String> {
 /// Account names are label values: escaped per the format (`\`, `"`, LF).
 pub fn metrics(ctx: &Ctx, now: i64) -> Result<()> {
     let rows = ctx.store.overview(now)?;
-    let label = |name: &str| log::clean(name).replace('\\', "\\\\").replace('"', "\\\"");
+    let label = |name: &str| {
+        sanitize::line(name)
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+    };
     let mut out = String::new();
     type Value = fn(&crate::store::admin::Overview, i64) -> i64;
     let families: [(&str, &str, &str, Value); 8] = [

@@ -20,6 +20,7 @@ use crate::clock;
 use crate::log::{self, Level};
 use crate::os::{self, signals};
 use crate::relay::{self, Mode};
+use crate::sanitize;
 use crate::store::admin::{Outcome, Tracked};
 use crate::store::{NewMessage, StoreError};
 
@@ -120,7 +121,7 @@ pub fn flush(ctx: &mut Ctx, account: Option<&str>, wait: Duration) -> Result<()>
         Level::Info,
         &format!(
             "flush account={} due={} actor={}",
-            log::clean(account.unwrap_or("*")),
+            sanitize::line(account.unwrap_or("*")),
             tracked.len(),
             log::quote(&ctx.actor)
         ),
@@ -215,7 +216,7 @@ pub fn test(ctx: &mut Ctx, name: &str, to: &str, wait: Duration) -> Result<()> {
     if !allow.is_empty() && !allow.iter().any(|a| a == name) {
         return Err(CtlError::Refused(format!(
             "account {} is not allowed to submit mail (accounts.allow)",
-            log::clean(name)
+            sanitize::line(name)
         )));
     }
     let cfg = &ctx.cfg;
@@ -272,8 +273,8 @@ pub fn test(ctx: &mut Ctx, name: &str, to: &str, wait: Duration) -> Result<()> {
         Level::Info,
         &format!(
             "qid={qid} account={} uid={uid} from=<{}> nrcpt=1 size={} script=\"mailq-ctl test\" actor={} status={}",
-            log::clean(name),
-            log::clean(&sender),
+            sanitize::line(name),
+            sanitize::line(&sender),
             data.len(),
             log::quote(&ctx.actor),
             if r.held { "held" } else { "queued" }
@@ -325,28 +326,28 @@ pub fn test(ctx: &mut Ctx, name: &str, to: &str, wait: Duration) -> Result<()> {
     ctx.output(&json, || {
         let head = format!(
             "test message {qid} from {} to {}",
-            view::safe(name),
-            view::safe(&to)
+            sanitize::terminal(name),
+            sanitize::terminal(&to)
         );
         match label {
             "delivered" => format!(
                 "{head}: delivered (accepted by {}:{})\n",
-                view::safe(&ctx.cfg.relay.host),
+                sanitize::terminal(&ctx.cfg.relay.host),
                 ctx.cfg.relay.port
             ),
             "held" => format!(
                 "{head}: held — the account is {} ({}); `mailq-ctl unblock {}` relays it\n",
                 view::paint(account.state, ctx.color),
-                view::safe(&account.reason),
-                view::safe(name)
+                sanitize::terminal(&account.reason),
+                sanitize::terminal(name)
             ),
             "deferred" => format!(
                 "{head}: deferred, will be retried; server answer: {}\n",
-                view::safe(answer.as_deref().unwrap_or(""))
+                sanitize::terminal(answer.as_deref().unwrap_or(""))
             ),
             "failed" => format!(
                 "{head}: failed; server answer: {}\n",
-                view::safe(answer.as_deref().unwrap_or(""))
+                sanitize::terminal(answer.as_deref().unwrap_or(""))
             ),
             "deleted" => format!("{head}: deleted from the queue meanwhile\n"),
             _ => format!(

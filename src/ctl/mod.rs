@@ -18,6 +18,7 @@ use crate::exit::Exit;
 use crate::log::{self, Level};
 use crate::privilege::{self, PrivilegeError};
 use crate::relay::RelayError;
+use crate::sanitize;
 use crate::store::admin::Limit;
 use crate::store::{Durability, Store, StoreError};
 use crate::{clock, os};
@@ -326,7 +327,7 @@ impl Ctx {
             Level::Info,
             &format!(
                 "account={} old={old} new={new} reason={reason} actor={}{extra}",
-                log::clean(account),
+                sanitize::line(account),
                 log::quote(&self.actor)
             ),
         );
@@ -474,7 +475,7 @@ fn default_actor() -> String {
 /// An actor name from `--actor`: short, printable, one line.
 fn check_actor(a: &str) -> Result<String> {
     let a = a.trim();
-    if a.is_empty() || a.chars().count() > 64 || a.chars().any(char::is_control) {
+    if a.is_empty() || a.chars().count() > 64 || a.chars().any(sanitize::is_unsafe) {
         return Err(CtlError::Usage(
             "--actor must be 1 to 64 printable characters".into(),
         ));
@@ -490,5 +491,5 @@ pub(crate) fn check_note(note: Option<&str>) -> Result<String> {
             "--note is limited to 500 characters".into(),
         ));
     }
-    Ok(log::clean(note).into_owned())
+    Ok(sanitize::line(note).into_owned())
 }

@@ -7,6 +7,7 @@ use super::view::{self, Align, Cell, Table};
 use super::{CtlError, Ctx, Result};
 use crate::clock;
 use crate::log::{self, Level};
+use crate::sanitize;
 use crate::store::admin::{Housekeeping, MessageRow, PopulateSpec, QueueFilter};
 
 /// Rows per sweep transaction (see `PURGE_CHUNK`).
@@ -95,23 +96,16 @@ pub fn list(
                 m.nrcpt.into(),
                 Cell::untrusted(if m.sender.is_empty() { "<>" } else { &m.sender }),
                 // "Which script?" is the admin's first question.
-                Cell::untrusted(&truncate(
+                Cell::untrusted(&sanitize::truncate(
                     if m.script.is_empty() { "-" } else { &m.script },
                     30,
                 )),
-                Cell::untrusted(&truncate(&m.subject, 40)),
-                Cell::untrusted(&truncate(&m.last_error, 60)),
+                Cell::untrusted(&sanitize::truncate(&m.subject, 40)),
+                Cell::untrusted(&sanitize::truncate(&m.last_error, 60)),
             ]);
         }
         t.render(ctx.color)
     })
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
 }
 
 #[derive(Serialize)]
@@ -200,13 +194,13 @@ pub fn show(ctx: &Ctx, qid: &str, with_body: bool) -> Result<()> {
             (None, _) => out.push_str("(content deleted: the message is done)\n"),
             (Some(h), b) => {
                 for line in h.lines() {
-                    out.push_str(&view::safe(line));
+                    out.push_str(&sanitize::terminal(line));
                     out.push('\n');
                 }
                 if let Some(b) = b {
                     out.push('\n');
                     for line in b.lines() {
-                        out.push_str(&view::safe(line));
+                        out.push_str(&sanitize::terminal(line));
                         out.push('\n');
                     }
                 }
@@ -235,8 +229,8 @@ pub fn release(ctx: &mut Ctx, qid: &str, now: i64) -> Result<()> {
         Level::Info,
         &format!(
             "qid={} account={} released actor={}",
-            log::clean(&m.qid),
-            log::clean(&m.account),
+            sanitize::line(&m.qid),
+            sanitize::line(&m.account),
             log::quote(&ctx.actor)
         ),
     );
@@ -251,7 +245,7 @@ pub fn release(ctx: &mut Ctx, qid: &str, now: i64) -> Result<()> {
         format!(
             "{} ({}): held → queued, relayed now\n",
             m.qid,
-            view::safe(&m.account)
+            sanitize::terminal(&m.account)
         )
     })
 }
@@ -263,8 +257,8 @@ pub fn delete(ctx: &mut Ctx, qid: &str) -> Result<()> {
         Level::Info,
         &format!(
             "qid={} account={} deleted state={} actor={}",
-            log::clean(&m.qid),
-            log::clean(&m.account),
+            sanitize::line(&m.qid),
+            sanitize::line(&m.account),
             m.state,
             log::quote(&ctx.actor)
         ),
@@ -279,7 +273,7 @@ pub fn delete(ctx: &mut Ctx, qid: &str) -> Result<()> {
         format!(
             "{} ({}): {} message deleted\n",
             m.qid,
-            view::safe(&m.account),
+            sanitize::terminal(&m.account),
             m.state
         )
     })
@@ -330,7 +324,7 @@ pub fn sweep(ctx: &mut Ctx, now: i64) -> Result<()> {
             Level::Info,
             &format!(
                 "account={} expired={n} status=expired stat=\"held longer than {}\"",
-                log::clean(name),
+                sanitize::line(name),
                 clock::format_age(crate::store::ms(ctx.cfg.hold_max_age))
             ),
         );
@@ -380,7 +374,7 @@ pub fn sweep(ctx: &mut Ctx, now: i64) -> Result<()> {
         if !per_account.is_empty() {
             let list: Vec<String> = per_account
                 .iter()
-                .map(|(a, n)| format!("{} {n}", view::safe(a)))
+                .map(|(a, n)| format!("{} {n}", sanitize::terminal(a)))
                 .collect();
             s.push_str(&format!(" ({})", list.join(", ")));
         }

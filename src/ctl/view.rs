@@ -2,8 +2,9 @@
 //! and the state colours of the seed's page (green sends, red does not).
 //!
 //! Every untrusted string (addresses, subjects, script names, server
-//! answers, notes) goes through [`safe`] before it reaches a terminal; JSON
-//! carries the exact strings, escaped by serde_json.
+//! answers, notes, actors) goes through [`sanitize::terminal`] before it
+//! reaches a terminal — a [`Cell::untrusted`] does that; JSON carries the
+//! exact strings, escaped by serde_json.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -12,18 +13,12 @@ use serde::Serialize;
 
 use crate::account::State;
 use crate::clock;
-use crate::log;
+use crate::sanitize;
 
 /// Whether to colour the output: stdout is a terminal and `NO_COLOR` is
 /// unset or empty (https://no-color.org).
 pub fn use_color() -> bool {
     crate::os::is_tty(1) && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
-/// A string safe for a terminal: control characters replaced, tabs first
-/// expanded so folded headers stay readable.
-pub fn safe(s: &str) -> String {
-    log::clean(&s.replace('\t', "    ")).into_owned()
 }
 
 /// A timestamp as people and the panel read it: RFC 3339, UTC.
@@ -108,9 +103,9 @@ impl Cell {
         }
     }
 
-    /// A cell of untrusted text: cleaned for the terminal.
+    /// A cell of untrusted text: sanitised for the terminal.
     pub fn untrusted(text: &str) -> Cell {
-        Cell::plain(safe(text))
+        Cell::plain(sanitize::terminal(text))
     }
 
     /// A coloured cell.
@@ -274,8 +269,12 @@ mod tests {
         let mut t = Table::new(&[("NAME", Align::Left), ("N", Align::Right)]);
         t.row(vec![Cell::colored("ok", Some(Color::Green)), 5i64.into()]);
         t.row(vec![Cell::untrusted("evil\x1b[2J"), 12345i64.into()]);
+        t.row(vec![Cell::untrusted("a\u{202e}b\tc"), 1i64.into()]);
         let plain = t.render(false);
-        assert_eq!(plain, "NAME          N\nok            5\nevil?[2J  12345\n");
+        assert_eq!(
+            plain,
+            "NAME          N\nok            5\nevil?[2J  12345\na?b    c      1\n"
+        );
         let coloured = t.render(true);
         assert!(
             coloured.contains("\x1b[1;32mok\x1b[0m            5"),

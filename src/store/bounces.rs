@@ -24,6 +24,7 @@ use super::{Protection, Result, Store, bump_daily, set_state};
 use crate::account::State;
 use crate::clock::{self, DAY_MS};
 use crate::log::{self, Level};
+use crate::sanitize;
 
 /// Largest part of an unmatched bounce kept in the database.
 pub const UNMATCHED_MAX_BYTES: usize = 256 * 1024;
@@ -194,7 +195,7 @@ fn apply_ratio(
         Level::Warning,
         &format!(
             "account={} state=bounce reason=bounce old={} stat={}",
-            log::clean(&name),
+            sanitize::line(&name),
             old,
             log::quote(&format!("{note}; new mail is held"))
         ),

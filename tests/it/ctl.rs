@@ -1379,3 +1379,83 @@ fn metrics_verb_exports_prometheus_text() {
     let v = json(&env, &["metrics"], METRICS);
     assert_eq!(v["accounts"][0]["held"], 1);
 }
+
+// ---------------------------------------------------------------------------
+// Issue 11: the queue side of the hardening.
+
+/// The characters no output of untrusted text may carry (SECURITY.md):
+/// controls, bidi overrides and isolates, line separators, zero-width.
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}'
+            | '\u{061C}' | '\u{2028}' | '\u{2029}' | '\u{200B}'..='\u{200D}' | '\u{2060}'
+            | '\u{FEFF}')
+}
+
+/// Every line of `text` is free of [`unsafe_char`]s.
+#[track_caller]
+fn assert_clean_lines(text: &str, what: &str) {
+    for line in text.lines() {
+        assert!(
+            !line.chars().any(unsafe_char),
+            "{what}: unsafe character in {line:?}"
+        );
+    }
+}
+
+/// Item 11: untrusted text reaches no terminal and no syslog line with
+/// control, bidi, line-separator or zero-width characters; JSON keeps the
+/// exact strings (the panel escapes them itself).
+#[test]
+fn hostile_text_is_sanitised_in_tables_and_syslog() {
+    let sink = Sink::start();
+    let env = Env::new(sink.port());
+    const HOSTILE: &str = "x\u{202e}txt\u{2066}iso\u{2069}\u{200b}zw\u{feff}\u{2028}ls\u{061c}\u{200f}\u{1b}[2J\u{85}";
+    // Through the command line: a note, and a sending script's directory
+    // (logged by sendmail) and subject (listed by `queue`).
+    assert_ok(&env.ctl(&["set", "root", "--max-per-day", "100"]));
+    assert_ok(&env.ctl(&["block", "root", "--note", HOSTILE]));
+    let dir = env.path().join(format!("site{HOSTILE}"));
+    std::fs::create_dir(&dir).unwrap();
+    let message = "To: a@example.com\r\nSubject: inv\u{202e}txt\u{200b}oice\r\n\r\nbody\r\n";
+    assert_ok(&run_with_input(
+        env.sendmail().current_dir(&dir).args(["-t", "-i"]),
+        message.as_bytes(),
+    ));
+    // Straight into the database: an actor and a note as an older build
+    // or another writer might have stored them.
+    let c = rusqlite::Connection::open(env.queue.join("queue.db")).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    c.execute(
+        "INSERT INTO events (account_id, at, old_state, new_state, reason, actor, note, notified)
+         SELECT id, 1, 'ko', 'ko', 'manual', ?1, ?1, 1 FROM accounts WHERE name = 'root'",
+        [HOSTILE],
+    )
+    .unwrap();
+    drop(c);
+
+    let history = ok(env.ctl(&["history", "root"]));
+    assert_clean_lines(&history, "history");
+    assert!(history.contains("x?txt?iso??zw??ls???[2J?"), "{history}");
+    let status = ok(env.ctl(&["status", "root"]));
+    assert_clean_lines(&status, "status");
+    let queue = ok(env.ctl(&["queue"]));
+    assert_clean_lines(&queue, "queue");
+    assert!(queue.contains("inv?txt?oice"), "{queue}");
+    let h = json(&env, &["history", "root"], HISTORY);
+    assert!(
+        h["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["actor"] == HOSTILE),
+        "JSON keeps the exact string: {h}"
+    );
+    let logs = env.log_lines();
+    assert!(logs.iter().any(|l| l.contains("note=")), "{logs:?}");
+    assert!(logs.iter().any(|l| l.contains("cwd=")), "{logs:?}");
+    for l in &logs {
+        assert!(!l.chars().any(unsafe_char), "syslog: {l:?}");
+    }
+}
