@@ -151,6 +151,13 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE accounts ADD COLUMN purge_cutoff INTEGER;
     "#,
+    // 4: a message an admin released one by one from a blocked account
+    // (`mailq-ctl release`) is relayed, and retried, although the account
+    // does not send; everything else of a blocked account is held (see
+    // `store.rs`, "Claims and blocks"). A new block clears the mark.
+    r#"
+    ALTER TABLE messages ADD COLUMN released INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -8,14 +8,23 @@
 //! back at once. The daemon also holds `relayd.pid` for its whole life: a
 //! second daemon on the same queue refuses to start. A daemon that starts
 //! while a one-shot holds `relayd.lock` asks it to hand over (a `Y` datagram
-//! on the wake socket) and waits for the lock.
+//! on the wake socket) and waits for the lock. The sweep takes the lock for
+//! a moment too ([`recover_orphans`]): when no daemon runs and a one-shot was
+//! killed (`kill -9`, or with PHP-FPM's cgroup), its claim comes back then
+//! at the latest, not only at the next submission.
 //!
 //! ## Delivering
-//! `connections` worker threads each claim a small batch (an atomic UPDATE
-//! with a lease), deliver it over their own reused SMTP connection, and
-//! record each message's outcome in its own transaction. A crash between the
-//! smarthost's 250 and that commit re-sends one message per connection — the
-//! at-least-once window SPEC §5 allows; nothing else can.
+//! `connections` worker threads each claim **one** message (an atomic
+//! UPDATE), start its SMTP transaction at once over their own reused
+//! connection, and record its outcome in its own transaction; only then do
+//! they claim the next. So `sending` means "on a connection": at most
+//! `connections` messages, and `block`, `purge` and `delete` can take every
+//! other one (issue 11; `store.rs`, "Claims and blocks"). When the
+//! connection had to be opened first, the claim is confirmed after the
+//! connect, so a block that came meanwhile still holds it. A crash between
+//! the smarthost's 250 and the recording commit re-sends one message per
+//! connection — the at-least-once window the delivery guarantee allows
+//! (docs/relay.md); nothing else can.
 //!
 //! ## Waiting
 //! Wake-ups arrive as datagrams on `relayd.sock`; between them, workers sleep
@@ -50,11 +59,6 @@ use crate::schedule::{self, Decision, Policy};
 use crate::store::{Attempt, Claim, Durability, RcptOutcome, Store, StoreError};
 use crate::transport::{Outgoing, Smarthost, TransportError};
 
-/// Messages a worker claims at once.
-const BATCH: usize = 8;
-/// How long a claim is valid; only matters if the lock-based recovery cannot
-/// run (it always can while relayers hold the lock).
-const LEASE: Duration = Duration::from_secs(900);
 /// Longest sleep with nothing due: a safety net for writers that change
 /// the queue without waking us.
 const MAX_IDLE_WAIT: Duration = Duration::from_secs(5);
@@ -241,17 +245,29 @@ fn run_once(cfg: &Config) -> Result<(), RelayError> {
 }
 
 /// We hold the relay lock, so no other relayer is alive: every `sending`
-/// message is an orphan of a crash, to be sent again.
-fn requeue_orphans(cfg: &Config) -> Result<(), RelayError> {
+/// message is an orphan of a crash, to be sent again. Returns how many.
+fn requeue_orphans(cfg: &Config) -> Result<usize, RelayError> {
     let mut store = Store::open(&cfg.db_path(), Durability::Normal)?;
-    let n = store.requeue_orphans(clock::now_ms(), true)?;
+    let n = store.requeue_orphans(clock::now_ms())?;
     if n > 0 {
         log::log(
             Level::Warning,
             &format!("requeued {n} message(s) left in delivery by a crashed relayer"),
         );
     }
-    Ok(())
+    Ok(n)
+}
+
+/// For a caller that is not a relayer (the sweep): if no relayer holds the
+/// relay lock, put back what dead ones left in `sending`, and say how many;
+/// `None` when a relayer is alive (it owns those claims, and put back any
+/// orphans when it started). The caller wakes the relay afterwards if
+/// anything is due — a one-shot started while we held the lock has left.
+pub fn recover_orphans(cfg: &Config) -> Result<Option<usize>, RelayError> {
+    let Some(_lock) = try_lock(cfg)? else {
+        return Ok(None);
+    };
+    requeue_orphans(cfg).map(Some)
 }
 
 /// Shared between the workers and the listener.
@@ -465,8 +481,7 @@ fn worker(shared: &Shared, mode: Mode) -> Result<(), RelayError> {
             store.set_protection(cfg.protection());
             host = Smarthost::new(cfg.relay.clone(), &cfg.hostname)?;
         }
-        let claims = store.claim_due(clock::now_ms(), BATCH, LEASE)?;
-        if claims.is_empty() {
+        let Some(claim) = store.claim_next(clock::now_ms())? else {
             if mode == Mode::Once {
                 return Ok(());
             }
@@ -490,21 +505,25 @@ fn worker(shared: &Shared, mode: Mode) -> Result<(), RelayError> {
             };
             shared.wait(seen, wait);
             continue;
-        }
-        let mut claims = claims.into_iter();
-        while let Some(claim) = claims.next() {
-            if shared.stopping() {
-                // Give back what we have not started: the next relayer
-                // sends it (SIGTERM must not strand claims for a lease).
-                let rest: Vec<i64> = std::iter::once(claim.id)
-                    .chain(claims.map(|c| c.id))
-                    .collect();
-                store.release_claims(&rest)?;
-                break;
+        };
+        if !host.is_open() {
+            // Connecting can take up to connect_timeout: the account may
+            // have been blocked meanwhile (see the module doc).
+            host.connect_now();
+            if !store.confirm_claim(&claim, clock::now_ms())? {
+                log::log(
+                    Level::Info,
+                    &format!(
+                        "qid={} account={} status=held stat=\"account blocked before delivery began\"",
+                        sanitize::line(&claim.qid),
+                        sanitize::line(&claim.account)
+                    ),
+                );
+                continue;
             }
-            deliver_one(&cfg, &mut store, &mut host, claim)?;
-            after_outage(shared, &mut store, &mut host)?;
         }
+        deliver_one(&cfg, &mut store, &mut host, claim)?;
+        after_outage(shared, &mut store, &mut host)?;
     }
 }
 

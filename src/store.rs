@@ -8,10 +8,35 @@
 //!
 //! ## Message states
 //! `held` (account blocked) → `queued` (unblock) or deleted (purge) or
-//! `expired` (sweep); `queued`/`deferred` → `sending` (claimed with a lease)
-//! → `sent` | `deferred` (retry at `next_attempt`) | `failed`. Bodies are
+//! `expired` (sweep); `queued`/`deferred` → `sending` (claimed by a
+//! connection) → `sent` | `deferred` (retry at `next_attempt`) | `failed`,
+//! or back to `held` when the account was blocked meanwhile. Bodies are
 //! deleted when a message reaches `sent`, `failed` or `expired`; the metadata
 //! stays `history_days` for the counters and the error list.
+//!
+//! ## Claims and blocks (issue 11)
+//! - **`sending` is on the wire.** A relay connection claims one message at
+//!   a time ([`Store::claim_next`]) and starts its SMTP transaction at once:
+//!   there is never a claimed message waiting behind another, so there is
+//!   nothing in `sending` that `purge` or `delete` could still take. A claim
+//!   made while the connection was closed is confirmed once it is open
+//!   ([`Store::confirm_claim`]), so a block that came during the connect
+//!   still holds the message.
+//! - **A blocked account starts no delivery.** When an account stops
+//!   sending (`block`, a tripped limit, the error ratio, `purge`), the same
+//!   transaction moves its `queued` and `deferred` mail to `held`; a message
+//!   that comes back from the wire undelivered, or from a dead relayer, goes
+//!   to `held` rather than `deferred` while its account does not send. So
+//!   once `block` or `purge` has returned, only the messages already on a
+//!   connection (at most one per connection) can still go out. Exempt:
+//!   scriptmail's own mail (`system`, reports) and a message an admin
+//!   released one by one (`released`, until the next block).
+//! - **Orphans are found by the relay lock, not by time.** Every relayer
+//!   holds `relayd.lock` while it has claims, so whoever takes the free lock
+//!   knows every `sending` row is a dead relayer's and puts it back
+//!   ([`Store::requeue_orphans`]): a relayd or one-shot when it starts, and
+//!   the sweep. `lease_until` (its name from schema 1) records when the
+//!   claim was taken; nothing expires by it.
 //!
 //! ## Locking and durability
 //! WAL mode; every write is one `BEGIN IMMEDIATE` transaction (a deferred
@@ -37,8 +62,50 @@ use crate::account::{BlockReason, Refusal, State};
 use crate::clock::{self, DAY_MS};
 use crate::exit::Exit;
 
+/// SQL: the account states whose mail is relayed, the same set as
+/// [`State::is_sending`] (a test checks they agree).
+macro_rules! sending_states {
+    () => {
+        "('ok', 'force')"
+    };
+}
+
+/// SQL over the `messages` row named `$t`: whether it may be delivered under
+/// its account's current state — scriptmail's own mail, a message released
+/// one by one, or an account that sends (see "Claims and blocks").
+macro_rules! exempt_or_sending {
+    ($t:literal) => {
+        concat!(
+            "(",
+            $t,
+            ".system OR ",
+            $t,
+            ".released OR (SELECT a.state FROM accounts a WHERE a.id = ",
+            $t,
+            ".account_id) IN ",
+            sending_states!(),
+            ")"
+        )
+    };
+}
+
+/// SQL: the state a message goes back to when it leaves `sending` without
+/// being done — `deferred`, or `held` while its account does not send.
+macro_rules! requeue_state {
+    () => {
+        concat!(
+            "CASE WHEN ",
+            exempt_or_sending!("messages"),
+            " THEN 'deferred' ELSE 'held' END"
+        )
+    };
+}
+
 pub mod admin;
 pub mod bounces;
+mod claims;
+
+pub(crate) use claims::hold_pending;
 
 /// Why the queue could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -358,75 +425,6 @@ impl Store {
         Ok(Enqueued { held, tripped })
     }
 
-    /// Put back every claim whose lease has run out, or every claim at all
-    /// when `all` (the caller holds the relay lock, so no other relayer is
-    /// alive and every `sending` row is an orphan of a crash).
-    pub fn requeue_orphans(&mut self, now: i64, all: bool) -> Result<usize> {
-        let tx = self.write_tx()?;
-        let n = tx.execute(
-            "UPDATE messages SET state = 'deferred', next_attempt = ?1, lease_until = 0
-             WHERE state = 'sending' AND (?2 OR lease_until < ?1)",
-            params![now, all],
-        )?;
-        tx.commit()?;
-        Ok(n)
-    }
-
-    /// Claim up to `limit` messages that are due, with a lease.
-    pub fn claim_due(&mut self, now: i64, limit: usize, lease: Duration) -> Result<Vec<Claim>> {
-        let tx = self.write_tx()?;
-        let mut claims = Vec::new();
-        {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE messages SET state = 'sending', lease_until = ?2, attempts = attempts + 1
-                 WHERE id IN (SELECT id FROM messages
-                              WHERE state IN ('queued', 'deferred') AND next_attempt <= ?1
-                              ORDER BY next_attempt LIMIT ?3)
-                 RETURNING id, qid, account_id, sender, created, attempts, dsn_notify, dsn_ret,
-                           envid, body_8bit",
-            )?;
-            let rows = stmt.query_map(
-                params![now, now + lease.as_millis() as i64, limit as i64],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(2)?,
-                        Claim {
-                            id: r.get(0)?,
-                            qid: r.get(1)?,
-                            account: String::new(),
-                            sender: r.get(3)?,
-                            created: r.get(4)?,
-                            attempts: r.get(5)?,
-                            dsn_notify: r.get(6)?,
-                            dsn_ret: r.get(7)?,
-                            envid: r.get(8)?,
-                            body_8bit: r.get(9)?,
-                            recipients: Vec::new(),
-                        },
-                    ))
-                },
-            )?;
-            for row in rows {
-                let (account_id, mut c) = row?;
-                c.account = tx
-                    .prepare_cached("SELECT name FROM accounts WHERE id = ?1")?
-                    .query_row([account_id], |r| r.get(0))?;
-                claims.push(c);
-            }
-        }
-        for c in &mut claims {
-            let mut stmt = tx.prepare_cached(
-                "SELECT rcpt FROM recipients WHERE message_id = ?1 AND state = 'pending'",
-            )?;
-            c.recipients = stmt
-                .query_map([c.id], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-        }
-        tx.commit()?;
-        claims.sort_by_key(|c| c.id);
-        Ok(claims)
-    }
-
     /// The message bytes of a claimed message; `None` if it was removed
     /// meanwhile (an admin's `delete` or `purge`).
     pub fn body(&self, id: i64) -> Result<Option<Vec<u8>>> {
@@ -470,20 +468,6 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(n)
-    }
-
-    /// Give a claim back without an attempt (shutdown before sending).
-    pub fn release_claims(&mut self, ids: &[i64]) -> Result<()> {
-        let tx = self.write_tx()?;
-        for id in ids {
-            tx.execute(
-                "UPDATE messages SET state = 'deferred', lease_until = 0, attempts = max(attempts - 1, 0)
-                 WHERE id = ?1 AND state = 'sending'",
-                [id],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
     }
 
     /// An account's mail that is not done yet (held, queued, deferred,
@@ -601,7 +585,7 @@ pub(crate) fn set_state(
     actor: &str,
     note: &str,
     now: i64,
-) -> Result<()> {
+) -> Result<u64> {
     tx.prepare_cached(
         "UPDATE accounts SET state = ?2, state_reason = ?3, state_since = ?4 WHERE id = ?1",
     )?
@@ -619,7 +603,11 @@ pub(crate) fn set_state(
         actor,
         note
     ])?;
-    Ok(())
+    if old.is_sending() && !new.is_sending() {
+        hold_pending(tx, account_id, now)
+    } else {
+        Ok(0)
+    }
 }
 
 fn record_attempt(
@@ -689,11 +677,19 @@ fn record_attempt(
         )?
         .query_row([claim.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     if pending > 0 {
-        tx.prepare_cached(
-            "UPDATE messages SET state = 'deferred', next_attempt = ?2, lease_until = 0, last_error = ?3
-             WHERE id = ?1",
-        )?
-        .execute(params![claim.id, a.retry_at, last_error])?;
+        // Back to the queue: `held` if the account stopped sending while
+        // this try was on the wire (see "Claims and blocks").
+        let back: String = tx
+            .prepare_cached(concat!(
+                "UPDATE messages SET state = ",
+                requeue_state!(),
+                ", next_attempt = ?2, lease_until = 0, last_error = ?3
+                 WHERE id = ?1 RETURNING state"
+            ))?
+            .query_row(params![claim.id, a.retry_at, last_error], |r| r.get(0))?;
+        if back == "held" {
+            bump_daily(tx, account_id, now, "held", 1)?;
+        }
     } else {
         let state = if sent > 0 { "sent" } else { "failed" };
         tx.prepare_cached(

@@ -72,6 +72,9 @@ pub struct Offers {
 struct Live {
     conn: SmtpConnection,
     last_used: Instant,
+    /// Opened for the next message and not used yet ([`Smarthost::connect_now`]):
+    /// a failure on it is not a stale cached connection.
+    fresh: bool,
     /// Whether the server advertised DSN; learnt on first need (lettre does
     /// not keep unknown EHLO keywords).
     dsn: Option<bool>,
@@ -179,6 +182,23 @@ impl Smarthost {
         let _ = self.open();
     }
 
+    /// Open the connection now if there is none and the smarthost is not
+    /// marked down, so that what follows is the transaction itself (the
+    /// relay confirms its claim in between). A failure is kept as in
+    /// [`Smarthost::deliver`], which then defers the message.
+    pub fn connect_now(&mut self) {
+        if self.live.is_some()
+            || self
+                .down
+                .as_ref()
+                .is_some_and(|(until, _)| Instant::now() < *until)
+        {
+            return;
+        }
+        self.down = None;
+        let _ = self.open();
+    }
+
     /// Whether a connection is open (and should be closed when idle).
     pub fn is_open(&self) -> bool {
         self.live.is_some()
@@ -213,8 +233,8 @@ impl Smarthost {
             }
             self.down = None;
         }
-        let reused = self.live.is_some();
-        match self.transaction(env, data) {
+        let reused = self.live.as_ref().is_some_and(|l| !l.fresh);
+        let out = match self.transaction(env, data) {
             Ok(v) => v,
             Err((Whole::Temporary(_), Stage::Stale)) if reused => {
                 self.live = None;
@@ -222,7 +242,11 @@ impl Smarthost {
                     .unwrap_or_else(|(w, _)| whole(env.recipients, &w))
             }
             Err((w, _)) => whole(env.recipients, &w),
+        };
+        if let Some(l) = self.live.as_mut() {
+            l.fresh = false;
         }
+        out
     }
 
     /// One SMTP transaction.
@@ -450,6 +474,7 @@ impl Smarthost {
         Ok(Live {
             conn,
             last_used: Instant::now(),
+            fresh: true,
             dsn: None,
         })
     }

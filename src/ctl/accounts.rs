@@ -381,6 +381,7 @@ struct ChangeJson<'a> {
     actor: &'a str,
     note: &'a str,
     released: u64,
+    held: u64,
 }
 
 /// `block ACCOUNT`.
@@ -403,7 +404,7 @@ pub fn block(
         c.old.as_str(),
         c.new.as_str(),
         reason.as_str(),
-        &note_field(&note),
+        &format!(" held={}{}", c.held, note_field(&note)),
     );
     let json = ChangeJson {
         account: &c.account,
@@ -414,16 +415,24 @@ pub fn block(
         actor: &ctx.actor,
         note: &note,
         released: 0,
+        held: c.held,
     };
     ctx.output(&json, || {
-        format!(
+        let mut s = format!(
             "{}: {} → {} ({}); new mail is held for at most {}\n",
             sanitize::terminal(&c.account),
             paint(ctx, c.old),
             paint(ctx, c.new),
             reason.as_str(),
             crate::clock::format_age(crate::store::ms(ctx.cfg.hold_max_age))
-        )
+        );
+        if c.held > 0 {
+            s.push_str(&format!(
+                "{} queued or deferred message(s) not yet sent are held too\n",
+                c.held
+            ));
+        }
+        s
     })
 }
 
@@ -453,6 +462,7 @@ pub fn unblock(ctx: &mut Ctx, name: &str, force: bool, note: Option<&str>, now: 
         actor: &ctx.actor,
         note: &note,
         released: c.released,
+        held: 0,
     };
     ctx.output(&json, || {
         if c.changed() {
@@ -529,9 +539,13 @@ pub fn purge(ctx: &mut Ctx, name: &str, yes: bool, note: Option<&str>, now: i64)
             break;
         }
     }
-    let released = ctx
+    let (late, released) = ctx
         .store
         .purge_finish(&p, &ctx.actor, crate::clock::now_ms())?;
+    // What the purge itself held, and what came back from a connection
+    // meanwhile, was queued when the purge began.
+    let moved = p.held_at_begin.min(held);
+    let (held, queued) = (held - moved, queued + moved + late.held + late.queued);
     ctx.log_change(
         &p.account,
         "purging",

@@ -297,6 +297,7 @@ struct DeletedJson {
 
 #[derive(Serialize)]
 struct SweepJson {
+    recovered: u64,
     expired: u64,
     expired_by_account: Vec<ExpiredJson>,
     deleted: DeletedJson,
@@ -307,6 +308,11 @@ struct SweepJson {
 /// `sweep`: expire held mail past `hold_max_age` (counted per account and
 /// day), then delete history older than `history_days`.
 pub fn sweep(ctx: &mut Ctx, now: i64) -> Result<()> {
+    // A relayer killed mid-delivery while no daemon runs leaves its claim in
+    // `sending`; when no relayer holds the lock, it comes back here at the
+    // latest (`relay::recover_orphans`; relayd and the next one-shot do the
+    // same when they start).
+    let recovered = crate::relay::recover_orphans(&ctx.cfg)?.unwrap_or(0) as u64;
     let cutoff = now - crate::store::ms(ctx.cfg.hold_max_age);
     let mut per_account: std::collections::BTreeMap<String, u64> = Default::default();
     loop {
@@ -333,7 +339,7 @@ pub fn sweep(ctx: &mut Ctx, now: i64) -> Result<()> {
     // relay) are announced to the report recipient here at the latest.
     // Without a daemon, deferred mail is retried only when something wakes
     // a relayer: the hourly sweep is that something.
-    let due = ctx.store.next_due()?.is_some_and(|t| t <= now);
+    let due = recovered > 0 || ctx.store.next_due()?.is_some_and(|t| t <= clock::now_ms());
     if crate::report::notify(&ctx.cfg, &mut ctx.store, now)? > 0 || due {
         ctx.wake_relay();
     }
@@ -345,11 +351,12 @@ pub fn sweep(ctx: &mut Ctx, now: i64) -> Result<()> {
     log::log(
         Level::Info,
         &format!(
-            "sweep expired={expired} deleted_messages={} deleted_errors={} deleted_events={} deleted_daily={} deleted_hourly={} deleted_bodies={}",
+            "sweep recovered={recovered} expired={expired} deleted_messages={} deleted_errors={} deleted_events={} deleted_daily={} deleted_hourly={} deleted_bodies={}",
             h.messages, h.errors, h.events, h.daily, h.hourly, h.bodies
         ),
     );
     let json = SweepJson {
+        recovered,
         expired,
         expired_by_account: per_account
             .iter()
@@ -370,7 +377,13 @@ pub fn sweep(ctx: &mut Ctx, now: i64) -> Result<()> {
         history_days: ctx.cfg.history_days,
     };
     ctx.output(&json, || {
-        let mut s = format!("expired {expired} held message(s)");
+        let mut s = String::new();
+        if recovered > 0 {
+            s.push_str(&format!(
+                "requeued {recovered} message(s) a dead relayer left in delivery\n"
+            ));
+        }
+        s.push_str(&format!("expired {expired} held message(s)"));
         if !per_account.is_empty() {
             let list: Vec<String> = per_account
                 .iter()

@@ -25,7 +25,7 @@
 
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
-use super::{Result, Store, StoreError, bump_daily, create_account, set_state};
+use super::{Result, Store, StoreError, bump_daily, create_account, hold_pending, set_state};
 use crate::account::{self, BlockReason, Refusal, State};
 use crate::clock;
 
@@ -153,8 +153,11 @@ pub struct Change {
     pub account: String,
     pub old: State,
     pub new: State,
-    /// Held messages moved back to `queued`.
+    /// Held messages moved back to `queued` (unblock).
     pub released: u64,
+    /// Queued and deferred messages the block held (see `store.rs`,
+    /// "Claims and blocks").
+    pub held: u64,
 }
 
 impl Change {
@@ -174,6 +177,10 @@ pub struct Purge {
     /// Messages with an id up to this one are dropped; later mail arrived
     /// held during the purge and is released at the end.
     pub cutoff: i64,
+    /// Queued or deferred messages this purge's first transaction held (so
+    /// the relay could not start them between chunks); they are counted as
+    /// `queued` when dropped.
+    pub held_at_begin: u64,
 }
 
 /// What one chunk of a purge dropped.
@@ -414,6 +421,70 @@ fn delete_message_rows(tx: &Transaction<'_>, id: i64) -> Result<()> {
     Ok(())
 }
 
+/// Drop up to `limit` of a purged account's held, queued and deferred
+/// messages up to the purge's cutoff id, inside `tx`; what was dropped.
+fn drop_purged(tx: &Transaction<'_>, p: &Purge, limit: usize) -> Result<Dropped> {
+    /// The chunk: the same rows each time it is evaluated inside the
+    /// transaction (nothing else writes meanwhile), in index order.
+    macro_rules! victims {
+        () => {
+            concat!(
+                "SELECT id FROM messages WHERE account_id = ?1 AND ",
+                pending!(),
+                " AND state IN ('held', 'queued', 'deferred') AND id <= ?2 LIMIT ?3"
+            )
+        };
+    }
+    let args = params![p.account_id, p.cutoff, limit.min(i64::MAX as usize) as i64];
+    let mut d = Dropped::default();
+    {
+        let mut stmt = tx.prepare_cached(concat!(
+            "SELECT state, count(*) FROM messages WHERE id IN (",
+            victims!(),
+            ") GROUP BY state"
+        ))?;
+        let rows = stmt.query_map(args, |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (state, n) = row?;
+            if state == "held" {
+                d.held += n as u64;
+            } else {
+                d.queued += n as u64;
+            }
+        }
+    }
+    // Set-based: one statement per table instead of three per message.
+    tx.prepare_cached(concat!(
+        "DELETE FROM recipients WHERE message_id IN (",
+        victims!(),
+        ")"
+    ))?
+    .execute(args)?;
+    tx.prepare_cached(concat!(
+        "DELETE FROM bodies WHERE message_id IN (",
+        victims!(),
+        ")"
+    ))?
+    .execute(args)?;
+    let n = tx
+        .prepare_cached(concat!(
+            "DELETE FROM messages WHERE id IN (",
+            victims!(),
+            ")"
+        ))?
+        .execute(args)?;
+    if n as u64 != d.held + d.queued {
+        // Cannot happen inside one write transaction; if it ever did,
+        // dropping `tx` rolls the chunk back rather than miscount.
+        return Err(StoreError::Conflict(format!(
+            "{}: purge chunk changed under it ({n} deleted, {} counted)",
+            p.account,
+            d.held + d.queued
+        )));
+    }
+    Ok(d)
+}
+
 impl Store {
     /// The account named `name`.
     pub fn account(&self, name: &str) -> Result<Account> {
@@ -544,7 +615,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Block an account (SPEC §3): new mail is held from the next submission on.
+    /// Block an account: new mail is held from the next submission on, and
+    /// in the same transaction its queued and deferred mail is held too, so
+    /// once this returns only what is already on a connection can go out.
     pub fn block(
         &mut self,
         name: &str,
@@ -557,13 +630,15 @@ impl Store {
         let a = account_in(&tx, name)?;
         let new =
             account::block_target(a.state, reason).map_err(|refusal| refused(name, refusal))?;
-        set_state(&tx, a.id, a.state, new, reason.as_str(), actor, note, now)?;
+        // Leaving a sending state holds what the relay has not started.
+        let held = set_state(&tx, a.id, a.state, new, reason.as_str(), actor, note, now)?;
         tx.commit()?;
         Ok(Change {
             account: a.name,
             old: a.state,
             new,
             released: 0,
+            held,
         })
     }
 
@@ -599,6 +674,7 @@ impl Store {
             old: a.state,
             new,
             released,
+            held: 0,
         })
     }
 
@@ -607,6 +683,7 @@ impl Store {
     pub fn purge_begin(&mut self, name: &str, actor: &str, note: &str, now: i64) -> Result<Purge> {
         let tx = self.begin()?;
         let a = account_in(&tx, name)?;
+        let mut held_at_begin = 0;
         let cutoff = if a.state == State::Purging {
             // An interrupted purge: carry on with its own cutoff (a purge
             // begun by an older build has none: its start time then).
@@ -618,7 +695,10 @@ impl Store {
                 |r| r.get(0),
             )?
         } else {
-            set_state(
+            // From a sending state this holds the account's queued and
+            // deferred mail in this transaction (`set_state`): the relay
+            // cannot start any of it between the chunks.
+            held_at_begin = set_state(
                 &tx,
                 a.id,
                 a.state,
@@ -640,86 +720,37 @@ impl Store {
             )?;
             cutoff
         };
+        // From a blocked state (or resuming): mail an admin released one by
+        // one, and anything an older build left queued, is held too.
+        held_at_begin += hold_pending(&tx, a.id, now)?;
         tx.commit()?;
         Ok(Purge {
             account_id: a.id,
             account: a.name,
             old: a.state,
             cutoff,
+            held_at_begin,
         })
     }
 
     /// Drop up to `limit` of the purged account's held, queued and deferred
     /// messages up to the cutoff id, in one short transaction. Mail in
-    /// `sending` is on the wire already and is left alone.
+    /// `sending` is on a connection and is left alone: at most one message
+    /// per connection, which may finish (see `store.rs`, "Claims and
+    /// blocks"); if it comes back undelivered, `purge_finish` drops it.
     pub fn purge_chunk(&mut self, p: &Purge, limit: usize) -> Result<Dropped> {
-        /// The chunk: the same rows each time it is evaluated inside the
-        /// transaction (nothing else writes meanwhile), in index order.
-        macro_rules! victims {
-            () => {
-                concat!(
-                    "SELECT id FROM messages WHERE account_id = ?1 AND ",
-                    pending!(),
-                    " AND state IN ('held', 'queued', 'deferred') AND id <= ?2 LIMIT ?3"
-                )
-            };
-        }
-        let args = params![p.account_id, p.cutoff, limit as i64];
         let tx = self.begin()?;
-        let mut d = Dropped::default();
-        {
-            let mut stmt = tx.prepare_cached(concat!(
-                "SELECT state, count(*) FROM messages WHERE id IN (",
-                victims!(),
-                ") GROUP BY state"
-            ))?;
-            let rows =
-                stmt.query_map(args, |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-            for row in rows {
-                let (state, n) = row?;
-                if state == "held" {
-                    d.held += n as u64;
-                } else {
-                    d.queued += n as u64;
-                }
-            }
-        }
-        // Set-based: one statement per table instead of three per message.
-        tx.prepare_cached(concat!(
-            "DELETE FROM recipients WHERE message_id IN (",
-            victims!(),
-            ")"
-        ))?
-        .execute(args)?;
-        tx.prepare_cached(concat!(
-            "DELETE FROM bodies WHERE message_id IN (",
-            victims!(),
-            ")"
-        ))?
-        .execute(args)?;
-        let n = tx
-            .prepare_cached(concat!(
-                "DELETE FROM messages WHERE id IN (",
-                victims!(),
-                ")"
-            ))?
-            .execute(args)?;
-        if n as u64 != d.held + d.queued {
-            // Cannot happen inside one write transaction; if it ever did,
-            // dropping `tx` rolls the chunk back rather than miscount.
-            return Err(StoreError::Conflict(format!(
-                "{}: purge chunk changed under it ({n} deleted, {} counted)",
-                p.account,
-                d.held + d.queued
-            )));
-        }
+        let d = drop_purged(&tx, p, limit)?;
         tx.commit()?;
         Ok(d)
     }
 
-    /// End a purge: in one transaction the account goes to `ok` and the mail
-    /// that arrived (held) during the purge is released. Returns how many.
-    pub fn purge_finish(&mut self, p: &Purge, actor: &str, now: i64) -> Result<u64> {
+    /// End a purge: in one transaction, what is left up to the cutoff (a
+    /// message that was on a connection when the purge began and came back
+    /// undelivered) is dropped, the account goes to `ok`, and the mail that
+    /// arrived (held) during the purge is released. Returns what was
+    /// dropped here and how many were released.
+    pub fn purge_finish(&mut self, p: &Purge, actor: &str, now: i64) -> Result<(Dropped, u64)> {
         let tx = self.begin()?;
         let a = account_in(&tx, &p.account)?;
         if a.state != State::Purging {
@@ -728,6 +759,7 @@ impl Store {
                 p.account, a.state
             )));
         }
+        let late = drop_purged(&tx, p, i64::MAX as usize)?;
         set_state(
             &tx,
             a.id,
@@ -740,7 +772,7 @@ impl Store {
         )?;
         let released = release_held(&tx, a.id, now)?;
         tx.commit()?;
-        Ok(released)
+        Ok((late, released))
     }
 
     /// Expire up to `limit` held messages created before `cutoff`: they
@@ -984,12 +1016,14 @@ impl Store {
     }
 
     /// Release one held message to `queued`, due now (even for a blocked
-    /// account: the admin vouches for this one message).
+    /// account: the admin vouches for this one message, so it stays exempt
+    /// from the block through its retries, until the account is blocked
+    /// again; see `store.rs`, "Claims and blocks").
     pub fn release(&mut self, qid: &str, now: i64) -> Result<MessageRow> {
         let tx = self.begin()?;
         let n = tx
             .prepare_cached(
-                "UPDATE messages SET state = 'queued', next_attempt = ?2
+                "UPDATE messages SET state = 'queued', next_attempt = ?2, released = 1
                  WHERE qid = ?1 AND state = 'held'",
             )?
             .execute(params![qid, now])?;
@@ -1009,8 +1043,9 @@ impl Store {
         self.message(qid, false).map(|d| d.row)
     }
 
-    /// Delete one not-yet-sent message (held, queued or deferred). Mail
-    /// being delivered, and the history of done mail, cannot be deleted.
+    /// Delete one not-yet-sent message (held, queued or deferred). A
+    /// message on a connection (`sending`: its transaction has begun) and
+    /// the history of done mail cannot be deleted.
     pub fn delete_message(&mut self, qid: &str) -> Result<MessageRow> {
         let before = self.message(qid, false)?.row;
         let tx = self.begin()?;
@@ -1021,6 +1056,11 @@ impl Store {
         match state.as_deref() {
             None => return Err(StoreError::NoMessage(qid.to_string())),
             Some("held" | "queued" | "deferred") => delete_message_rows(&tx, before.id)?,
+            Some("sending") => {
+                return Err(StoreError::Conflict(format!(
+                    "message {qid} is being sent now (on a connection to the smarthost): it cannot be recalled"
+                )));
+            }
             Some(s) => {
                 return Err(StoreError::Conflict(format!(
                     "message {qid} is {s}: only held, queued or deferred mail can be deleted"
@@ -1442,10 +1482,12 @@ mod tests {
             T0 + 1,
         )
         .unwrap();
+        // Q1 was not relayed yet: the block holds it too.
+        assert_eq!(state_of(&s, "Q1"), "held");
         assert!(submit(&mut s, "alice", "Q2", T0 + 2));
         assert!(submit(&mut s, "alice", "Q3", T0 + 3));
         let c = s.unblock("alice", false, "root", "", T0 + 4).unwrap();
-        assert_eq!((c.old, c.new, c.released), (State::Ko, State::Ok, 2));
+        assert_eq!((c.old, c.new, c.released), (State::Ko, State::Ok, 3));
         assert_eq!(state_of(&s, "Q2"), "queued");
         let h = s.history("alice", 10).unwrap();
         assert_eq!(h.len(), 2);
@@ -1457,7 +1499,7 @@ mod tests {
         assert_eq!((h[1].new.as_str(), h[1].reason.as_str()), ("ok", "unblock"));
         let st = s.account_status("alice", T0 + 5).unwrap();
         assert_eq!((st.queue.held, st.queue.queued), (0, 3));
-        assert_eq!(st.today.held, 2);
+        assert_eq!(st.today.held, 3);
         assert!(matches!(
             s.block("nobody", BlockReason::Manual, "root", "", T0),
             Err(StoreError::NoAccount(_))
@@ -1487,8 +1529,9 @@ mod tests {
                 break;
             }
         }
-        assert_eq!((dropped.held, dropped.queued), (7, 1));
-        assert_eq!(s.purge_finish(&p, "root", T0 + 102).unwrap(), 1);
+        // Q0, still queued when the block came, was held by it.
+        assert_eq!((dropped.held, dropped.queued), (8, 0));
+        assert_eq!(s.purge_finish(&p, "root", T0 + 102).unwrap().1, 1);
         assert_eq!(state_of(&s, "LATE"), "queued");
         assert!(matches!(
             s.message("Q3", false),
@@ -1519,7 +1562,7 @@ mod tests {
         ));
         let d = s.purge_chunk(&again, 100).unwrap();
         assert_eq!(d.held, 1);
-        assert_eq!(s.purge_finish(&again, "root", T0 + 40).unwrap(), 1);
+        assert_eq!(s.purge_finish(&again, "root", T0 + 40).unwrap().1, 1);
     }
 
     #[test]
@@ -1529,6 +1572,8 @@ mod tests {
         submit(&mut s, "alice", "OLD", old);
         s.block("alice", BlockReason::Manual, "root", "long ago", old + 1)
             .unwrap();
+        // Held by the block, then released on its own: not held mail any more.
+        s.release("OLD", old + 2).unwrap();
         assert!(submit(&mut s, "alice", "H1", T0 - 10_000));
         assert!(submit(&mut s, "alice", "H2", T0 - 9_000));
         assert!(submit(&mut s, "alice", "H3", T0));

@@ -1,0 +1,345 @@
+//! Claims and blocks: how a relay connection takes a message, how a block
+//! stops what the relay has not started, and how the claims of a dead
+//! relayer come back (issue 11). The rules are in `store.rs`, "Claims and
+//! blocks"; the relay side is in `relay.rs`.
+
+use rusqlite::OptionalExtension;
+
+use super::{Claim, Result, Store, bump_daily};
+
+impl Store {
+    /// Put back every message in `sending`: the caller holds the relay
+    /// lock, so no relayer is alive and each is an orphan of one that died.
+    /// They are due now — `deferred`, or `held` when their account does not
+    /// send (see the module doc).
+    pub fn requeue_orphans(&mut self, now: i64) -> Result<usize> {
+        let tx = self.write_tx()?;
+        let back: Vec<(i64, String)> = tx
+            .prepare_cached(concat!(
+                "UPDATE messages SET state = ",
+                requeue_state!(),
+                ", next_attempt = ?1, lease_until = 0
+                 WHERE state = 'sending'
+                 RETURNING account_id, state"
+            ))?
+            .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (account_id, state) in &back {
+            if state == "held" {
+                bump_daily(&tx, *account_id, now, "held", 1)?;
+            }
+        }
+        tx.commit()?;
+        Ok(back.len())
+    }
+
+    /// Claim the message due first, if any, for one connection that sends
+    /// it at once: it becomes `sending` (see the module doc).
+    pub fn claim_next(&mut self, now: i64) -> Result<Option<Claim>> {
+        let tx = self.write_tx()?;
+        let claimed = tx
+            .prepare_cached(
+                "UPDATE messages SET state = 'sending', lease_until = ?1, attempts = attempts + 1
+                 WHERE id = (SELECT id FROM messages
+                             WHERE state IN ('queued', 'deferred') AND next_attempt <= ?1
+                             ORDER BY next_attempt LIMIT 1)
+                 RETURNING id, qid, account_id, sender, created, attempts, dsn_notify, dsn_ret,
+                           envid, body_8bit",
+            )?
+            .query_row([now], |r| {
+                Ok((
+                    r.get::<_, i64>(2)?,
+                    Claim {
+                        id: r.get(0)?,
+                        qid: r.get(1)?,
+                        account: String::new(),
+                        sender: r.get(3)?,
+                        created: r.get(4)?,
+                        attempts: r.get(5)?,
+                        dsn_notify: r.get(6)?,
+                        dsn_ret: r.get(7)?,
+                        envid: r.get(8)?,
+                        body_8bit: r.get(9)?,
+                        recipients: Vec::new(),
+                    },
+                ))
+            })
+            .optional()?;
+        let Some((account_id, mut c)) = claimed else {
+            return Ok(None);
+        };
+        c.account = tx
+            .prepare_cached("SELECT name FROM accounts WHERE id = ?1")?
+            .query_row([account_id], |r| r.get(0))?;
+        c.recipients = tx
+            .prepare_cached(
+                "SELECT rcpt FROM recipients WHERE message_id = ?1 AND state = 'pending'",
+            )?
+            .query_map([c.id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        tx.commit()?;
+        Ok(Some(c))
+    }
+
+    /// Check a claim again just before its transaction starts, when opening
+    /// the connection took time: true if it may go. If its account was
+    /// blocked meanwhile, the message is held instead (the try not counted)
+    /// and false is returned.
+    pub fn confirm_claim(&mut self, claim: &Claim, now: i64) -> Result<bool> {
+        let tx = self.write_tx()?;
+        let row: Option<(String, bool, i64)> = tx
+            .prepare_cached(concat!(
+                "SELECT m.state, ",
+                exempt_or_sending!("m"),
+                ", m.account_id FROM messages m WHERE m.id = ?1"
+            ))?
+            .query_row([claim.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let go = match row {
+            Some((state, _, _)) if state != "sending" => false,
+            None => false,
+            Some((_, true, _)) => true,
+            Some((_, false, account_id)) => {
+                tx.prepare_cached(
+                    "UPDATE messages SET state = 'held', lease_until = 0,
+                         attempts = max(attempts - 1, 0)
+                     WHERE id = ?1",
+                )?
+                .execute([claim.id])?;
+                bump_daily(&tx, account_id, now, "held", 1)?;
+                false
+            }
+        };
+        tx.commit()?;
+        Ok(go)
+    }
+}
+
+/// Hold an account's queued and deferred mail (not scriptmail's own), in
+/// the transaction that stops it sending, and clear the `released` mark of
+/// earlier one-by-one releases: a new block holds those too. Returns how
+/// many messages were held. The state test is repeated so the query is a
+/// search of the `messages_pending` partial index (see `admin.rs`).
+pub(crate) fn hold_pending(
+    tx: &rusqlite::Transaction<'_>,
+    account_id: i64,
+    now: i64,
+) -> Result<u64> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE messages SET state = 'held', released = 0
+             WHERE account_id = ?1 AND state IN ('held', 'queued', 'deferred', 'sending')
+               AND state IN ('queued', 'deferred') AND NOT system",
+        )?
+        .execute([account_id])?;
+    if n > 0 {
+        bump_daily(tx, account_id, now, "held", n as i64)?;
+    }
+    Ok(n as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{BlockReason, State};
+    use crate::store::{Attempt, Durability, EnqueuePolicy, NewMessage, RcptOutcome};
+
+    const T0: i64 = 1_795_353_858_000;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("queue.db"), Durability::Normal).unwrap();
+        (dir, s)
+    }
+
+    fn submit(s: &mut Store, qid: &str, system: bool, now: i64) {
+        let rcpt = vec!["someone@example.com".to_string()];
+        s.enqueue(
+            &NewMessage {
+                qid,
+                account: "alice",
+                uid: 1000,
+                sender: "www@node.example.net",
+                recipients: &rcpt,
+                data: b"Subject: t\r\n\r\nbody\r\n",
+                subject: "t",
+                script: "",
+                cwd: "",
+                dsn_notify: None,
+                dsn_ret: None,
+                envid: None,
+                body_8bit: false,
+                system,
+            },
+            EnqueuePolicy::default(),
+            now,
+        )
+        .unwrap();
+    }
+
+    fn state(s: &Store, qid: &str) -> String {
+        s.message(qid, false).unwrap().row.state
+    }
+
+    fn deferral(c: &Claim, now: i64) -> Attempt {
+        Attempt {
+            results: c
+                .recipients
+                .iter()
+                .map(|r| (r.clone(), RcptOutcome::Deferred("451 later".into())))
+                .collect(),
+            retry_at: now + 60_000,
+            expire: false,
+        }
+    }
+
+    fn block(s: &mut Store, now: i64) {
+        s.block("alice", BlockReason::Manual, "root", "", now)
+            .unwrap();
+    }
+
+    #[test]
+    fn sql_sending_states_are_the_sending_states() {
+        let (_d, s) = store();
+        for st in State::ALL {
+            let sql: bool = s
+                .conn()
+                .query_row(
+                    concat!("SELECT ?1 IN ", sending_states!()),
+                    [st.as_str()],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(sql, st.is_sending(), "{st}");
+        }
+    }
+
+    /// One claim at a time, oldest due first; a block holds everything not
+    /// on a connection, and the message on one comes back held.
+    #[test]
+    fn a_block_holds_all_but_the_message_on_the_wire() {
+        let (_d, mut s) = store();
+        for i in 0..3 {
+            submit(&mut s, &format!("Q{i}"), false, T0 + i);
+        }
+        let c = s.claim_next(T0 + 10).unwrap().unwrap();
+        assert_eq!((c.qid.as_str(), c.attempts), ("Q0", 1));
+        assert_eq!(state(&s, "Q1"), "queued", "one claim per call");
+        block(&mut s, T0 + 11);
+        assert_eq!(
+            ["Q0", "Q1", "Q2"].map(|q| state(&s, q)),
+            ["sending", "held", "held"]
+        );
+        assert!(s.claim_next(T0 + 12).unwrap().is_none(), "nothing due");
+        assert!(
+            s.record_attempt(&c, &deferral(&c, T0 + 13), T0 + 13)
+                .unwrap()
+        );
+        assert_eq!(state(&s, "Q0"), "held");
+        let a = s.account("alice").unwrap();
+        assert_eq!(s.queue_counts(a.id).unwrap().held, 3);
+        assert_eq!(s.daily_stats("alice", 1, T0).unwrap()[0].held, 3);
+        // Unblocked, all three go again.
+        s.unblock("alice", false, "root", "", T0 + 14).unwrap();
+        let mut again = Vec::new();
+        while let Some(c) = s.claim_next(T0 + 15).unwrap() {
+            again.push(c.qid);
+        }
+        again.sort();
+        assert_eq!(again, ["Q0", "Q1", "Q2"]);
+    }
+
+    /// A claim taken on a closed connection is confirmed after the connect:
+    /// a block that came meanwhile holds it, and the try does not count.
+    #[test]
+    fn a_claim_is_confirmed_unless_the_account_was_blocked_meanwhile() {
+        let (_d, mut s) = store();
+        submit(&mut s, "Q0", false, T0);
+        submit(&mut s, "Q1", false, T0);
+        let c0 = s.claim_next(T0 + 1).unwrap().unwrap();
+        assert!(s.confirm_claim(&c0, T0 + 2).unwrap());
+        let c1 = s.claim_next(T0 + 3).unwrap().unwrap();
+        block(&mut s, T0 + 4);
+        assert!(!s.confirm_claim(&c1, T0 + 5).unwrap());
+        let m = s.message(&c1.qid, false).unwrap().row;
+        assert_eq!((m.state.as_str(), m.attempts), ("held", 0));
+        // Recording a claim that is no longer ours changes nothing.
+        assert!(
+            !s.record_attempt(&c1, &deferral(&c1, T0 + 6), T0 + 6)
+                .unwrap()
+        );
+        assert_eq!(state(&s, &c1.qid), "held");
+    }
+
+    /// System mail and a message released one by one go out of a blocked
+    /// account, retries included; a new block holds the released one again.
+    #[test]
+    fn system_and_released_mail_are_exempt_until_the_next_block() {
+        let (_d, mut s) = store();
+        submit(&mut s, "SYS", true, T0);
+        block(&mut s, T0 + 1);
+        submit(&mut s, "H", false, T0 + 2);
+        assert_eq!(state(&s, "SYS"), "queued");
+        s.release("H", T0 + 3).unwrap();
+        for q in ["SYS", "H"] {
+            let c = s.claim_next(T0 + 4).unwrap().unwrap();
+            assert_eq!(c.qid, q);
+            assert!(s.confirm_claim(&c, T0 + 4).unwrap());
+            assert!(s.record_attempt(&c, &deferral(&c, T0 + 5), T0 + 5).unwrap());
+            assert_eq!(state(&s, q), "deferred");
+        }
+        s.unblock("alice", false, "root", "", T0 + 6).unwrap();
+        block(&mut s, T0 + 7);
+        assert_eq!(
+            (state(&s, "SYS"), state(&s, "H")),
+            ("deferred".into(), "held".into())
+        );
+    }
+
+    /// The relay lock's new owner puts back what a dead relayer left in
+    /// `sending`: due now, held if the account was blocked meanwhile.
+    #[test]
+    fn orphans_come_back_due_or_held() {
+        let (_d, mut s) = store();
+        submit(&mut s, "Q0", false, T0);
+        let c = s.claim_next(T0 + 1).unwrap().unwrap();
+        assert_eq!(s.requeue_orphans(T0 + 2).unwrap(), 1);
+        let m = s.message(&c.qid, false).unwrap().row;
+        assert_eq!((m.state.as_str(), m.next_attempt), ("deferred", T0 + 2));
+        let _again = s.claim_next(T0 + 3).unwrap().unwrap();
+        block(&mut s, T0 + 4);
+        assert_eq!(s.requeue_orphans(T0 + 5).unwrap(), 1);
+        assert_eq!(state(&s, "Q0"), "held");
+        assert_eq!(s.requeue_orphans(T0 + 6).unwrap(), 0);
+    }
+
+    /// A purge of a sending account holds its queue in its first
+    /// transaction; the message on the wire may finish, and if it comes
+    /// back undelivered the purge's last transaction drops it.
+    #[test]
+    fn a_purge_drops_what_the_wire_gives_back() {
+        let (_d, mut s) = store();
+        for i in 0..4 {
+            submit(&mut s, &format!("Q{i}"), false, T0 + i);
+        }
+        let c = s.claim_next(T0 + 10).unwrap().unwrap();
+        let p = s.purge_begin("alice", "root", "", T0 + 11).unwrap();
+        assert_eq!((p.old, p.held_at_begin), (State::Ok, 3));
+        assert!(s.claim_next(T0 + 12).unwrap().is_none());
+        let d = s.purge_chunk(&p, 100).unwrap();
+        assert_eq!((d.held, d.queued), (3, 0));
+        assert!(
+            s.record_attempt(&c, &deferral(&c, T0 + 13), T0 + 13)
+                .unwrap()
+        );
+        assert_eq!(state(&s, &c.qid), "held");
+        let (late, released) = s.purge_finish(&p, "root", T0 + 14).unwrap();
+        assert_eq!((late.held, late.queued, released), (1, 0, 0));
+        let a = s.account("alice").unwrap();
+        let q = s.queue_counts(a.id).unwrap();
+        assert_eq!(
+            (a.state, q.held, q.queued, q.deferred),
+            (State::Ok, 0, 0, 0)
+        );
+    }
+}
