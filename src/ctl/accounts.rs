@@ -1,5 +1,16 @@
 //! The account verbs of `mailq-ctl`: status, accounts, block, unblock,
 //! purge, stats, errors, set, history (SPEC §3, §6.1).
+//!
+//! ## Accounts before their first mail (issue 11 item 17)
+//! A panel must be able to block or configure a site before it sends
+//! anything (a compromised site is pre-blocked). So `block`, `set` and
+//! `status` take any name the node resolves — a Unix user (`getpwnam`), or
+//! a name the configuration's `[accounts.map]` gives to uids — not only one
+//! with a row in the queue: `block` and `set` create the row, `status`
+//! shows a fresh `ok` account without writing anything. A name that
+//! resolves to nothing is still `no such account` (67), so a typo in a
+//! panel never creates an account nobody can send as. The other verbs need
+//! an account that exists.
 
 use std::io::BufRead;
 
@@ -11,7 +22,8 @@ use crate::account::BlockReason;
 use crate::address;
 use crate::log::{self, Level};
 use crate::sanitize;
-use crate::store::admin::{Account, DayCounts, Limit, QueueCounts, Settings};
+use crate::store::StoreError;
+use crate::store::admin::{Account, AccountStatus, DayCounts, Limit, QueueCounts, Settings};
 
 /// Rows per purge transaction: short enough that `sendmail` never waits
 /// long for the lock, long enough that 100,000 messages go in seconds.
@@ -112,7 +124,10 @@ struct StatusJson<'a> {
 
 /// `status ACCOUNT`.
 pub fn status(ctx: &Ctx, name: &str, now: i64) -> Result<()> {
-    let s = ctx.store.account_status(name, now)?;
+    let s = match ctx.store.account_status(name, now) {
+        Err(StoreError::NoAccount(_)) if resolvable(ctx, name) => unseen(name, now),
+        other => other?,
+    };
     let a = &s.account;
     let (per_day, day_default, per_hour, hour_default) = limits(ctx, a);
     let hold_ms = crate::store::ms(ctx.cfg.hold_max_age);
@@ -398,6 +413,11 @@ pub fn block(
         ReasonArg::Spam => BlockReason::Spam,
         ReasonArg::Limit => BlockReason::Limit,
     };
+    if matches!(ctx.store.account(name), Err(StoreError::NoAccount(_))) && resolvable(ctx, name) {
+        // Before its first mail: the account starts `ok`, and is blocked
+        // at once (a mail submitted in between is held by the block).
+        ctx.store.ensure_account(name, now)?;
+    }
     let c = ctx.store.block(name, reason, &ctx.actor, &note, now)?;
     ctx.log_change(
         &c.account,
@@ -730,6 +750,11 @@ pub fn set(
         ));
     }
     check_account_name(name)?;
+    if !resolvable(ctx, name) {
+        // Only an account that exists already (one that sent mail, or was
+        // configured while it resolved) may be changed by its name alone.
+        ctx.store.account(name)?;
+    }
     let report_to = match (report_to, no_report) {
         (Some(addr), _) => Some(Some(check_address(addr)?)),
         (None, true) => Some(None),
@@ -841,6 +866,39 @@ fn note_field(note: &str) -> String {
         String::new()
     } else {
         format!(" note={}", log::quote(note))
+    }
+}
+
+/// Whether this node can resolve `name` to an account without a mail from
+/// it: a Unix user, or a name of `[accounts.map]` (see the module doc).
+fn resolvable(ctx: &Ctx, name: &str) -> bool {
+    ctx.cfg.accounts.map.iter().any(|(_, _, n)| n == name)
+        || crate::os::user_by_name(name).is_some()
+}
+
+/// What `status` shows of a resolvable account with no row yet: `ok`,
+/// nothing sent, nothing queued; "since" and "first seen" are now.
+fn unseen(name: &str, now: i64) -> AccountStatus {
+    AccountStatus {
+        account: Account {
+            id: 0,
+            name: name.to_string(),
+            state: crate::account::State::Ok,
+            reason: String::new(),
+            since: now,
+            report_to: None,
+            max_per_day: None,
+            max_per_hour: None,
+            sent_total: 0,
+            error_total: 0,
+            first_seen: now,
+        },
+        today: DayCounts {
+            day: crate::clock::day_of(now),
+            ..DayCounts::default()
+        },
+        queue: QueueCounts::default(),
+        last_event: None,
     }
 }
 

@@ -1203,6 +1203,23 @@ impl Store {
         Ok(events)
     }
 
+    /// Create the account (state `ok`) if it has no row yet; true if it was
+    /// created. The caller has checked that the name resolves (`mailq-ctl`
+    /// creates an account before its first mail only for such a name).
+    pub fn ensure_account(&mut self, name: &str, now: i64) -> Result<bool> {
+        let tx = self.begin()?;
+        let created = match account_in(&tx, name) {
+            Ok(_) => false,
+            Err(StoreError::NoAccount(_)) => {
+                create_account(&tx, name, now)?;
+                true
+            }
+            Err(e) => return Err(e),
+        };
+        tx.commit()?;
+        Ok(created)
+    }
+
     /// Change an account's settings, creating the account if it is unknown
     /// (the panel may configure it before its first mail). Returns the
     /// account as it is now and whether it was created.

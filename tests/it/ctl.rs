@@ -1096,7 +1096,8 @@ fn queue_show_release_delete() {
 #[test]
 fn status_of_all_accounts_accounts_and_stats() {
     let sink = Sink::start();
-    let env = Env::new(sink.port());
+    // `newsite`: a name the node resolves (the uid map), not a Unix user.
+    let env = Env::with_sections(sink.port(), "", "[accounts.map]\n\"60000\" = \"newsite\"\n");
     send(&env, "a@example.com", "1");
     send(&env, "a@example.com", "2");
     sink.wait_for(2, WAIT);
@@ -1203,6 +1204,9 @@ fn purge_asks_on_a_terminal() {
     let sink = Sink::start();
     let env = Env::new(sink.port());
     send(&env, "a@example.com", "x");
+    // Delivered before the block (which would hold it otherwise).
+    sink.wait_for(1, WAIT);
+    wait_until(WAIT, || env.count("state = 'sent'") == 1);
     json(&env, &["block", "root"], CHANGE);
     send(&env, "a@example.com", "held");
     let purge_on_tty = |answer: &str| -> Output {
@@ -1413,6 +1417,73 @@ fn assert_clean_lines(text: &str, what: &str) {
             "{what}: unsafe character in {line:?}"
         );
     }
+}
+
+/// Item 17: a panel blocks or configures an account before its first mail:
+/// any name the node resolves (a Unix user, or a name of `[accounts.map]`).
+/// A name that resolves to nothing is still 67.
+#[test]
+fn block_set_and_status_work_before_the_first_mail() {
+    let sink = Sink::start();
+    let env = Env::with_sections(sink.port(), "", "[accounts.map]\n\"0\" = \"site-42\"\n");
+    // `daemon`: a Unix user that never sent mail through this node.
+    let b = json(&env, &["block", "daemon", "--note", "pre-emptive"], CHANGE);
+    assert_eq!(
+        (b["old_state"].as_str(), b["new_state"].as_str()),
+        (Some("ok"), Some("ko"))
+    );
+    assert_eq!(json(&env, &["status", "daemon"], STATUS)["state"], "ko");
+    let s = json(&env, &["set", "daemon", "--max-per-day", "5"], SET);
+    assert_eq!(
+        (s["created"].as_bool(), s["max_per_day"].as_i64()),
+        (Some(false), Some(5))
+    );
+    // A name only the configuration's map knows: shown as a fresh account
+    // without being created, blocked, and its first mail is held.
+    let s = json(&env, &["status", "site-42"], STATUS);
+    assert_eq!(
+        (
+            s["state"].as_str(),
+            s["sent_total"].as_i64(),
+            s["queue"]["held"].as_i64()
+        ),
+        (Some("ok"), Some(0), Some(0))
+    );
+    assert!(
+        json(&env, &["accounts"], ACCOUNTS)["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["account"] != "site-42"),
+        "status created the account"
+    );
+    json(&env, &["block", "site-42"], CHANGE);
+    send(&env, "a@example.com", "first mail of site-42");
+    assert_eq!(held(&env), 1);
+    assert_eq!(
+        json(&env, &["status", "site-42"], STATUS)["queue"]["held"],
+        1
+    );
+    assert!(sink.messages().is_empty());
+    // Nothing resolves this name: 67, and nothing is created.
+    for args in [
+        &["block", "no-such-user-xyz"][..],
+        &["status", "no-such-user-xyz"],
+        &["set", "no-such-user-xyz", "--max-per-day", "1"],
+    ] {
+        let line = refused(&env, args, 67);
+        assert_eq!(
+            line, "scriptmail: no such account: no-such-user-xyz",
+            "{args:?}"
+        );
+    }
+    assert_eq!(
+        json(&env, &["accounts"], ACCOUNTS)["accounts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 /// Item 11: untrusted text reaches no terminal and no syslog line with
