@@ -28,7 +28,7 @@ use crate::exit::Exit;
 use crate::log::{self, Level};
 use crate::sanitize;
 use crate::store::admin::{ErrorRow, Event};
-use crate::store::bounces::{BlockNotice, ExpiredMail, ReportAccount};
+use crate::store::bounces::{BlockNotice, ExpiredMail, ReportAccount, ReportQueued};
 use crate::store::{Durability, EnqueuePolicy, NewMessage, Store, StoreError};
 
 /// The most mails in error (and expired mails) listed in one report; the
@@ -558,12 +558,16 @@ struct Outgoing<'a> {
 }
 
 /// Enqueue one report or notice as system mail for its account; its qid.
+/// A daily report (`daily: Some((account_id, day))`) is queued only if
+/// none was for that account and day, in the same transaction
+/// ([`Store::enqueue_report`]); `Ok(Err(qid))` names the earlier one.
 fn enqueue(
     cfg: &Config,
     store: &mut Store,
     o: &Outgoing<'_>,
+    daily: Option<(i64, i64)>,
     now: i64,
-) -> Result<String, ReportError> {
+) -> Result<Result<String, String>, ReportError> {
     let Outgoing {
         account,
         to,
@@ -577,27 +581,32 @@ fn enqueue(
     let qid = crate::submit::new_qid(now);
     let data = compose(cfg, to, subject, kind, body, &qid, now);
     let recipients = [to.to_string()];
-    store.enqueue(
-        &NewMessage {
-            qid: &qid,
-            account,
-            uid: 0,
-            sender: &cfg.report_from,
-            recipients: &recipients,
-            data: &data,
-            subject,
-            script: "",
-            cwd: "",
-            dsn_notify: None,
-            dsn_ret: None,
-            envid: None,
-            body_8bit: false,
-            system: true,
+    let m = NewMessage {
+        qid: &qid,
+        account,
+        uid: 0,
+        sender: &cfg.report_from,
+        recipients: &recipients,
+        data: &data,
+        subject,
+        script: "",
+        cwd: "",
+        dsn_notify: None,
+        dsn_ret: None,
+        envid: None,
+        body_8bit: false,
+        system: true,
+    };
+    match daily {
+        Some((account_id, day)) => match store.enqueue_report(&m, account_id, day, now)? {
+            ReportQueued::Queued => Ok(Ok(qid)),
+            ReportQueued::Already(earlier) => Ok(Err(earlier)),
         },
-        EnqueuePolicy::default(),
-        now,
-    )?;
-    Ok(qid)
+        None => {
+            store.enqueue(&m, EnqueuePolicy::default(), now)?;
+            Ok(Ok(qid))
+        }
+    }
 }
 
 /// Queue a notice for every automatic block not yet announced (limit or
@@ -622,7 +631,7 @@ pub fn notify(cfg: &Config, store: &mut Store, now: i64) -> Result<usize, Report
             continue;
         }
         let (subject, body) = render_notice(&n, cfg);
-        let qid = enqueue(
+        let Ok(qid) = enqueue(
             cfg,
             store,
             &Outgoing {
@@ -632,8 +641,12 @@ pub fn notify(cfg: &Config, store: &mut Store, now: i64) -> Result<usize, Report
                 kind: "notice",
                 body: &body,
             },
+            None,
             now,
-        )?;
+        )?
+        else {
+            continue;
+        };
         log::log(
             Level::Info,
             &format!(
@@ -729,31 +742,30 @@ pub fn execute(
                         ),
                     );
                 }
-                Some(to) => match store.report_sent(a.id, day)? {
-                    Some(q) => {
+                Some(to) => match enqueue(
+                    cfg,
+                    store,
+                    &Outgoing {
+                        account: &a.name,
+                        to,
+                        subject: &subject,
+                        kind: "daily",
+                        body: &body,
+                    },
+                    Some((a.id, day)),
+                    now,
+                )? {
+                    Err(earlier) => {
                         status = "already-sent";
                         let _ = writeln!(
                             text,
-                            "{}: report for {} already sent (queue id {q})",
+                            "{}: report for {} already sent (queue id {earlier})",
                             shown(&a.name, 64),
                             clock::format_day(day)
                         );
-                        qid = Some(q);
+                        qid = Some(earlier);
                     }
-                    None => {
-                        let q = enqueue(
-                            cfg,
-                            store,
-                            &Outgoing {
-                                account: &a.name,
-                                to,
-                                subject: &subject,
-                                kind: "daily",
-                                body: &body,
-                            },
-                            now,
-                        )?;
-                        store.mark_report_sent(a.id, day, &q, now)?;
+                    Ok(q) => {
                         log::log(
                             Level::Info,
                             &format!(

@@ -384,40 +384,13 @@ impl Store {
             }
         }
         let held = !m.system && !state.is_sending();
-        let msg_state = if held { "held" } else { "queued" };
-        tx.prepare_cached(
-            "INSERT INTO messages (qid, account_id, state, created, next_attempt, sender, size,
-                 subject, script, cwd, uid, dsn_notify, dsn_ret, envid, body_8bit, system)
-             VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        )?
-        .execute(params![
-            m.qid,
+        insert_message(
+            &tx,
+            m,
             account_id,
-            msg_state,
+            if held { "held" } else { "queued" },
             now,
-            m.sender,
-            m.data.len() as i64,
-            m.subject,
-            m.script,
-            m.cwd,
-            m.uid,
-            m.dsn_notify,
-            m.dsn_ret,
-            m.envid,
-            m.body_8bit,
-            m.system,
-        ])?;
-        let id = tx.last_insert_rowid();
-        tx.prepare_cached("INSERT INTO bodies (message_id, data) VALUES (?1, ?2)")?
-            .execute(params![id, m.data])?;
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT OR IGNORE INTO recipients (message_id, rcpt) VALUES (?1, ?2)",
-            )?;
-            for r in m.recipients {
-                ins.execute(params![id, r])?;
-            }
-        }
+        )?;
         if held {
             bump_daily(&tx, account_id, now, "held", 1)?;
         }
@@ -545,6 +518,48 @@ fn account_for_submit(
             Ok((id, State::Ok, None, None))
         }
     }
+}
+
+/// Insert a message with its body and recipients, in state `state`, due
+/// now; its id.
+pub(crate) fn insert_message(
+    tx: &rusqlite::Transaction<'_>,
+    m: &NewMessage<'_>,
+    account_id: i64,
+    state: &str,
+    now: i64,
+) -> Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO messages (qid, account_id, state, created, next_attempt, sender, size,
+             subject, script, cwd, uid, dsn_notify, dsn_ret, envid, body_8bit, system)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        m.qid,
+        account_id,
+        state,
+        now,
+        m.sender,
+        m.data.len() as i64,
+        m.subject,
+        m.script,
+        m.cwd,
+        m.uid,
+        m.dsn_notify,
+        m.dsn_ret,
+        m.envid,
+        m.body_8bit,
+        m.system,
+    ])?;
+    let id = tx.last_insert_rowid();
+    tx.prepare_cached("INSERT INTO bodies (message_id, data) VALUES (?1, ?2)")?
+        .execute(params![id, m.data])?;
+    let mut ins =
+        tx.prepare_cached("INSERT OR IGNORE INTO recipients (message_id, rcpt) VALUES (?1, ?2)")?;
+    for r in m.recipients {
+        ins.execute(params![id, r])?;
+    }
+    Ok(id)
 }
 
 /// Insert an account row in state `ok`.

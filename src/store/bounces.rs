@@ -20,7 +20,7 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::admin::{ErrorRow, Event};
-use super::{Protection, Result, Store, bump_daily, set_state};
+use super::{NewMessage, Protection, Result, Store, bump_daily, insert_message, set_state};
 use crate::account::State;
 use crate::clock::{self, DAY_MS};
 use crate::log::{self, Level};
@@ -32,6 +32,15 @@ pub const UNMATCHED_MAX_BYTES: usize = 256 * 1024;
 const UNMATCHED_KEEP_MS: i64 = 30 * DAY_MS;
 /// Sent-report bookkeeping older than this is dropped when a report is sent.
 const REPORTS_KEEP_MS: i64 = 60 * DAY_MS;
+
+/// What [`Store::enqueue_report`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportQueued {
+    /// Queued now, under the message's own qid.
+    Queued,
+    /// This day's report of the account was queued before, under this qid.
+    Already(String),
+}
 
 /// A message a bounce was matched to.
 #[derive(Debug, Clone)]
@@ -475,32 +484,34 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The queue id of the report already sent for this account and day.
-    pub fn report_sent(&self, account_id: i64, day: i64) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT qid FROM reports WHERE account_id = ?1 AND day = ?2")?
-            .query_row(params![account_id, day], |r| r.get(0))
-            .optional()?)
-    }
-
-    /// Remember that this day's report for the account went out as `qid`.
-    pub fn mark_report_sent(
+    /// Queue an account's daily report for `day` as system mail, unless one
+    /// was queued already — the check, the message and the mark in one
+    /// transaction, so runs of `report --send` at the same time (a timer and
+    /// an admin) queue one report per account and day between them.
+    pub fn enqueue_report(
         &mut self,
+        m: &NewMessage<'_>,
         account_id: i64,
         day: i64,
-        qid: &str,
         now: i64,
-    ) -> Result<()> {
+    ) -> Result<ReportQueued> {
         let tx = self.write_tx()?;
+        let earlier: Option<String> = tx
+            .prepare_cached("SELECT qid FROM reports WHERE account_id = ?1 AND day = ?2")?
+            .query_row(params![account_id, day], |r| r.get(0))
+            .optional()?;
+        if let Some(qid) = earlier {
+            return Ok(ReportQueued::Already(qid));
+        }
+        insert_message(&tx, m, account_id, "queued", now)?;
         tx.prepare_cached("DELETE FROM reports WHERE at < ?1")?
             .execute([now - REPORTS_KEEP_MS])?;
         tx.prepare_cached(
-            "INSERT OR REPLACE INTO reports (account_id, day, at, qid) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO reports (account_id, day, at, qid) VALUES (?1, ?2, ?3, ?4)",
         )?
-        .execute(params![account_id, day, now, qid])?;
+        .execute(params![account_id, day, now, m.qid])?;
         tx.commit()?;
-        Ok(())
+        Ok(ReportQueued::Queued)
     }
 
     /// Claim the automatic blocks (limit or error ratio) not yet announced,
@@ -560,7 +571,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Attempt, Durability, EnqueuePolicy, NewMessage, RcptOutcome};
+    use crate::store::{Attempt, Durability, EnqueuePolicy, NewMessage, RcptOutcome, StoreError};
 
     const T0: i64 = 1_795_353_858_000; // 2026-11-22T13:24:18Z
 
@@ -886,8 +897,39 @@ mod tests {
         assert_eq!(exp[0].qid, "H1");
         assert_eq!(exp[0].recipients, ["y@example.com"]);
         assert!(s.report_accounts(None).unwrap().is_empty());
-        assert_eq!(s.report_sent(id, 5).unwrap(), None);
-        s.mark_report_sent(id, 5, "R1", day0).unwrap();
-        assert_eq!(s.report_sent(id, 5).unwrap().as_deref(), Some("R1"));
+        // One report per account and day: the second is not queued.
+        let report = |qid| NewMessage {
+            qid,
+            account: "acme",
+            uid: 0,
+            sender: "reports@node.example.net",
+            recipients: &[],
+            data: b"Subject: report\r\n\r\nbody\r\n",
+            subject: "report",
+            script: "",
+            cwd: "",
+            dsn_notify: None,
+            dsn_ret: None,
+            envid: None,
+            body_8bit: false,
+            system: true,
+        };
+        assert_eq!(
+            s.enqueue_report(&report("R1"), id, 5, day0).unwrap(),
+            ReportQueued::Queued
+        );
+        assert_eq!(
+            s.enqueue_report(&report("R2"), id, 5, day0).unwrap(),
+            ReportQueued::Already("R1".into())
+        );
+        assert_eq!(
+            s.enqueue_report(&report("R3"), id, 6, day0).unwrap(),
+            ReportQueued::Queued
+        );
+        assert!(matches!(
+            s.message("R2", false),
+            Err(StoreError::NoMessage(_))
+        ));
+        assert_eq!(s.message("R1", false).unwrap().row.state, "queued");
     }
 }

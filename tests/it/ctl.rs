@@ -1486,6 +1486,65 @@ fn block_set_and_status_work_before_the_first_mail() {
     );
 }
 
+/// Item 10: the daily report is queued and marked sent in one transaction:
+/// however many `report --send` run at once, one report per account and day.
+#[test]
+fn concurrent_report_runs_send_one_report_per_account_and_day() {
+    const DAYS: i64 = 12;
+    const RUNS: usize = 4;
+    let env = Env::new(closed_port());
+    // Nobody relays: the reports stay in the queue to be counted.
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(&env.config, text.replace(SCRIPTMAIL, "/bin/true")).unwrap();
+    assert_ok(&env.ctl(&["set", "root", "--report-to", "webmaster@example.com"]));
+    let today = scriptmail::clock::day_of(scriptmail::clock::now_ms());
+    {
+        // Something to report on each of the last DAYS days.
+        let c = rusqlite::Connection::open(env.queue.join("queue.db")).unwrap();
+        c.busy_timeout(Duration::from_secs(10)).unwrap();
+        for d in 1..=DAYS {
+            c.execute(
+                "INSERT INTO events (account_id, at, old_state, new_state, reason, actor, note, notified)
+                 SELECT id, ?1, 'ok', 'ko', 'manual', 'root', 'day ' || ?2, 1 FROM accounts WHERE name = 'root'",
+                rusqlite::params![(today - d) * 86_400_000 + 3_600_000, d],
+            )
+            .unwrap();
+        }
+    }
+    for d in 1..=DAYS {
+        let day = scriptmail::clock::format_day(today - d);
+        let runs: Vec<std::process::Child> = (0..RUNS)
+            .map(|_| {
+                env.scriptmail()
+                    .args(["mailq-ctl", "report", "--send", "--day", &day])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("report")
+            })
+            .collect();
+        for r in runs {
+            let out = r.wait_with_output().expect("wait");
+            assert_ok(&out);
+        }
+    }
+    let db = env.db();
+    let dup: Vec<(String, i64)> = db
+        .prepare("SELECT subject, count(*) FROM messages WHERE system GROUP BY subject HAVING count(*) > 1")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(dup.is_empty(), "reports queued more than once: {dup:?}");
+    assert_eq!(env.count("system"), DAYS);
+    let marked: i64 = db
+        .query_row("SELECT count(*) FROM reports", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(marked, DAYS);
+}
+
 /// Item 11: untrusted text reaches no terminal and no syslog line with
 /// control, bidi, line-separator or zero-width characters; JSON keeps the
 /// exact strings (the panel escapes them itself).
