@@ -21,7 +21,6 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::address;
 use crate::clock::{self, DAY_MS};
 use crate::config::Config;
 use crate::exit::Exit;
@@ -413,20 +412,49 @@ pub fn render_notice(n: &BlockNotice, cfg: &Config) -> (String, String) {
     (subject, t)
 }
 
-/// A report recipient we are willing to write into a `To:` field and an
-/// envelope: one plain `local@domain`, no quoting, no spaces, no list.
+/// The one rule for a report recipient (and `report.from`): `mailq-ctl set
+/// --report-to` accepts exactly what this accepts, so an accepted recipient
+/// always gets its reports (issue 11 item 12). One plain `local@domain` we
+/// can write into a `To:` field and an envelope without quoting: a
+/// dot-atom local part (RFC 5322 §3.2.3: atext, single dots inside; no
+/// quoted string, no space) of at most 64 octets and a host name (letters,
+/// digits and hyphens per label, RFC 1123 §2.1) — and lettre, which the
+/// relay hands it to, must take it too.
 pub fn valid_recipient(addr: &str) -> bool {
-    const BAD: &[char] = &['"', ',', ';', '\\', '(', ')', ':', '<', '>', '[', ']', '@'];
     let Some((local, domain)) = addr.rsplit_once('@') else {
         return false;
     };
-    !local.is_empty()
-        && !domain.is_empty()
-        && addr.len() <= 254
-        && !local.contains(BAD)
-        && !domain.contains(BAD)
-        && !addr.chars().any(|c| c.is_whitespace() || c.is_control())
-        && address::is_safe_envelope(addr)
+    addr.len() <= 254
+        && local.len() <= 64
+        && is_dot_atom(local)
+        && is_host_name(domain)
+        && addr.parse::<lettre::Address>().is_ok()
+}
+
+/// RFC 5322 §3.2.3 dot-atom-text: atext runs joined by single dots.
+fn is_dot_atom(s: &str) -> bool {
+    const SPECIAL: &[u8] = b"!#$%&'*+-/=?^_`{|}~";
+    !s.is_empty()
+        && s.split('.').all(|atom| {
+            !atom.is_empty()
+                && atom
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || SPECIAL.contains(&b))
+        })
+}
+
+/// A host name: labels of letters, digits and inner hyphens (RFC 1123 §2.1).
+fn is_host_name(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// The whole message, CRLF line endings, ready for the queue. The body is
@@ -1108,7 +1136,12 @@ mod tests {
 
     #[test]
     fn report_recipients_are_validated() {
-        for ok in ["admin@example.com", "a.b+c@sub.example.org", "x@localhost"] {
+        for ok in [
+            "admin@example.com",
+            "a.b+c@sub.example.org",
+            "x@localhost",
+            "o'brien+reports@x-y.example.org",
+        ] {
             assert!(valid_recipient(ok), "{ok}");
         }
         for bad in [
@@ -1124,6 +1157,15 @@ mod tests {
             "<a@example.com>",
             "a@[127.0.0.1]",
             "a@example.com;b",
+            "\"a b\"@x.org",
+            "a..b@x.org",
+            ".a@x.org",
+            "a.@x.org",
+            "a@x..org",
+            "a@x.org.",
+            "a@-x.org",
+            "a@x_y.org",
+            "é@example.com",
         ] {
             assert!(!valid_recipient(bad), "{bad:?}");
         }

@@ -919,9 +919,17 @@ pub(crate) fn check_account_name(name: &str) -> Result<()> {
     }
 }
 
-/// A single fully qualified address (`user@domain`), safe for an envelope.
+/// A report recipient from `--report-to`: one address (a display name and
+/// angle brackets are allowed and dropped) that the report sender accepts —
+/// the same rule, `report::valid_recipient`, so what `set` accepts always
+/// gets its reports.
 pub(crate) fn check_address(addr: &str) -> Result<String> {
-    let bad = || CtlError::Usage(format!("not a valid address: {}", log::quote(addr)));
+    let bad = || {
+        CtlError::Usage(format!(
+            "not a valid report recipient: {} (one plain local@domain address)",
+            log::quote(addr)
+        ))
+    };
     // Control characters are refused outright: the RFC 5322 parser would
     // read "a@b\r\nBcc: c@d" as a folded group and keep only c@d.
     if addr.chars().any(char::is_control) {
@@ -929,14 +937,7 @@ pub(crate) fn check_address(addr: &str) -> Result<String> {
     }
     let list = address::parse_list(addr).map_err(|_| bad())?;
     match list.as_slice() {
-        [one]
-            if one
-                .rsplit_once('@')
-                .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
-                && address::is_safe_envelope(one) =>
-        {
-            Ok(one.clone())
-        }
+        [one] if crate::report::valid_recipient(one) => Ok(one.clone()),
         _ => Err(bad()),
     }
 }

@@ -1486,6 +1486,39 @@ fn block_set_and_status_work_before_the_first_mail() {
     );
 }
 
+/// Item 12: `set --report-to` accepts exactly what the report sender can
+/// send (one shared rule), so an accepted recipient always gets its report.
+#[test]
+fn report_to_is_checked_by_the_rule_reports_are_sent_with() {
+    let sink = Sink::start();
+    let env = Env::new(sink.port());
+    for bad in [
+        "\"a b\"@x.org",
+        "a..b@x.org",
+        ".a@x.org",
+        "a@x..org",
+        "a@-x.org",
+    ] {
+        let line = refused(&env, &["set", "root", "--report-to", bad], 64);
+        assert!(line.contains("not a valid"), "{bad}: {line}");
+    }
+    assert!(json(&env, &["status", "root"], STATUS)["report_to"].is_null());
+    // What is accepted is sent.
+    for good in [
+        "o'brien+reports@x.org",
+        "Web Master <web.master@sub.example.com>",
+    ] {
+        json(&env, &["set", "root", "--report-to", good], SET);
+    }
+    assert_ok(&env.ctl(&["block", "root"]));
+    let today =
+        scriptmail::clock::format_day(scriptmail::clock::day_of(scriptmail::clock::now_ms()));
+    let v = json(&env, &["report", "--day", &today, "--send"], REPORT);
+    assert_eq!(v["reports"][0]["status"], "queued", "{v}");
+    let got = sink.wait_for(1, WAIT);
+    assert_eq!(got[0].rcpt_to, ["web.master@sub.example.com"]);
+}
+
 /// Item 10: the daily report is queued and marked sent in one transaction:
 /// however many `report --send` run at once, one report per account and day.
 #[test]
