@@ -506,21 +506,20 @@ fn worker(shared: &Shared, mode: Mode) -> Result<(), RelayError> {
             shared.wait(seen, wait);
             continue;
         };
-        if !host.is_open() {
-            // Connecting can take up to connect_timeout: the account may
-            // have been blocked meanwhile (see the module doc).
-            host.connect_now();
-            if !store.confirm_claim(&claim, clock::now_ms())? {
-                log::log(
-                    Level::Info,
-                    &format!(
-                        "qid={} account={} status=held stat=\"account blocked before delivery began\"",
-                        sanitize::line(&claim.qid),
-                        sanitize::line(&claim.account)
-                    ),
-                );
-                continue;
-            }
+        // Connecting can take up to connect_timeout: the account may have
+        // been blocked meanwhile (see the module doc). While the smarthost
+        // is marked down no attempt is made, and the message is deferred at
+        // once.
+        if host.connect_now() && !store.confirm_claim(&claim, clock::now_ms())? {
+            log::log(
+                Level::Info,
+                &format!(
+                    "qid={} account={} status=held stat=\"account blocked before delivery began\"",
+                    sanitize::line(&claim.qid),
+                    sanitize::line(&claim.account)
+                ),
+            );
+            continue;
         }
         deliver_one(&cfg, &mut store, &mut host, claim)?;
         after_outage(shared, &mut store, &mut host)?;

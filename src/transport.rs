@@ -185,18 +185,20 @@ impl Smarthost {
     /// Open the connection now if there is none and the smarthost is not
     /// marked down, so that what follows is the transaction itself (the
     /// relay confirms its claim in between). A failure is kept as in
-    /// [`Smarthost::deliver`], which then defers the message.
-    pub fn connect_now(&mut self) {
+    /// [`Smarthost::deliver`], which then defers the message. True if a
+    /// connection attempt was made (time passed).
+    pub fn connect_now(&mut self) -> bool {
         if self.live.is_some()
             || self
                 .down
                 .as_ref()
                 .is_some_and(|(until, _)| Instant::now() < *until)
         {
-            return;
+            return false;
         }
         self.down = None;
         let _ = self.open();
+        true
     }
 
     /// Whether a connection is open (and should be closed when idle).
