@@ -302,24 +302,33 @@ fn skip_comment(
 
 /// Length in bytes of a well-formed RFC 2047 §2 encoded word at the start of `s`
 /// (`=?charset?encoding?encoded-text?=`), if there is one.
+///
+/// Scans only as far as the word can reach (its characters exclude white space and
+/// every character it ends at), so the tokenizer stays linear even when many atoms
+/// start with `=?` and none is closed.
 fn encoded_word_len(s: &str) -> Option<usize> {
-    let rest = s.strip_prefix("=?")?;
-    // charset and encoding are RFC 2047 `token`s: no space, controls or especials.
-    let token_ok = |t: &str| {
-        !t.is_empty()
-            && t.bytes()
-                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\"/[]?.=".contains(&b))
-    };
-    let (charset, rest) = rest.split_once('?')?;
-    let (encoding, rest) = rest.split_once('?')?;
-    let (text, _) = rest.split_once("?=")?;
-    // encoded-text: printable ASCII except '?' and space.
-    let text_ok = text.bytes().all(|b| b.is_ascii_graphic() && b != b'?');
-    if token_ok(charset) && token_ok(encoding) && text_ok {
-        Some(2 + charset.len() + 1 + encoding.len() + 1 + text.len() + 2)
-    } else {
-        None
+    let b = s.as_bytes();
+    if !b.starts_with(b"=?") {
+        return None;
     }
+    // charset and encoding are RFC 2047 `token`s: no space, controls or especials.
+    let token = |c: u8| c.is_ascii_graphic() && !b"()<>@,;:\"/[]?.=".contains(&c);
+    let mut i = 2;
+    for _ in 0..2 {
+        let start = i;
+        while b.get(i).is_some_and(|&c| token(c)) {
+            i += 1;
+        }
+        if i == start || b.get(i) != Some(&b'?') {
+            return None;
+        }
+        i += 1;
+    }
+    // encoded-text: printable ASCII except '?' and space.
+    while b.get(i).is_some_and(|&c| c.is_ascii_graphic() && c != b'?') {
+        i += 1;
+    }
+    (b.get(i..i + 2) == Some(b"?=")).then_some(i + 2)
 }
 
 /// Parse into addr-specs in order; an empty string stands for `<>`.
@@ -641,6 +650,21 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(parse_list(input).as_ref(), Err(want), "input: {input:?}");
         }
+    }
+
+    /// Parsing is linear: many would-be encoded words (`=?` with no `?=`
+    /// after them) must not each scan the rest of the input.
+    #[test]
+    fn many_unterminated_encoded_words_parse_in_linear_time() {
+        let input = format!("{}a@b", "=?x, ".repeat(200_000));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(parse_list(&input).map(|v| v.len()));
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("parse_list did not finish within 60 s");
+        assert_eq!(got, Ok(200_001));
     }
 
     #[test]

@@ -9,9 +9,18 @@
 
 use std::io::{self, BufRead, Write};
 
-/// RFC 5321 §4.5.3.1.8 asks for at least 100; Postfix defaults to 1000
-/// (`smtpd_recipient_limit`). Beyond this, RCPT gets 452 (§4.5.3.1.10).
-pub const MAX_RECIPIENTS: usize = 1000;
+/// What one session may do.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    /// Our name, in the greeting and the EHLO reply.
+    pub hostname: &'a str,
+    /// Largest message; larger DATA gets 552 (after reading it to its end). 0 means no
+    /// limit, as `SIZE 0` does in RFC 1870 §4.
+    pub max_size: u64,
+    /// Most RCPT commands accepted in one transaction; past it, 452
+    /// (RFC 5321 §4.5.3.1.10). §4.5.3.1.8 asks for at least 100.
+    pub max_recipients: usize,
+}
 
 /// RFC 5321 §4.5.3.1.4 allows 512 octets per command line; we accept four times that
 /// (long quoted local parts, ORCPT, ENVID) and answer 500 past it (§4.5.3.1.4: "500 Line
@@ -52,19 +61,18 @@ pub enum Verdict {
 /// Serve one session.
 ///
 /// `accept` is called once per completed DATA with the envelope and the message bytes
-/// (dot-unstuffed, every line CRLF-terminated, terminating "." line excluded). `max_size`
-/// caps DATA (reply 552 and discard after reading to the end of DATA); 0 means no limit,
-/// as `SIZE 0` does in RFC 1870 §4. Returns when the client sends QUIT or input ends.
-/// I/O errors on output (and read errors on input) end the session with Err.
+/// (dot-unstuffed, every line CRLF-terminated, terminating "." line excluded).
+/// Returns when the client sends QUIT or input ends. I/O errors on output (and read
+/// errors on input) end the session with Err.
 pub fn serve<R: BufRead, W: Write>(
     mut input: R,
     output: W,
-    hostname: &str,
-    max_size: u64,
+    settings: &Settings<'_>,
     mut accept: impl FnMut(&Envelope, &[u8]) -> Verdict,
 ) -> io::Result<()> {
+    let max_size = settings.max_size;
     let limit = if max_size == 0 { u64::MAX } else { max_size };
-    let hostname = sanitize(hostname);
+    let hostname = sanitize(settings.hostname);
     let mut out = Replies { w: output };
     // RFC 5321 §4.3.1 / §4.2: the greeting is 220 with our name first. RFC 2034 §3:
     // no enhanced status code on the greeting or on HELO/EHLO replies.
@@ -149,7 +157,7 @@ pub fn serve<R: BufRead, W: Write>(
                     continue;
                 };
                 match parse_rcpt(arg) {
-                    Ok(_) if env.recipients.len() >= MAX_RECIPIENTS => {
+                    Ok(_) if env.recipients.len() >= settings.max_recipients => {
                         // RFC 5321 §4.5.3.1.10: 452 so the client sends the rest later.
                         out.send(452, "4.5.3 Error: too many recipients")?;
                     }
@@ -676,7 +684,12 @@ mod tests {
     ) -> (String, Vec<(Envelope, Vec<u8>)>) {
         let mut out = Vec::new();
         let mut got = Vec::new();
-        serve(script, &mut out, "mx.test", max, |env, body| {
+        let settings = Settings {
+            hostname: "mx.test",
+            max_size: max,
+            max_recipients: MAX_RECIPIENTS,
+        };
+        serve(script, &mut out, &settings, |env, body| {
             got.push((env.clone(), body.to_vec()));
             verdict(got.len())
         })
@@ -700,6 +713,8 @@ mod tests {
             .map(|l| &l[..3])
             .collect()
     }
+
+    const MAX_RECIPIENTS: usize = 1000;
 
     #[test]
     fn symfony_dialogue() {
@@ -1216,7 +1231,12 @@ mod tests {
                 Ok(())
             }
         }
-        let r = serve(&b"QUIT\r\n"[..], Broken, "h", 10, |_, _| {
+        let settings = Settings {
+            hostname: "h",
+            max_size: 10,
+            max_recipients: 10,
+        };
+        let r = serve(&b"QUIT\r\n"[..], Broken, &settings, |_, _| {
             Verdict::Accepted("x".into())
         });
         assert_eq!(r.map_err(|e| e.kind()), Err(io::ErrorKind::BrokenPipe));

@@ -11,6 +11,7 @@
 //! load config, find the account, drop to the service user, read and fix up
 //! the message, commit it in one transaction, wake the relay, exit 0.
 
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -42,6 +43,8 @@ pub enum SubmitError {
     BadAddress(String),
     #[error("{0}")]
     NoRecipients(&'static str),
+    #[error("too many recipients: more than {max} (queue.max_recipients)")]
+    TooManyRecipients { max: usize },
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -62,6 +65,9 @@ impl SubmitError {
             SubmitError::Message(MessageError::TooLarge { .. }) => Exit::Unavailable,
             SubmitError::Message(_) => Exit::DataErr,
             SubmitError::Address { .. } | SubmitError::BadAddress(_) => Exit::DataErr,
+            // The input as given can never be accepted: a data error, as for
+            // a malformed address, so PHP's mail() returns false at once.
+            SubmitError::TooManyRecipients { .. } => Exit::DataErr,
             SubmitError::Store(e) => e.exit_code(),
             SubmitError::NotAllowed(_) => Exit::NoPerm,
             SubmitError::Os(_) => Exit::OsErr,
@@ -422,24 +428,45 @@ fn checked(addr: String) -> Result<String, SubmitError> {
     }
 }
 
-/// Add recipients from `list` to `out`, qualified, once each (the domain
-/// compares case-insensitively).
-fn add_recipients(
-    cfg: &Config,
-    out: &mut Vec<String>,
+/// The envelope recipients of one message: qualified, checked, each once
+/// (the domain compares case-insensitively), at most `max`.
+///
+/// Linear in the number of addresses: a `-t` header can list a hundred
+/// thousand, and a quadratic check took minutes of CPU the caller cannot
+/// kill (this runs as the service user).
+struct Recipients {
     list: Vec<String>,
-) -> Result<(), SubmitError> {
-    for a in list {
-        let a = checked(address::qualify(&a, &cfg.domain))?;
-        let key = normalise(&a);
-        if !out.iter().any(|b| normalise(b) == key) {
-            out.push(a);
-        }
-    }
-    Ok(())
+    seen: HashSet<String>,
+    max: usize,
 }
 
-fn normalise(a: &str) -> String {
+impl Recipients {
+    fn new(max: usize) -> Recipients {
+        Recipients {
+            list: Vec::new(),
+            seen: HashSet::new(),
+            max,
+        }
+    }
+
+    /// Add the addresses of `list` not already there.
+    fn add(&mut self, cfg: &Config, list: Vec<String>) -> Result<(), SubmitError> {
+        for a in list {
+            let a = checked(address::qualify(&a, &cfg.domain))?;
+            if self.seen.insert(dedupe_key(&a)) {
+                if self.list.len() == self.max {
+                    return Err(SubmitError::TooManyRecipients { max: self.max });
+                }
+                self.list.push(a);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What makes two recipients the same: the local part as written (RFC 5321
+/// §2.4: only the receiving host may fold its case), the domain in any case.
+fn dedupe_key(a: &str) -> String {
     match a.rsplit_once('@') {
         Some((l, d)) => format!("{l}@{}", d.to_ascii_lowercase()),
         None => a.to_string(),
@@ -477,13 +504,13 @@ fn deliver(
     waker: &Waker,
 ) -> Result<(), SubmitError> {
     let sender = envelope_sender(cfg, caller, inv)?;
-    let mut recipients = Vec::new();
+    let mut recipients = Recipients::new(cfg.max_recipients);
     for arg in &inv.recipients {
         let list = address::parse_list(arg).map_err(|source| SubmitError::Address {
             what: format!("bad recipient {:?}", log::clean(arg)),
             source,
         })?;
-        add_recipients(cfg, &mut recipients, list)?;
+        recipients.add(cfg, list)?;
     }
     let stdin = std::io::stdin();
     let msg = message::read(
@@ -494,8 +521,9 @@ fn deliver(
         },
     )?;
     if inv.extract_recipients {
-        add_recipients(cfg, &mut recipients, msg.extract_recipients()?)?;
+        recipients.add(cfg, msg.extract_recipients()?)?;
     }
+    let recipients = recipients.list;
     if recipients.is_empty() {
         return Err(SubmitError::NoRecipients(if inv.extract_recipients {
             "No recipient addresses found in message header"
@@ -528,16 +556,20 @@ fn smtp_session(
     let result = smtp_server::serve(
         stdin.lock(),
         stdout.lock(),
-        &cfg.hostname,
-        cfg.max_message_size,
+        &smtp_server::Settings {
+            hostname: &cfg.hostname,
+            max_size: cfg.max_message_size,
+            max_recipients: cfg.max_recipients,
+        },
         |env: &Envelope, data: &[u8]| {
             let verdict = (|| {
                 let sender = match &env.sender {
                     None => String::new(),
                     Some(s) => checked(address::qualify(s, &cfg.domain))?,
                 };
-                let mut recipients = Vec::new();
-                add_recipients(cfg, &mut recipients, env.recipients.clone())?;
+                let mut recipients = Recipients::new(cfg.max_recipients);
+                recipients.add(cfg, env.recipients.clone())?;
+                let recipients = recipients.list;
                 let msg = message::read(
                     data,
                     &ReadOptions {
