@@ -15,6 +15,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod ctl;
+pub mod deadline;
 pub mod demo;
 pub mod dsn;
 pub mod exit;

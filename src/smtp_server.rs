@@ -83,7 +83,8 @@ pub fn serve<R: BufRead, W: Write>(
     let mut line = Vec::new();
     loop {
         // +2 so that a line of exactly MAX_COMMAND_LINE bytes followed by CR is not cut.
-        let Some(info) = read_line(&mut input, &mut line, MAX_COMMAND_LINE + 2)? else {
+        let read = read_line(&mut input, &mut line, MAX_COMMAND_LINE + 2);
+        let Some(info) = read.map_err(|e| give_up(&mut out, &hostname, e))? else {
             return Ok(());
         };
         if info.len > MAX_COMMAND_LINE {
@@ -189,7 +190,8 @@ pub fn serve<R: BufRead, W: Write>(
                 }
                 // RFC 5321 §4.1.1.4: 354, then data up to <CRLF>.<CRLF>.
                 out.send(354, "End data with <CR><LF>.<CR><LF>")?;
-                match read_data(&mut input, &mut line, limit)? {
+                let data = read_data(&mut input, &mut line, limit);
+                match data.map_err(|e| give_up(&mut out, &hostname, e))? {
                     // Input ended inside DATA: the message is incomplete, so it does not
                     // exist (§4.1.1.4: only the final "." completes a transaction).
                     Data::Eof => return Ok(()),
@@ -250,6 +252,17 @@ pub fn serve<R: BufRead, W: Write>(
             _ => out.send(500, "5.5.2 Error: command not recognized")?,
         }
     }
+}
+
+/// A read failed: say goodbye if the reason is the input deadline
+/// (`deadline`: the client did not finish in time), as RFC 5321 §4.2.3 lets a
+/// server that must close (421, §3.8), and pass the error on.
+fn give_up<W: Write>(out: &mut Replies<W>, hostname: &str, e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::TimedOut {
+        // Best effort: the client may be gone; the error ends the session anyway.
+        let _ = out.send(421, &format!("4.4.2 {hostname} Error: timeout exceeded"));
+    }
+    e
 }
 
 /// A reply chosen by a parser: code plus text with its enhanced status code.

@@ -13,12 +13,14 @@
 
 use std::collections::HashSet;
 use std::ffi::OsString;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::address::{self, AddressError};
 use crate::clock;
 use crate::config::{self, Config, ConfigError};
+use crate::deadline::{self, Deadline, TimedStdin};
 use crate::exit::Exit;
 use crate::log::{self, Level};
 use crate::message::{self, Header, Message, MessageError, ReadOptions};
@@ -45,6 +47,11 @@ pub enum SubmitError {
     NoRecipients(&'static str),
     #[error("too many recipients: more than {max} (queue.max_recipients)")]
     TooManyRecipients { max: usize },
+    #[error(
+        "input not finished within {}s (queue.read_timeout); the unfinished message is not queued",
+        .0.as_secs()
+    )]
+    ReadTimeout(Duration),
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -68,6 +75,8 @@ impl SubmitError {
             // The input as given can never be accepted: a data error, as for
             // a malformed address, so PHP's mail() returns false at once.
             SubmitError::TooManyRecipients { .. } => Exit::DataErr,
+            // The caller never completed its input: not a message we could take.
+            SubmitError::ReadTimeout(_) => Exit::DataErr,
             SubmitError::Store(e) => e.exit_code(),
             SubmitError::NotAllowed(_) => Exit::NoPerm,
             SubmitError::Os(_) => Exit::OsErr,
@@ -512,14 +521,16 @@ fn deliver(
         })?;
         recipients.add(cfg, list)?;
     }
-    let stdin = std::io::stdin();
+    let deadline = Deadline::start(cfg.read_timeout);
+    let input = BufReader::with_capacity(INPUT_BUFFER, TimedStdin::new(deadline.clone()));
     let msg = message::read(
-        stdin.lock(),
+        input,
         &ReadOptions {
             ignore_dots: inv.ignore_dots,
             max_size: cfg.max_message_size,
         },
-    )?;
+    )
+    .map_err(|e| read_failed(e, &deadline))?;
     if inv.extract_recipients {
         recipients.add(cfg, msg.extract_recipients()?)?;
     }
@@ -551,10 +562,11 @@ fn smtp_session(
 ) -> Result<(), SubmitError> {
     let mut store = open_store(cfg)?;
     let base = submission(cfg, caller, inv, cwd);
-    let stdin = std::io::stdin();
+    let deadline = Deadline::start(cfg.read_timeout);
+    let input = BufReader::with_capacity(INPUT_BUFFER, TimedStdin::new(deadline.clone()));
     let stdout = std::io::stdout();
     let result = smtp_server::serve(
-        stdin.lock(),
+        input,
         stdout.lock(),
         &smtp_server::Settings {
             hostname: &cfg.hostname,
@@ -588,6 +600,9 @@ fn smtp_session(
             })();
             match verdict {
                 Ok((qid, held)) => {
+                    // Each accepted message buys the session another
+                    // read_timeout (`deadline` module doc).
+                    deadline.restart();
                     // After every message, not once per session: a one-shot
                     // woken by the first may have finished before the next
                     // message of a long-lived `-bs` session is committed.
@@ -610,7 +625,26 @@ fn smtp_session(
             }
         },
     );
-    result.map_err(SubmitError::Io)
+    result.map_err(|e| {
+        if deadline::is_timeout(&e) {
+            SubmitError::ReadTimeout(deadline.timeout())
+        } else {
+            SubmitError::Io(e)
+        }
+    })
+}
+
+/// Bytes read from stdin at a time (PHP writes the whole message at once).
+const INPUT_BUFFER: usize = 64 * 1024;
+
+/// A message read failed: say so plainly if it was the deadline.
+fn read_failed(e: MessageError, deadline: &Deadline) -> SubmitError {
+    match e {
+        MessageError::Io(io) if deadline::is_timeout(&io) => {
+            SubmitError::ReadTimeout(deadline.timeout())
+        }
+        e => e.into(),
+    }
 }
 
 /// `sendmail -bp` / `mailq`: the caller's own pending mail, nobody else's.

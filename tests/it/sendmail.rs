@@ -635,3 +635,156 @@ fn bs_rcpt_past_the_limit_gets_452() {
         ["r0@example.com", "r1@example.com", "r2@example.com"]
     );
 }
+
+/// Start `sendmail ARGS` with `input` written and stdin left open, as a
+/// caller that never finishes; wait up to 30 s for it to give up.
+fn stalled(env: &Env, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let mut child = env
+        .sendmail()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input).expect("write");
+    stdin.flush().expect("flush");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("sendmail {args:?} still waiting for input after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(stdin);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_end(&mut out)
+        .ok();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_end(&mut err)
+        .ok();
+    std::process::Output {
+        status,
+        stdout: out,
+        stderr: err,
+    }
+}
+
+/// A caller that starts a message and never finishes it (the pipe held
+/// open) does not hold the process forever (issue 11 item 6): after
+/// `queue.read_timeout` it exits 65 with one line, and nothing is queued.
+#[test]
+fn unfinished_input_times_out_with_65_and_queues_nothing() {
+    let env = Env::with_config(closed_port(), "queue.read_timeout = \"2s\"");
+    for args in [vec!["-t", "-i"], vec!["-i", "a@example.com"], vec!["-t"]] {
+        let out = stalled(
+            &env,
+            &args,
+            b"To: a@example.com\r\nSubject: half\r\n\r\nstarted",
+        );
+        assert_eq!(out.status.code(), Some(65), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("sendmail: ") && err.contains("queue.read_timeout"),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    assert!(!env.queue.join("queue.db").exists() || env.count("1") == 0);
+}
+
+/// `-bs` honours the same bound: a client that stops talking gets
+/// `421 4.4.2` and the process ends (65); a message it left unfinished in
+/// DATA is not queued, one it completed before is.
+#[test]
+fn stalled_bs_session_gets_421_and_ends() {
+    let sink = Sink::start();
+    let env = Env::with_config(sink.port(), "queue.read_timeout = \"2s\"");
+    // Silent after EHLO.
+    let out = stalled(&env, &["-bs"], b"EHLO x\r\n");
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    let replies = stdout(&out);
+    assert!(
+        replies.ends_with("\r\n421 4.4.2 node1.example.net Error: timeout exceeded\r\n"),
+        "{replies}"
+    );
+    assert!(
+        stderr(&out).contains("queue.read_timeout"),
+        "{}",
+        stderr(&out)
+    );
+    // One message done, the next stalled inside DATA.
+    let out = stalled(
+        &env,
+        &["-bs"],
+        b"EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<one@example.com>\r\nDATA\r\n\
+          Subject: one\r\n\r\ndone\r\n.\r\n\
+          MAIL FROM:<a@example.com>\r\nRCPT TO:<two@example.com>\r\nDATA\r\nSubject: two\r\n\r\nhalf",
+    );
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    assert!(stdout(&out).contains("421 4.4.2 "), "{}", stdout(&out));
+    let got = sink.wait_for(1, WAIT);
+    assert_eq!(got[0].rcpt_to, ["one@example.com"]);
+    assert_eq!(env.count("1"), 1);
+}
+
+/// The bound counts from the last accepted message, so a long-lived `-bs`
+/// session that keeps sending (a Symfony worker) is not cut off, while one
+/// that only idles is: each message costs the caller a queued mail.
+#[test]
+fn bs_session_that_keeps_sending_is_not_cut_off() {
+    use std::io::Write;
+    let sink = Sink::start();
+    let env = Env::with_config(sink.port(), "queue.read_timeout = \"4s\"");
+    let mut child = env
+        .sendmail()
+        .arg("-bs")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"EHLO app\r\n").unwrap();
+    for n in 0..3 {
+        // 3 x 1.5 s: longer than the bound in all, shorter between messages.
+        std::thread::sleep(Duration::from_millis(1500));
+        stdin
+            .write_all(
+                format!(
+                    "MAIL FROM:<app@example.com>\r\nRCPT TO:<r{n}@example.com>\r\nDATA\r\n\
+                     Subject: m{n}\r\n\r\nbody\r\n.\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        stdin.flush().unwrap();
+    }
+    stdin.write_all(b"QUIT\r\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_ok(&out);
+    let replies = stdout(&out);
+    assert!(!replies.contains("421"), "{replies}");
+    assert_eq!(
+        replies.matches("250 2.0.0 Ok: queued").count(),
+        3,
+        "{replies}"
+    );
+    sink.wait_for(3, WAIT);
+}
