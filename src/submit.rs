@@ -13,7 +13,7 @@
 
 use std::collections::HashSet;
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -678,7 +678,9 @@ fn print_queue(cfg: &Config, caller: &Caller) -> Result<(), SubmitError> {
     Ok(())
 }
 
-/// `sendmail -bv`: check addresses without sending.
+/// `sendmail -bv`: check the addresses on the command line with the rules a
+/// submission applies, without sending. Never reads stdin: a caller may pass
+/// one it never closes.
 fn verify(cfg: &Config, inv: &Invocation) -> Result<(), SubmitError> {
     if inv.recipients.is_empty() {
         return Err(SubmitError::NoRecipients("no addresses to verify"));
@@ -688,19 +690,20 @@ fn verify(cfg: &Config, inv: &Invocation) -> Result<(), SubmitError> {
         match address::parse_list(arg) {
             Ok(list) => {
                 for a in list {
-                    let a = address::qualify(&a, &cfg.domain);
-                    writeln!(
-                        out,
-                        "{}... deliverable: relayed to {}",
-                        log::clean(&a),
-                        cfg.relay.host
-                    )?;
+                    match checked(address::qualify(&a, &cfg.domain)) {
+                        Ok(a) => writeln!(
+                            out,
+                            "{}... deliverable: relayed to {}",
+                            log::clean(&a),
+                            cfg.relay.host
+                        )?,
+                        Err(e) => writeln!(out, "{}... {e}", log::clean(&a))?,
+                    }
                 }
             }
             Err(e) => writeln!(out, "{}... {e}", log::clean(arg))?,
         }
     }
-    let _ = std::io::stdin().lock().fill_buf();
     Ok(())
 }
 

@@ -788,3 +788,17 @@ fn bs_session_that_keeps_sending_is_not_cut_off() {
     );
     sink.wait_for(3, WAIT);
 }
+
+/// `-bv` checks the addresses on its command line and never reads stdin
+/// (issue 11 item 16): with stdin a pipe nobody closes it still returns.
+#[test]
+fn bv_does_not_read_stdin() {
+    let env = Env::new(closed_port());
+    let out = stalled(&env, &["-bv", "a@example.com", "bob"], b"");
+    assert_ok(&out);
+    assert_eq!(
+        stdout(&out),
+        "a@example.com... deliverable: relayed to 127.0.0.1\n\
+         bob@node1.example.net... deliverable: relayed to 127.0.0.1\n"
+    );
+}
