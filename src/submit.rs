@@ -118,6 +118,10 @@ pub fn run(argv0: OsString, args: Vec<OsString>) -> Result<(), SubmitError> {
     }
 
     let inv = options::parse(&argv0, &args)?;
+    for w in &inv.warnings {
+        // Like the error line: never a panic on a stderr the caller made unwritable.
+        let _ = writeln!(std::io::stderr().lock(), "sendmail: warning: {w}");
+    }
     // Overrides only when unprivileged: a tenant must not pick the queue.
     let config_path: Option<PathBuf> = if privileged {
         None

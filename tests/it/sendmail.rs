@@ -802,3 +802,40 @@ fn bv_does_not_read_stdin() {
          bob@node1.example.net... deliverable: relayed to 127.0.0.1\n"
     );
 }
+
+/// A bad value of a DSN or body-type option is not worth losing the mail
+/// over (issue 11 item 14; Postfix does the same): one warning line on
+/// stderr, the option ignored, exit 0, the mail relayed without it.
+#[test]
+fn bad_dsn_and_body_values_warn_and_the_mail_goes_out() {
+    let sink = Sink::start();
+    let env = Env::new(sink.port());
+    let cases: [(&[&str], &str); 5] = [
+        (&["-N", "bogus"], "-N"),
+        (&["-R", "bogus"], "-R"),
+        (&["-B", "bogus"], "-B"),
+        (&["-V", "a\tb"], "-V"),
+        (&["-Nsometimes"], "-N"),
+    ];
+    for (n, (opts, which)) in cases.iter().enumerate() {
+        let mut args = opts.to_vec();
+        args.extend(["-t", "-i"]);
+        let out = env.submit(&args, &simple_message("a@example.com", &format!("w{n}")));
+        assert_ok(&out);
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{opts:?}: {err}");
+        assert!(
+            err.starts_with(&format!("sendmail: warning: {which}")) && err.contains("ignored"),
+            "{opts:?}: {err}"
+        );
+        assert!(!err.contains('\t'), "{err:?}");
+        let got = sink.wait_for(n + 1, WAIT);
+        let m = &got[n];
+        assert!(
+            !m.mail_args.contains("RET=") && !m.mail_args.contains("ENVID="),
+            "{}",
+            m.mail_args
+        );
+        assert!(!m.rcpt_args[0].contains("NOTIFY="), "{:?}", m.rcpt_args);
+    }
+}
