@@ -5,7 +5,10 @@
 //! envelopes; what happens to a finished message is the `accept` callback's business.
 //! It is strict about what it records (syntax-checked paths, validated DSN parameters) and
 //! forgiving about framing (bare LF line ends, a space after `FROM:`, no HELO at all), as
-//! Postfix's `smtpd -S` is by default.
+//! Postfix's `smtpd -S` is by default — with one exception: only `<CRLF>.<CRLF>` ends
+//! DATA. A "." line next to a bare LF or CR is message text, so a second transaction
+//! smuggled inside a message body (CVE-2023-51764) stays text of the first message and
+//! is never accepted on its own (see `read_data`).
 
 use std::io::{self, BufRead, Write};
 
@@ -190,7 +193,7 @@ pub fn serve<R: BufRead, W: Write>(
                 }
                 // RFC 5321 §4.1.1.4: 354, then data up to <CRLF>.<CRLF>.
                 out.send(354, "End data with <CR><LF>.<CR><LF>")?;
-                let data = read_data(&mut input, &mut line, limit);
+                let data = read_data(&mut input, &mut line, limit, info.crlf);
                 match data.map_err(|e| give_up(&mut out, &hostname, e))? {
                     // Input ended inside DATA: the message is incomplete, so it does not
                     // exist (§4.1.1.4: only the final "." completes a transaction).
@@ -585,6 +588,8 @@ impl<W: Write> Replies<W> {
 struct LineInfo {
     /// Full length of the line without its LF and trailing CRs, even if not all was kept.
     len: usize,
+    /// It ended in exactly CR LF (not a bare LF, not CR CR LF, not end of input).
+    crlf: bool,
 }
 
 /// Read one line into `out`, keeping at most `keep` bytes (the rest is read and dropped,
@@ -600,6 +605,7 @@ fn read_line<R: BufRead>(
     let mut raw_len = 0usize;
     let mut trailing_cr = 0usize;
     let mut got_any = false;
+    let mut ended_by_lf = false;
     loop {
         let buf = match input.fill_buf() {
             Ok(b) => b,
@@ -629,12 +635,16 @@ fn read_line<R: BufRead>(
         let used = chunk.len() + usize::from(found_lf);
         input.consume(used);
         if found_lf {
+            ended_by_lf = true;
             break;
         }
     }
     let len = raw_len - trailing_cr;
     out.truncate(len);
-    Ok(Some(LineInfo { len }))
+    Ok(Some(LineInfo {
+        len,
+        crlf: ended_by_lf && trailing_cr == 1,
+    }))
 }
 
 enum Data {
@@ -643,11 +653,26 @@ enum Data {
     Eof,
 }
 
-/// Read message data after 354 up to the lone "." (RFC 5321 §4.1.1.4), removing one
+/// Read message data after 354 up to <CRLF>.<CRLF> (RFC 5321 §4.1.1.4), removing one
 /// leading dot from other dot-lines (§4.5.2 transparency) and ending every line in CRLF.
-fn read_data<R: BufRead>(input: &mut R, line: &mut Vec<u8>, limit: u64) -> io::Result<Data> {
+///
+/// Only a "." line that ends in exactly CR LF, after a line (or the DATA command) that
+/// did too, ends the data. Any other lone "." — after or before a bare LF, a bare CR,
+/// CR CR LF — is message text, kept as a "." line (the relay dot-stuffs it): that is
+/// how SMTP smuggling (CVE-2023-51764) hides a second transaction in a message, and a
+/// server that ends DATA there relays the smuggled mail. Postfix's
+/// `smtpd_forbid_bare_newline = normalize` makes the same choice; refusing such
+/// messages outright would also refuse honest ones whose text holds a bare LF.
+/// `after_crlf`: whether the DATA command's line ended in CR LF.
+fn read_data<R: BufRead>(
+    input: &mut R,
+    line: &mut Vec<u8>,
+    limit: u64,
+    after_crlf: bool,
+) -> io::Result<Data> {
     let mut body = Vec::new();
     let mut too_big = false;
+    let mut prev_crlf = after_crlf;
     loop {
         // Keep just enough of each line to store it if it fits, and always 2 bytes so a
         // "." or ".." line is still recognised while discarding an oversize message.
@@ -662,17 +687,20 @@ fn read_data<R: BufRead>(input: &mut R, line: &mut Vec<u8>, limit: u64) -> io::R
         let Some(info) = read_line(input, line, keep)? else {
             return Ok(Data::Eof);
         };
-        if info.len == 1 && line.first() == Some(&b'.') {
+        let lone_dot = info.len == 1 && line.first() == Some(&b'.');
+        if lone_dot && prev_crlf && info.crlf {
             return Ok(if too_big {
                 Data::TooBig
             } else {
                 Data::Complete(body)
             });
         }
+        prev_crlf = info.crlf;
         if too_big {
             continue;
         }
-        let skip = usize::from(line.first() == Some(&b'.'));
+        // A lone "." that did not end the data is text, not a stuffed empty line.
+        let skip = usize::from(line.first() == Some(&b'.') && !lone_dot);
         let stored = (info.len - skip) as u64 + 2;
         if stored > room {
             // Free the memory now; keep reading only to find the end of the data.
@@ -862,14 +890,68 @@ mod tests {
 
     #[test]
     fn lf_only_input_and_stray_crs() {
-        let script =
-            b"HELO c\nMAIL FROM:<a@x>\nRCPT TO:<r@y>\nDATA\nl1\nbare\rcr\nl3\r\r\n..\n.\nQUIT\n";
+        // Commands and data lines may end in a bare LF; only <CRLF>.<CRLF> ends DATA.
+        let script = b"HELO c\nMAIL FROM:<a@x>\nRCPT TO:<r@y>\nDATA\r\n\
+            l1\nbare\rcr\nl3\r\r\n..\r\n.\r\nQUIT\n";
         let (out, got) = run(script, 1000);
         assert_eq!(
             codes(&out),
             vec!["220", "250", "250", "250", "354", "250", "221"]
         );
         assert_eq!(got[0].1, b"l1\r\nbare\rcr\r\nl3\r\n.\r\n");
+    }
+
+    /// SMTP smuggling (CVE-2023-51764): a "." line that is not exactly
+    /// <CRLF>.<CRLF> is message text, so a second transaction written inside a
+    /// message body never becomes a message of its own.
+    #[test]
+    fn only_crlf_dot_crlf_ends_data() {
+        let smuggled = b"MAIL FROM:<evil@x>\r\nRCPT TO:<victim@z>\r\nDATA\r\nspoofed\r\n";
+        for (name, end, kept) in [
+            ("LF . LF", &b"\n.\n"[..], &b"\r\n.\r\n"[..]),
+            ("LF . CRLF", b"\n.\r\n", b"\r\n.\r\n"),
+            ("CRLF . LF", b"\r\n.\n", b"\r\n.\r\n"),
+            ("CR . CRLF", b"\r.\r\n", b"\r.\r\n"),
+            ("CRLF . CR CRLF", b"\r\n.\r\r\n", b"\r\n.\r\n"),
+            ("CR CRLF . CRLF", b"\r\r\n.\r\n", b"\r\n.\r\n"),
+        ] {
+            let mut script =
+                b"EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<r@y>\r\nDATA\r\nhello".to_vec();
+            script.extend_from_slice(end);
+            script.extend_from_slice(smuggled);
+            script.extend_from_slice(b".\r\nQUIT\r\n");
+            let (out, got) = run(&script, 1000);
+            assert_eq!(got.len(), 1, "{name}: {out}");
+            assert_eq!(got[0].0.recipients, ["r@y"], "{name}");
+            let mut want = b"hello".to_vec();
+            want.extend_from_slice(kept);
+            want.extend_from_slice(smuggled);
+            assert_eq!(
+                String::from_utf8_lossy(&got[0].1),
+                String::from_utf8_lossy(&want),
+                "{name}"
+            );
+            assert_eq!(
+                replies(&out)
+                    .iter()
+                    .filter(|r| r.starts_with("354"))
+                    .count(),
+                1,
+                "{name}: {out}"
+            );
+        }
+        // The DATA command's own line end counts as the CRLF before an empty message's dot.
+        let (_, got) = run(
+            b"MAIL FROM:<a@x>\r\nRCPT TO:<r@y>\r\nDATA\r\n.\r\nQUIT\r\n",
+            1000,
+        );
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1, b"");
+        let (_, got) = run(
+            b"MAIL FROM:<a@x>\r\nRCPT TO:<r@y>\r\nDATA\n.\r\n.\r\n",
+            1000,
+        );
+        assert_eq!(got[0].1, b".\r\n");
     }
 
     #[test]

@@ -839,3 +839,36 @@ fn bad_dsn_and_body_values_warn_and_the_mail_goes_out() {
         assert!(!m.rcpt_args[0].contains("NOTIFY="), "{:?}", m.rcpt_args);
     }
 }
+
+/// SMTP smuggling through `-bs` (CVE-2023-51764, issue 11 item 13): a
+/// message whose body holds `<LF>.<LF>` and a second transaction is one
+/// message to its own recipient; the smuggled one reaches nobody.
+#[test]
+fn bs_smuggled_transaction_is_not_relayed() {
+    let sink = Sink::start();
+    let env = Env::new(sink.port());
+    let script =
+        b"EHLO app\r\nMAIL FROM:<app@example.com>\r\nRCPT TO:<one@example.com>\r\nDATA\r\n\
+        Subject: real\r\n\r\nhello\n.\nMAIL FROM:<ceo@example.com>\nRCPT TO:<victim@example.org>\n\
+        DATA\nSubject: smuggled\n\nsend money\r\n.\r\nQUIT\r\n";
+    let out = env.submit(&["-bs"], script);
+    assert_ok(&out);
+    let replies = stdout(&out);
+    assert_eq!(
+        replies.matches("250 2.0.0 Ok: queued").count(),
+        1,
+        "{replies}"
+    );
+    let got = sink.wait_for(1, WAIT);
+    std::thread::sleep(Duration::from_millis(500));
+    let got_all = sink.messages();
+    assert_eq!(got_all.len(), 1, "{got_all:?}");
+    assert_eq!(got[0].mail_from, "app@example.com");
+    assert_eq!(got[0].rcpt_to, ["one@example.com"]);
+    assert!(
+        got[0]
+            .text()
+            .contains("\r\nRCPT TO:<victim@example.org>\r\n")
+    );
+    assert_eq!(env.count("1"), 1);
+}
