@@ -279,8 +279,10 @@ impl Config {
             Some(d) if !d.is_empty() => d,
             _ => crate::os::hostname().unwrap_or_else(|| "localhost".to_string()),
         };
-        if !crate::address::is_safe_envelope(&domain) || domain.contains('@') {
-            return Err(invalid("node.domain", format!("not a domain: {domain:?}")));
+        // Every unqualified address gets it: refusing it here beats refusing
+        // every such mail (`envelope`).
+        if let Err(why) = crate::envelope::check_domain(&domain) {
+            return Err(invalid("node.domain", format!("{domain:?}: {why}")));
         }
         let hostname = raw.node.hostname.unwrap_or_else(|| domain.clone());
 

@@ -42,6 +42,7 @@ pub fn run() -> Result<Exit, Failure> {
                         hostname: "demo-sink",
                         max_size: 0,
                         max_recipients: 1000,
+                        domain: "demo-sink",
                     },
                     |env, data| {
                         n += 1;

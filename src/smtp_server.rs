@@ -12,6 +12,8 @@
 
 use std::io::{self, BufRead, Write};
 
+use crate::{address, envelope};
+
 /// What one session may do.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings<'a> {
@@ -23,6 +25,9 @@ pub struct Settings<'a> {
     /// Most RCPT commands accepted in one transaction; past it, 452
     /// (RFC 5321 §4.5.3.1.10). §4.5.3.1.8 asks for at least 100.
     pub max_recipients: usize,
+    /// Qualifies a bare local part for the check that a path can be relayed
+    /// (`envelope`); the envelope handed to `accept` keeps the path as given.
+    pub domain: &'a str,
 }
 
 /// RFC 5321 §4.5.3.1.4 allows 512 octets per command line; we accept four times that
@@ -146,7 +151,7 @@ pub fn serve<R: BufRead, W: Write>(
                     out.send(503, "5.5.1 Error: nested MAIL command")?;
                     continue;
                 }
-                match parse_mail(arg, limit) {
+                match parse_mail(arg, limit, settings.domain) {
                     Ok(env) => {
                         tx = Some(env);
                         out.send(250, "2.1.0 Ok")?;
@@ -160,7 +165,7 @@ pub fn serve<R: BufRead, W: Write>(
                     out.send(503, "5.5.1 Error: need MAIL command")?;
                     continue;
                 };
-                match parse_rcpt(arg) {
+                match parse_rcpt(arg, settings.domain) {
                     Ok(_) if env.recipients.len() >= settings.max_recipients => {
                         // RFC 5321 §4.5.3.1.10: 452 so the client sends the rest later.
                         out.send(452, "4.5.3 Error: too many recipients")?;
@@ -287,9 +292,19 @@ const DUP_PARAM: Reply = reply(501, "5.5.4 Error: duplicate parameter");
 /// RFC 5321 §4.1.1.11 / §4.2.2: 555 for MAIL/RCPT parameters we do not implement.
 const UNKNOWN_PARAM: Reply = reply(555, "5.5.4 Error: unsupported parameter");
 
+/// Whether the relay can send `path` once qualified with `domain`: refusing it at MAIL
+/// or RCPT tells the client which address is wrong, where refusing the whole message
+/// after DATA would not.
+fn sendable(path: &str, domain: &str) -> bool {
+    envelope::check(&address::qualify(path, domain)).is_ok()
+}
+
 /// `MAIL FROM:<reverse-path> [params]` (RFC 5321 §4.1.1.2, §4.1.2).
-fn parse_mail(arg: &str, limit: u64) -> Result<Envelope, Reply> {
+fn parse_mail(arg: &str, limit: u64, domain: &str) -> Result<Envelope, Reply> {
     let (path, params) = split_path(arg, "FROM:").ok_or(BAD_SENDER)?;
+    if !path.is_empty() && !sendable(&path, domain) {
+        return Err(BAD_SENDER);
+    }
     let mut env = Envelope {
         sender: (!path.is_empty()).then_some(path),
         ..Envelope::default()
@@ -336,10 +351,10 @@ fn parse_mail(arg: &str, limit: u64) -> Result<Envelope, Reply> {
 
 /// `RCPT TO:<forward-path> [params]` (RFC 5321 §4.1.1.3). Returns the address and the
 /// normalised NOTIFY value, if any.
-fn parse_rcpt(arg: &str) -> Result<(String, Option<String>), Reply> {
+fn parse_rcpt(arg: &str, domain: &str) -> Result<(String, Option<String>), Reply> {
     let (path, params) = split_path(arg, "TO:").ok_or(BAD_RCPT)?;
     // The null path is only a reverse-path (RFC 5321 §4.1.2).
-    if path.is_empty() {
+    if path.is_empty() || !sendable(&path, domain) {
         return Err(BAD_RCPT);
     }
     let mut notify = None;
@@ -729,6 +744,7 @@ mod tests {
             hostname: "mx.test",
             max_size: max,
             max_recipients: MAX_RECIPIENTS,
+            domain: "mx.test",
         };
         serve(script, &mut out, &settings, |env, body| {
             got.push((env.clone(), body.to_vec()));
@@ -1105,7 +1121,7 @@ mod tests {
     fn address_forms() {
         let script = b"MAIL FROM:bare@x\r\n\
             RCPT TO:<@relay.example,@r2.example:user@y>\r\n\
-            RCPT TO:<\"john doe>\"@y>\r\n\
+            RCPT TO:<\"john doe\"@y>\r\n\
             RCPT TO:<Postmaster>\r\n\
             DATA\r\n\
             .\r\n\
@@ -1120,10 +1136,51 @@ mod tests {
             got[0].0.recipients,
             vec![
                 "user@y".to_string(),
-                "\"john doe>\"@y".to_string(),
+                "\"john doe\"@y".to_string(),
                 "Postmaster".to_string()
             ]
         );
+    }
+
+    /// A path the relay could not send is refused at MAIL or RCPT, where the
+    /// client learns which address is wrong (`envelope`).
+    #[test]
+    fn unsendable_paths_are_refused_at_once() {
+        for (cmd, want) in [
+            (
+                "MAIL FROM:<a..b@x>",
+                "501 5.1.7 Error: bad sender address syntax",
+            ),
+            (
+                "MAIL FROM:<\"a>b\"@x>",
+                "501 5.1.7 Error: bad sender address syntax",
+            ),
+            (
+                "RCPT TO:<a@x..y>",
+                "501 5.1.3 Error: bad recipient address syntax",
+            ),
+            (
+                "RCPT TO:<\"john doe>\"@y>",
+                "501 5.1.3 Error: bad recipient address syntax",
+            ),
+            (
+                "RCPT TO:<a@[1.2.3]>",
+                "501 5.1.3 Error: bad recipient address syntax",
+            ),
+            (
+                "RCPT TO:<a\u{fffd}@x>",
+                "501 5.1.3 Error: bad recipient address syntax",
+            ),
+        ] {
+            let script = if cmd.starts_with("MAIL") {
+                format!("{cmd}\r\nQUIT\r\n")
+            } else {
+                format!("MAIL FROM:<s@x>\r\n{cmd}\r\nQUIT\r\n")
+            };
+            let (out, _) = run(script.as_bytes(), 1000);
+            let r = replies(&out);
+            assert!(r.contains(&want), "{cmd}: {r:?}");
+        }
     }
 
     #[test]
@@ -1330,6 +1387,7 @@ mod tests {
             hostname: "h",
             max_size: 10,
             max_recipients: 10,
+            domain: "h",
         };
         let r = serve(&b"QUIT\r\n"[..], Broken, &settings, |_, _| {
             Verdict::Accepted("x".into())

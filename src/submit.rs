@@ -21,6 +21,7 @@ use crate::address::{self, AddressError};
 use crate::clock;
 use crate::config::{self, Config, ConfigError};
 use crate::deadline::{self, Deadline, TimedStdin};
+use crate::envelope::{self, Unsendable};
 use crate::exit::Exit;
 use crate::log::{self, Level};
 use crate::message::{self, Header, Message, MessageError, ReadOptions};
@@ -41,8 +42,8 @@ pub enum SubmitError {
     Message(#[from] MessageError),
     #[error("{what}: {source}")]
     Address { what: String, source: AddressError },
-    #[error("{0}")]
-    BadAddress(String),
+    #[error("bad address {addr:?}: {reason}")]
+    Unsendable { addr: String, reason: Unsendable },
     #[error("{0}")]
     NoRecipients(&'static str),
     #[error("too many recipients: more than {max} (queue.max_recipients)")]
@@ -71,7 +72,7 @@ impl SubmitError {
             SubmitError::Config(e) => e.exit_code(),
             SubmitError::Message(MessageError::TooLarge { .. }) => Exit::Unavailable,
             SubmitError::Message(_) => Exit::DataErr,
-            SubmitError::Address { .. } | SubmitError::BadAddress(_) => Exit::DataErr,
+            SubmitError::Address { .. } | SubmitError::Unsendable { .. } => Exit::DataErr,
             // The input as given can never be accepted: a data error, as for
             // a malformed address, so PHP's mail() returns false at once.
             SubmitError::TooManyRecipients { .. } => Exit::DataErr,
@@ -415,7 +416,7 @@ fn quote_phrase(name: &str) -> String {
 /// The envelope sender: `-f` if given, else `account@domain`.
 fn envelope_sender(cfg: &Config, caller: &Caller, inv: &Invocation) -> Result<String, SubmitError> {
     match &inv.sender {
-        None => Ok(format!("{}@{}", caller.account, cfg.domain)),
+        None => checked(format!("{}@{}", caller.account, cfg.domain)),
         Some(Sender::Null) => Ok(String::new()),
         Some(Sender::Address(raw)) => {
             let parsed = address::parse_sender(raw).map_err(|source| SubmitError::Address {
@@ -430,14 +431,15 @@ fn envelope_sender(cfg: &Config, caller: &Caller, inv: &Invocation) -> Result<St
     }
 }
 
+/// `addr` (qualified) if the relay can send it: what sendmail accepts must not fail
+/// at the relay after exit 0 (`envelope` module doc).
 fn checked(addr: String) -> Result<String, SubmitError> {
-    if address::is_safe_envelope(&addr) {
-        Ok(addr)
-    } else {
-        Err(SubmitError::BadAddress(format!(
-            "bad address {:?}",
-            log::clean(&addr)
-        )))
+    match envelope::check(&addr) {
+        Ok(()) => Ok(addr),
+        Err(reason) => Err(SubmitError::Unsendable {
+            addr: log::clean(&addr).into_owned(),
+            reason,
+        }),
     }
 }
 
@@ -576,6 +578,7 @@ fn smtp_session(
             hostname: &cfg.hostname,
             max_size: cfg.max_message_size,
             max_recipients: cfg.max_recipients,
+            domain: &cfg.domain,
         },
         |env: &Envelope, data: &[u8]| {
             let verdict = (|| {

@@ -872,3 +872,152 @@ fn bs_smuggled_transaction_is_not_relayed() {
     );
     assert_eq!(env.count("1"), 1);
 }
+
+/// Refused with 65 and one line that contains `reason`; nothing queued.
+#[track_caller]
+fn refused_65(env: &Env, args: &[&str], input: &[u8], reason: &str) {
+    let before = if env.queue.join("queue.db").exists() {
+        env.count("1")
+    } else {
+        0
+    };
+    let out = env.submit(args, input);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(65), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    assert!(
+        err.starts_with("sendmail: ") && err.contains(reason),
+        "{args:?}: want {reason:?} in {err:?}"
+    );
+    let after = if env.queue.join("queue.db").exists() {
+        env.count("1")
+    } else {
+        0
+    };
+    assert_eq!(after, before, "{args:?}: something was queued");
+}
+
+/// Text that is not an address list as RFC 5322 §3.4 writes one must not
+/// lose an address or make one up (issue 11 item 7): an address where a
+/// group or display name goes, words that would each become a recipient.
+#[test]
+fn addresses_made_of_other_text_are_refused() {
+    let env = Env::new(closed_port());
+    let cases: [(&str, &str); 5] = [
+        // joe was silently dropped as the "group name".
+        ("joe@x.org Team: ann@y.org;", "'joe@x.org Team'"),
+        // ann was the display name of bob.
+        ("ann@y.org <bob@y.org>", "'ann@y.org'"),
+        ("joe@x.org Ann <ann@y.org>", "'joe@x.org Ann'"),
+        // John@DOMAIN and Smith@DOMAIN were invented.
+        ("John Smith, jane@x.org", "'John Smith'"),
+        ("b@x.org hello world", "'b@x.org hello world'"),
+    ];
+    for (to, reason) in cases {
+        let msg = format!("To: {to}\r\nSubject: s\r\n\r\nx\r\n");
+        refused_65(&env, &["-t", "-i"], msg.as_bytes(), reason);
+    }
+    // The common "address as its own display name" still works.
+    assert_ok(&env.submit(
+        &["-t", "-i"],
+        b"To: info@x.org <info@x.org>, a@x.org b@x.org\r\n\r\nx\r\n",
+    ));
+}
+
+/// CR-only line ends: the whole input is one header line. It was delivered
+/// to cr@DOMAIN and body.more@DOMAIN while b@x.org was lost.
+#[test]
+fn cr_only_input_is_refused_not_sent_to_invented_addresses() {
+    let env = Env::new(closed_port());
+    refused_65(
+        &env,
+        &["-t", "-i"],
+        b"To: b@x.org\rSubject: cr\r\rbody\r.\rmore\r",
+        "bare CR in the To header",
+    );
+    refused_65(
+        &env,
+        &["-t"],
+        b"Cc: a@x.org\rb@y.org\n\nbody\n",
+        "bare CR in the Cc header",
+    );
+}
+
+/// `-f 'a b@x.org'` was sent as `a@DOMAIN` (issue 11 item 8): a sender that
+/// is not exactly one address is refused, never replaced by part of it.
+#[test]
+fn a_sender_that_is_not_one_address_is_refused() {
+    let sink = Sink::start();
+    let env = Env::new(sink.port());
+    let msg = simple_message("a@example.com", "s");
+    for (f, reason) in [
+        ("a b@x.org", "'a b@x.org'"),
+        ("a@x.org, b@x.org", "more than one address"),
+        ("a@x.org b@x.org", "more than one address"),
+        ("Site a@x.org", "'Site a@x.org'"),
+    ] {
+        refused_65(&env, &["-t", "-i", "-f", f], &msg, reason);
+    }
+    // The forms that are one address still work, as given.
+    for (f, want) in [("Site <s@x.org>", "s@x.org"), ("<t@x.org>", "t@x.org")] {
+        assert_ok(&env.submit(&["-t", "-i", "-f", f], &msg));
+        let n = sink.messages().len();
+        let got = sink.wait_for(n + 1, WAIT);
+        assert_eq!(got[n].mail_from, want);
+    }
+}
+
+/// What `sendmail` accepts the relay must be able to send (issue 11 item 9):
+/// an address that is not UTF-8 or that the relay's address rules refuse is
+/// refused here with 65, not accepted and failed after exit 0.
+#[test]
+fn unsendable_addresses_are_refused_with_65() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new(closed_port());
+    let msg = simple_message("a@example.com", "s");
+    // Not UTF-8, on the command line and as the sender.
+    for args in [
+        vec![OsStr::from_bytes(b"-i"), OsStr::from_bytes(b"b\xff@x.org")],
+        vec![
+            OsStr::from_bytes(b"-f"),
+            OsStr::from_bytes(b"\xfe@x.org"),
+            OsStr::from_bytes(b"a@x.org"),
+        ],
+    ] {
+        let out = run_with_input(env.sendmail().args(&args), &msg);
+        assert_eq!(out.status.code(), Some(65), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("not valid UTF-8"), "{}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1);
+    }
+    // Not UTF-8 in a -t header.
+    refused_65(
+        &env,
+        &["-t"],
+        b"To: b\xff@x.org\r\n\r\nx\r\n",
+        "not valid UTF-8",
+    );
+    for (rcpt, reason) in [
+        ("a..b@x.org", "empty word in the local part"),
+        (".a@x.org", "empty word in the local part"),
+        ("a@x..org", "empty label in the domain"),
+        ("a@-x.org", "must start and end with a letter or digit"),
+        ("a@x_y.org", "'_' in the domain"),
+        ("\"a\"b\"@x.org", "quoted"),
+        ("a@[1.2.3]", "address literal"),
+        ("\u{1F600}@x.org", "'\u{1F600}' in the local part"),
+    ] {
+        refused_65(&env, &["-i", rcpt], &msg, reason);
+    }
+    let long = format!("{}@x.org", "a".repeat(65));
+    refused_65(&env, &["-i", &long], &msg, "longer than 64");
+    // And what is fine stays fine.
+    for rcpt in [
+        "jösé@例え.jp",
+        "\"john doe\"@x.org",
+        "a@[192.0.2.1]",
+        "a@[IPv6:2001:db8::1]",
+    ] {
+        assert_ok(&env.submit(&["-i", rcpt], &msg));
+    }
+}
