@@ -866,7 +866,7 @@ fn field_blocks(body: &str) -> Vec<Vec<(String, String)>> {
 
 /// The media type (lowercase) and parameters of a Content-Type value
 /// (RFC 2045 §5.1); no header means `text/plain`.
-fn content_type(value: Option<&str>) -> (String, Vec<(String, String)>) {
+pub(crate) fn content_type(value: Option<&str>) -> (String, Vec<(String, String)>) {
     let Some(value) = value else {
         return ("text/plain".into(), Vec::new());
     };
@@ -885,7 +885,7 @@ fn content_type(value: Option<&str>) -> (String, Vec<(String, String)>) {
     (mime, params)
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == name)

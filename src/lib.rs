@@ -27,6 +27,7 @@ pub mod migrations;
 pub mod options;
 pub mod os;
 pub mod privilege;
+pub mod reencode;
 pub mod relay;
 pub mod report;
 pub mod schedule;

@@ -84,6 +84,17 @@ impl Header {
         &self.raw
     }
 
+    /// The same field with its bytes replaced by `raw`, for re-folding (`reencode`),
+    /// which keeps the name and the colon where they are and every line in CRLF.
+    pub(crate) fn refolded(&self, raw: Vec<u8>) -> Header {
+        Header {
+            name: self.name.clone(),
+            colon: self.colon,
+            raw,
+            stray_cr: self.stray_cr,
+        }
+    }
+
     /// Build `Name: value\r\n`.
     ///
     /// Characters not allowed in a field name (RFC 5322 §3.6.8 ftext: printable ASCII

@@ -27,6 +27,7 @@ use crate::log::{self, Level};
 use crate::message::{self, Header, Message, MessageError, ReadOptions};
 use crate::options::{self, BodyType, Invocation, Mode, Sender, UsageError};
 use crate::os;
+use crate::reencode;
 use crate::smtp_server::{self, Envelope, Verdict};
 use crate::store::{Durability, NewMessage, Store, StoreError};
 use crate::wake;
@@ -326,15 +327,20 @@ impl Submission<'_> {
                 clock::format_rfc5322(now)
             ),
         ));
-        let mut data = Vec::with_capacity(msg.wire_len() as usize + 256);
-        msg.write_wire(&mut data);
-        if data.len() as u64 > cfg.max_message_size {
+        // The limit applies to the message as the caller wrote it: re-encoding
+        // below (quoted-printable or base64, whichever is shorter) may add up to
+        // about a third, and the caller cannot know that.
+        if msg.wire_len() > cfg.max_message_size {
             return Err(MessageError::TooLarge {
                 max: cfg.max_message_size,
             }
             .into());
         }
-        let body_8bit = self.declared_8bit || !data.is_ascii();
+        let refit = reencode::refit(&mut msg);
+        let mut data = Vec::with_capacity(msg.wire_len() as usize + 256);
+        msg.write_wire(&mut data);
+        // Not `declared_8bit`: re-encoding may have made an 8-bit body 7-bit.
+        let body_8bit = (self.declared_8bit && !refit.changed()) || !data.is_ascii();
         let subject = truncate(&subject, 200);
         let script = truncate(&script, 200);
         let result = store.enqueue(
@@ -371,6 +377,16 @@ impl Submission<'_> {
                 if result.held { "held" } else { "queued" }
             ),
         );
+        if refit.changed() {
+            log::log(
+                Level::Info,
+                &format!(
+                    "qid={qid} account={} stat=\"lines over 998 octets: {} part(s) re-encoded, \
+                     {} broken, {} header field(s) folded, {} dropped\"",
+                    self.caller.account, refit.reencoded, refit.broken, refit.folded, refit.dropped
+                ),
+            );
+        }
         if let Some(limit) = result.tripped {
             log::log(
                 Level::Warning,

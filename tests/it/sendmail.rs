@@ -1021,3 +1021,154 @@ fn unsendable_addresses_are_refused_with_65() {
         assert_ok(&env.submit(&["-i", rcpt], &msg));
     }
 }
+
+/// Quoted-printable decoding (RFC 2045 §6.7), written here so the test does
+/// not trust the encoder's own idea of it.
+fn qp_decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'=' {
+            if s[i + 1..].starts_with(b"\r\n") {
+                i += 3;
+                continue;
+            }
+            let hex = std::str::from_utf8(&s[i + 1..i + 3]).expect("escape");
+            out.push(u8::from_str_radix(hex, 16).expect("hex"));
+            i += 3;
+        } else {
+            out.push(s[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Every line of the DATA payload as it went over the wire is at most 998
+/// octets before its CRLF.
+#[track_caller]
+fn assert_wire_lines_fit(m: &crate::sink::Captured) {
+    for (n, line) in m.wire.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        assert!(line.len() <= 998, "wire line {n} has {} octets", line.len());
+    }
+}
+
+/// (unfolded header, body) of a captured message.
+fn head_and_body(data: &[u8]) -> (String, Vec<u8>) {
+    let at = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("blank line");
+    let head = String::from_utf8_lossy(&data[..at + 2])
+        .replace("\r\n ", " ")
+        .replace("\r\n\t", "\t");
+    (head, data[at + 4..].to_vec())
+}
+
+/// No line on the wire over 998 octets (issue 11 item 15, RFC 5321
+/// §4.5.3.1.6): a plain message with a 5,000-byte line arrives at a real
+/// smtp-sink as MIME quoted-printable whose decoding is exactly the body that
+/// was sent; a long Subject is folded and unfolds to the same text.
+#[test]
+fn long_lines_are_reencoded_so_the_reader_sees_the_same_text() {
+    let sink = Sink::start();
+    let env = Env::new(sink.port());
+    let mut long = String::new();
+    let mut k = 0;
+    while long.len() < 5000 {
+        long.push_str(&format!(
+            "Caf\u{e9} n\u{b0}{k}: the quick brown fox jumps over the lazy dog, 3 = 3. "
+        ));
+        k += 1;
+    }
+    let body = format!("Hello\r\n{long}\r\n.\r\n..two\r\nFrom here\r\nbye   \r\n");
+    let subject: Vec<String> = (0..300).map(|n| format!("word{n}")).collect();
+    let subject = subject.join(" ");
+    let input = format!("To: a@example.com\r\nSubject: {subject}\r\n\r\n{body}");
+    assert_ok(&env.submit(&["-t", "-i"], input.as_bytes()));
+    let got = sink.wait_for(1, WAIT);
+    let m = &got[0];
+    assert_wire_lines_fit(m);
+    let (head, enc) = head_and_body(&m.data);
+    assert!(head.contains("\r\nMIME-Version: 1.0\r\n"), "{head}");
+    assert!(
+        head.contains("\r\nContent-Type: text/plain; charset=utf-8\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains("\r\nContent-Transfer-Encoding: quoted-printable\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains(&format!("\r\nSubject: {subject}\r\n")),
+        "{head}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&qp_decode(&enc)),
+        body,
+        "decoded body differs"
+    );
+    assert_eq!(qp_decode(&enc), body.as_bytes());
+}
+
+/// What PHP pages do: `mail()` with a whole HTML page on one line and their
+/// own MIME headers. The HTML part keeps its type and charset; in a
+/// multipart message only the part with the long line is re-encoded.
+#[test]
+fn php_html_on_one_line_and_multipart_arrive_within_998() {
+    let sink = Sink::start();
+    let env = Env::new(sink.port());
+    let out = php(
+        &env,
+        "-t -i",
+        r#"$h = str_repeat("<tr><td class=\"c\">Bestellung \u{00fc}bersicht</td><td>42,00 \u{20ac}</td></tr>", 120);
+           var_dump(mail("a@example.com", "html", "<html><body><table>$h</table></body></html>",
+               "MIME-Version: 1.0\r\nContent-type: text/html; charset=UTF-8"));"#,
+    );
+    assert_ok(&out);
+    assert_eq!(stdout(&out).trim(), "bool(true)", "{}", stderr(&out));
+    let got = sink.wait_for(1, WAIT);
+    assert_wire_lines_fit(&got[0]);
+    let (head, enc) = head_and_body(&got[0].data);
+    assert!(
+        head.contains("Content-type: text/html; charset=UTF-8\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains("\r\nContent-Transfer-Encoding: quoted-printable\r\n"),
+        "{head}"
+    );
+    let html = String::from_utf8(qp_decode(&enc)).expect("utf-8");
+    assert!(html.starts_with("<html><body><table><tr><td class=\"c\">Bestellung übersicht</td>"));
+    assert!(html.ends_with("</table></body></html>\r\n"), "{html}");
+    assert_eq!(html.lines().count(), 1);
+
+    let long_html = "<b>x</b> ".repeat(400);
+    let text_part = "Content-Type: text/plain; charset=us-ascii\r\n\r\nshort\r\n";
+    let input = format!(
+        "To: a@example.com\r\nSubject: mp\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/alternative; boundary=\"b1\"\r\n\r\n\
+         --b1\r\n{text_part}--b1\r\nContent-Type: text/html\r\n\r\n{long_html}\r\n--b1--\r\n"
+    );
+    assert_ok(&env.submit(&["-t", "-i"], input.as_bytes()));
+    let got = sink.wait_for(2, WAIT);
+    let m = &got[1];
+    assert_wire_lines_fit(m);
+    let (_, body) = head_and_body(&m.data);
+    let body = String::from_utf8(body).unwrap();
+    assert!(
+        body.starts_with(&format!("--b1\r\n{text_part}--b1\r\n")),
+        "{body}"
+    );
+    let html = body.split("--b1\r\n").nth(2).unwrap();
+    let (part_head, enc) = html.split_once("\r\n\r\n").unwrap();
+    assert!(
+        part_head.contains("Content-Transfer-Encoding: quoted-printable"),
+        "{part_head}"
+    );
+    let enc = enc
+        .strip_suffix("\r\n--b1--\r\n")
+        .expect("closing delimiter");
+    assert_eq!(qp_decode(enc.as_bytes()), long_html.as_bytes());
+}
