@@ -36,3 +36,6 @@ pub mod store;
 pub mod submit;
 pub mod transport;
 pub mod wake;
+
+#[cfg(test)]
+mod proptests;
