@@ -330,6 +330,17 @@ impl Config {
             map.push((lo, hi, v));
         }
         let bounce_domain = raw.bounce.domain.unwrap_or_else(|| domain.clone());
+        let bounce_local = raw.bounce.local_part.unwrap_or_else(|| "bounces".into());
+        // With VERP every mail goes out from this address: one the relay cannot
+        // send would fail them all after sendmail accepted them (`envelope`).
+        let verp = raw.bounce.verp.unwrap_or(false);
+        let sample = format!("{bounce_local}+0123456789ABCDEF0123@{bounce_domain}");
+        if let (true, Err(why)) = (verp, crate::envelope::check(&sample)) {
+            return Err(invalid(
+                "bounce.local_part",
+                format!("VERP sender {sample:?} cannot be sent: {why} (see also bounce.domain)"),
+            ));
+        }
         Ok(Config {
             path: path.to_path_buf(),
             queue_dir: raw
@@ -399,9 +410,9 @@ impl Config {
                 map,
             },
             bounce: BounceConfig {
-                verp: raw.bounce.verp.unwrap_or(false),
+                verp,
                 domain: bounce_domain,
-                local_part: raw.bounce.local_part.unwrap_or_else(|| "bounces".into()),
+                local_part: bounce_local,
             },
             report_from: raw
                 .report
@@ -561,6 +572,16 @@ tls = "starttls"
         let e = parse("[accounts.map]\n\"x\" = \"a\"\n").unwrap_err();
         assert!(e.to_string().contains("accounts.map"), "{e}");
         for (text, key) in [
+            ("[node]\ndomain = \"a..b\"\n", "node.domain"),
+            ("[node]\ndomain = \"x_y.org\"\n", "node.domain"),
+            (
+                "[bounce]\nverp = true\nlocal_part = \"a b\"\n",
+                "bounce.local_part",
+            ),
+            (
+                "[bounce]\nverp = true\ndomain = \"-x.org\"\n",
+                "bounce.local_part",
+            ),
             ("[queue]\nmax_recipients = 0\n", "queue.max_recipients"),
             ("[queue]\nread_timeout = \"0s\"\n", "queue.read_timeout"),
             ("[queue]\nread_timeout = \"2d\"\n", "queue.read_timeout"),
