@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use crate::message::{self, Message, ReadOptions};
 use crate::reencode::tests::{assert_fits, b64_decode, qp_decode};
 use crate::smtp_server::{self, Settings, Verdict};
-use crate::{address, dsn, envelope, options, reencode};
+use crate::{address, dsn, encoding, envelope, options, reencode};
 
 /// Cases for cheap properties and for the heavier ones (whole messages, sessions).
 const MANY: u32 = 512;
@@ -434,9 +434,9 @@ proptest! {
     #[test]
     fn encoded_bodies_with_long_lines_keep_their_bytes(b in body(), qp in any::<bool>()) {
         let (cte, encoded) = if qp {
-            ("quoted-printable", reencode::qp_encode(&b))
+            ("quoted-printable", encoding::qp_encode(&b))
         } else {
-            ("base64", reencode::base64_encode(&b))
+            ("base64", encoding::base64_encode(&b))
         };
         // Undo the encoder's own line breaks (soft breaks, base64 lines): long lines.
         let long: Vec<u8> = if qp {
