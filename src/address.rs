@@ -2,9 +2,16 @@
 //! command-line recipients), the `-f`/`-r` sender argument, qualification of bare local
 //! parts, and the SMTP envelope-safety check applied before an address reaches the wire.
 //!
-//! The parser follows Postfix `tok822_parse` semantics (permissive, adds missing commas,
-//! drops comments and display names) so that scripts written against Postfix's sendmail
-//! keep working; see research/sendmail-compat.md §2.3.
+//! The parser follows Postfix `tok822_parse` semantics where that is harmless (drops
+//! comments and display names, takes `;` as a separator, adds a missing comma between
+//! two complete addresses) so that scripts written against Postfix's sendmail keep
+//! working. Where Postfix would lose an address or make one up from other text, it
+//! refuses instead (issue 11): an address where a group or display name goes
+//! (`joe@x.org Team: ann@y.org;` dropped joe), words next to each other with no comma
+//! that are not all addresses (`John Smith, j@x` made two recipients at the local
+//! domain), an RFC 2047 encoded word used as an address (RFC 2047 §5 forbids it). The
+//! one exception is an address used as its own display name (`a@x <a@x>`), which PHP
+//! scripts write often and which loses nothing.
 
 use std::borrow::Cow;
 
@@ -32,6 +39,17 @@ pub enum AddressError {
     /// A sender argument that holds no address at all (only comments or an empty group).
     #[error("no address found")]
     Empty,
+    /// A sender argument with more than one address: which one was meant is a guess.
+    #[error("more than one address")]
+    SeveralAddresses,
+    /// An address (an `@`) in the display name of a group or of `<...>`: taking it as a
+    /// name would drop an address the writer probably meant (a comma is missing).
+    #[error("'{0}' before ':' or '<' is not a display name (missing comma?)")]
+    NotAPhrase(String),
+    /// Words with no comma between them that are not all addresses: taking each as a
+    /// recipient would invent addresses from a display name or other text.
+    #[error("'{0}' is not an address list (missing comma, or a name without <address>?)")]
+    Words(String),
 }
 
 /// Parse an RFC 5322 address-list (To/Cc/Bcc header value or a command-line recipient
@@ -48,17 +66,20 @@ pub fn parse_list(input: &str) -> Result<Vec<String>, AddressError> {
 }
 
 /// Parse a `-f`/`-r` sender argument: `""` or `"<>"` => `Ok(None)` (null sender);
-/// `"a@b"`, `"<a@b>"`, `"Name <a@b>"` => `Ok(Some("a@b"))`; the first address if several
-/// (as Postfix does, which only warns).
+/// `"a@b"`, `"<a@b>"`, `"Name <a@b>"` => `Ok(Some("a@b"))`. More than one address is an
+/// error: Postfix takes the first and warns, but a sender other than the one asked for
+/// is worse than none (`-f 'a b@x'` would send as `a@DOMAIN`).
 pub fn parse_sender(input: &str) -> Result<Option<String>, AddressError> {
     if input.trim_matches(is_fws_char).is_empty() {
         return Ok(None);
     }
-    match parse_entries(input)?.into_iter().next() {
+    let mut entries = parse_entries(input)?.into_iter();
+    match (entries.next(), entries.next()) {
+        (None, _) => Err(AddressError::Empty),
+        (Some(_), Some(_)) => Err(AddressError::SeveralAddresses),
         // `<>` parses to an empty entry: the null reverse-path (RFC 5321 §4.1.1.2).
-        Some(a) if a.is_empty() => Ok(None),
-        Some(a) => Ok(Some(a)),
-        None => Err(AddressError::Empty),
+        (Some(a), None) if a.is_empty() => Ok(None),
+        (Some(a), None) => Ok(Some(a)),
     }
 }
 
@@ -166,6 +187,10 @@ struct Tok<'a> {
 impl Tok<'_> {
     fn is_word(&self) -> bool {
         matches!(self.kind, Kind::Atom | Kind::Quoted | Kind::DomLit)
+    }
+
+    fn is_encoded_word(&self) -> bool {
+        self.kind == Kind::Atom && encoded_word_len(&self.text) == Some(self.text.len())
     }
 }
 
@@ -302,24 +327,33 @@ fn skip_comment(
 
 /// Length in bytes of a well-formed RFC 2047 §2 encoded word at the start of `s`
 /// (`=?charset?encoding?encoded-text?=`), if there is one.
+///
+/// Scans only as far as the word can reach (its characters exclude white space and
+/// every character it ends at), so the tokenizer stays linear even when many atoms
+/// start with `=?` and none is closed.
 fn encoded_word_len(s: &str) -> Option<usize> {
-    let rest = s.strip_prefix("=?")?;
-    // charset and encoding are RFC 2047 `token`s: no space, controls or especials.
-    let token_ok = |t: &str| {
-        !t.is_empty()
-            && t.bytes()
-                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\"/[]?.=".contains(&b))
-    };
-    let (charset, rest) = rest.split_once('?')?;
-    let (encoding, rest) = rest.split_once('?')?;
-    let (text, _) = rest.split_once("?=")?;
-    // encoded-text: printable ASCII except '?' and space.
-    let text_ok = text.bytes().all(|b| b.is_ascii_graphic() && b != b'?');
-    if token_ok(charset) && token_ok(encoding) && text_ok {
-        Some(2 + charset.len() + 1 + encoding.len() + 1 + text.len() + 2)
-    } else {
-        None
+    let b = s.as_bytes();
+    if !b.starts_with(b"=?") {
+        return None;
     }
+    // charset and encoding are RFC 2047 `token`s: no space, controls or especials.
+    let token = |c: u8| c.is_ascii_graphic() && !b"()<>@,;:\"/[]?.=".contains(&c);
+    let mut i = 2;
+    for _ in 0..2 {
+        let start = i;
+        while b.get(i).is_some_and(|&c| token(c)) {
+            i += 1;
+        }
+        if i == start || b.get(i) != Some(&b'?') {
+            return None;
+        }
+        i += 1;
+    }
+    // encoded-text: printable ASCII except '?' and space.
+    while b.get(i).is_some_and(|&c| c.is_ascii_graphic() && c != b'?') {
+        i += 1;
+    }
+    (b.get(i..i + 2) == Some(b"?=")).then_some(i + 2)
 }
 
 /// Parse into addr-specs in order; an empty string stands for `<>`.
@@ -339,11 +373,21 @@ fn parse_entries(input: &str) -> Result<Vec<String>, AddressError> {
             Kind::Op(',') | Kind::Op(';') => flush(&mut pending, &mut out)?,
             // group = display-name ":" [group-list] ";" (§3.4): drop the group name and
             // keep the members; an empty group (`undisclosed-recipients:;`) yields none.
-            Kind::Op(':') => pending.clear(),
+            Kind::Op(':') => {
+                if has_at(&pending) {
+                    return Err(AddressError::NotAPhrase(join_spaced(&pending)));
+                }
+                pending.clear();
+            }
             // name-addr = [display-name] angle-addr (§3.4): the phrase is dropped.
             Kind::Op('<') => {
-                pending.clear();
                 let (addr, close) = parse_angle(&toks, i + 1)?;
+                // An address as its own display name is common and loses nothing;
+                // any other `@` there is an address that would be dropped.
+                if has_at(&pending) && !join(&pending).eq_ignore_ascii_case(&addr) {
+                    return Err(AddressError::NotAPhrase(join_spaced(&pending)));
+                }
+                pending.clear();
                 out.push(addr);
                 i = close;
             }
@@ -395,19 +439,33 @@ fn flush(pending: &mut Vec<&Tok<'_>>, out: &mut Vec<String>) -> Result<(), Addre
 
 /// Split tokens into addr-specs wherever a word directly follows a word: no operator
 /// joins them, so a comma is missing (Postfix `tok822_parse` "adds missing commas").
-/// Within a run, white space was already dropped, which accepts the obsolete CFWS around
-/// `.` and `@` (RFC 5322 §4.4 obs-local-part, obs-domain).
+/// That is only done when every piece is a complete `local@domain`: otherwise the words
+/// are a name or other text, not addresses (module doc). Within a run, white space was
+/// already dropped, which accepts the obsolete CFWS around `.` and `@` (RFC 5322 §4.4
+/// obs-local-part, obs-domain).
 fn split_runs(toks: &[&Tok<'_>], out: &mut Vec<String>) -> Result<(), AddressError> {
+    let mut runs = Vec::new();
     let mut start = 0;
     for k in 1..=toks.len() {
         if k == toks.len() || (toks[k].is_word() && toks[k - 1].is_word()) {
             if start < k {
-                out.push(build_addr(&toks[start..k])?);
+                runs.push(&toks[start..k]);
             }
             start = k;
         }
     }
+    if runs.len() > 1 && runs.iter().any(|r| !has_at(r)) {
+        return Err(AddressError::Words(join_spaced(toks)));
+    }
+    for run in runs {
+        out.push(build_addr(run)?);
+    }
     Ok(())
+}
+
+/// Whether the tokens hold an `@` outside quotes and literals.
+fn has_at(toks: &[&Tok<'_>]) -> bool {
+    toks.iter().any(|t| t.kind == Kind::Op('@'))
 }
 
 /// Check a run against addr-spec = local-part "@" domain (RFC 5322 §3.4.1), with a bare
@@ -420,10 +478,12 @@ fn build_addr(run: &[&Tok<'_>]) -> Result<String, AddressError> {
         .position(|t| t.kind == Kind::Op('@'))
         .unwrap_or(run.len());
     let (local, domain) = run.split_at(split);
+    // RFC 2047 §5: an encoded word never stands for (part of) an address.
     let local_ok = local
         .iter()
         .any(|t| matches!(t.kind, Kind::Atom | Kind::Quoted))
-        && !local.iter().any(|t| t.kind == Kind::DomLit);
+        && !local.iter().any(|t| t.kind == Kind::DomLit)
+        && !run.iter().any(|t| t.is_encoded_word());
     let domain = domain.get(1..).unwrap_or(&[]);
     let domain_ok = at == 0
         || (domain
@@ -494,9 +554,9 @@ mod tests {
             ("\"a \\\" quote, here\" <q@x>", &["q@x"]),
             // RFC 5322 §4.1 obs-phrase allows '.' in a display name.
             ("John Q. Public <jqp@x>", &["jqp@x"]),
-            // An unquoted address used as display name is only a phrase (Postfix).
+            // An address as its own display name (PHP scripts write "$a <$a>").
             ("info@x.com <info@x.com>", &["info@x.com"]),
-            ("other@x.com <real@y.com>", &["real@y.com"]),
+            ("INFO@x.com <info@X.com>", &["info@X.com"]),
             // `<>` is skipped as a recipient.
             ("<>, a@b", &["a@b"]),
         ]);
@@ -604,7 +664,6 @@ mod tests {
         check(&[
             ("bob", &["bob"]),
             ("bob, alice", &["bob", "alice"]),
-            ("bob alice", &["bob", "alice"]),
             ("first.last", &["first.last"]),
             ("José <jose@exämple.com>", &["jose@exämple.com"]),
             ("jösé@例え.jp", &["jösé@例え.jp"]),
@@ -637,10 +696,62 @@ mod tests {
             ("<a@b c@d>", AddressError::Invalid("a@b c@d".into())),
             ("<a@b, c@d>", AddressError::Invalid("a@b,c@d".into())),
             ("Friends: @;", AddressError::Invalid("@".into())),
+            // An address where a name goes would be dropped (issue 11).
+            (
+                "joe@x.org Team: ann@y.org;",
+                AddressError::NotAPhrase("joe@x.org Team".into()),
+            ),
+            ("a@b: c@d;", AddressError::NotAPhrase("a@b".into())),
+            (
+                "other@x.com <real@y.com>",
+                AddressError::NotAPhrase("other@x.com".into()),
+            ),
+            (
+                "joe@x.org Ann <ann@y.org>",
+                AddressError::NotAPhrase("joe@x.org Ann".into()),
+            ),
+            // CR-only line ends, as the header value reaches the parser.
+            (
+                "b@x.org Subject: cr  body .more",
+                AddressError::NotAPhrase("b@x.org Subject".into()),
+            ),
+            // Words that would each become an address at the local domain.
+            ("bob alice", AddressError::Words("bob alice".into())),
+            ("John Smith, j@x", AddressError::Words("John Smith".into())),
+            ("a@b c", AddressError::Words("a@b c".into())),
+            ("\"x\" a@b", AddressError::Words("\"x\" a@b".into())),
+            (
+                "b@x.org hello world",
+                AddressError::Words("b@x.org hello world".into()),
+            ),
+            // RFC 2047 §5: an encoded word is never an address.
+            (
+                "=?UTF-8?Q?x?=",
+                AddressError::Invalid("=?UTF-8?Q?x?=".into()),
+            ),
+            (
+                "=?UTF-8?Q?x?=@y",
+                AddressError::Invalid("=?UTF-8?Q?x?=@y".into()),
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(parse_list(input).as_ref(), Err(want), "input: {input:?}");
         }
+    }
+
+    /// Parsing is linear: many would-be encoded words (`=?` with no `?=`
+    /// after them) must not each scan the rest of the input.
+    #[test]
+    fn many_unterminated_encoded_words_parse_in_linear_time() {
+        let input = format!("{}a@b", "=?x, ".repeat(200_000));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(parse_list(&input).map(|v| v.len()));
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("parse_list did not finish within 60 s");
+        assert_eq!(got, Ok(200_001));
     }
 
     #[test]
@@ -675,8 +786,17 @@ mod tests {
             ("<a@b>", Ok(Some("a@b"))),
             ("Name <a@b>", Ok(Some("a@b"))),
             ("\"Site, Inc\" <bounce@x.tld>", Ok(Some("bounce@x.tld"))),
-            ("a@b, c@d", Ok(Some("a@b"))),
-            ("a@b c@d", Ok(Some("a@b"))),
+            ("a@b, c@d", Err(AddressError::SeveralAddresses)),
+            ("a@b c@d", Err(AddressError::SeveralAddresses)),
+            ("a b@x.org", Err(AddressError::Words("a b@x.org".into()))),
+            (
+                "Site a@x.org",
+                Err(AddressError::Words("Site a@x.org".into())),
+            ),
+            (
+                "a@x.org <b@x.org>",
+                Err(AddressError::NotAPhrase("a@x.org".into())),
+            ),
             ("www-data", Ok(Some("www-data"))),
             ("<@r:a@b>", Ok(Some("a@b"))),
             ("(comment only)", Err(AddressError::Empty)),

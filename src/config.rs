@@ -92,6 +92,8 @@ struct RawQueue {
     hold_max_age: Option<String>,
     queue_lifetime: Option<String>,
     max_message_size: Option<u64>,
+    max_recipients: Option<usize>,
+    read_timeout: Option<String>,
     history_days: Option<u32>,
 }
 
@@ -166,6 +168,12 @@ pub struct Config {
     pub queue_lifetime: Duration,
     /// Largest accepted message, in bytes, headers included.
     pub max_message_size: u64,
+    /// Most distinct recipients of one message (`-t` headers and command
+    /// line together; RCPT commands of one `-bs` transaction).
+    pub max_recipients: usize,
+    /// Longest `sendmail` may spend reading one message from its caller
+    /// (`-bs`: the session, counted afresh after each accepted message).
+    pub read_timeout: Duration,
     /// Days of per-message metadata and per-day counters kept.
     pub history_days: u32,
     pub relay: RelayConfig,
@@ -271,14 +279,34 @@ impl Config {
             Some(d) if !d.is_empty() => d,
             _ => crate::os::hostname().unwrap_or_else(|| "localhost".to_string()),
         };
-        if !crate::address::is_safe_envelope(&domain) || domain.contains('@') {
-            return Err(invalid("node.domain", format!("not a domain: {domain:?}")));
+        // Every unqualified address gets it: refusing it here beats refusing
+        // every such mail (`envelope`).
+        if let Err(why) = crate::envelope::check_domain(&domain) {
+            return Err(invalid("node.domain", format!("{domain:?}: {why}")));
         }
         let hostname = raw.node.hostname.unwrap_or_else(|| domain.clone());
 
         let max_message_size = raw.queue.max_message_size.unwrap_or(10_000_000);
         if max_message_size == 0 {
             return Err(invalid("queue.max_message_size", "must be > 0".into()));
+        }
+        // Postfix's smtpd_recipient_limit: RFC 5321 §4.5.3.1.8 asks for at
+        // least 100, and a newsletter sent through mail() with a longer
+        // list is better split (or sent by a list manager) anyway.
+        let max_recipients = raw.queue.max_recipients.unwrap_or(1000);
+        if max_recipients == 0 {
+            return Err(invalid("queue.max_recipients", "must be > 0".into()));
+        }
+        // An honest caller writes its message at once (mail()) or as it
+        // builds it; five minutes is far above either, and is what bounds
+        // how long a caller that never finishes holds a process (SECURITY.md).
+        let read_timeout = dur(
+            "queue.read_timeout",
+            raw.queue.read_timeout,
+            Duration::from_secs(300),
+        )?;
+        if read_timeout.is_zero() || read_timeout > Duration::from_secs(86400) {
+            return Err(invalid("queue.read_timeout", "must be 1s..1d".into()));
         }
         let connections = raw.relay.connections.unwrap_or(2);
         if connections == 0 || connections > 64 {
@@ -302,6 +330,17 @@ impl Config {
             map.push((lo, hi, v));
         }
         let bounce_domain = raw.bounce.domain.unwrap_or_else(|| domain.clone());
+        let bounce_local = raw.bounce.local_part.unwrap_or_else(|| "bounces".into());
+        // With VERP every mail goes out from this address: one the relay cannot
+        // send would fail them all after sendmail accepted them (`envelope`).
+        let verp = raw.bounce.verp.unwrap_or(false);
+        let sample = format!("{bounce_local}+0123456789ABCDEF0123@{bounce_domain}");
+        if let (true, Err(why)) = (verp, crate::envelope::check(&sample)) {
+            return Err(invalid(
+                "bounce.local_part",
+                format!("VERP sender {sample:?} cannot be sent: {why} (see also bounce.domain)"),
+            ));
+        }
         Ok(Config {
             path: path.to_path_buf(),
             queue_dir: raw
@@ -319,6 +358,8 @@ impl Config {
                 Duration::from_secs(5 * 86400),
             )?,
             max_message_size,
+            max_recipients,
+            read_timeout,
             history_days: raw.queue.history_days.unwrap_or(400),
             relay: RelayConfig {
                 host: raw.relay.host.unwrap_or_else(|| "127.0.0.1".into()),
@@ -369,9 +410,9 @@ impl Config {
                 map,
             },
             bounce: BounceConfig {
-                verp: raw.bounce.verp.unwrap_or(false),
+                verp,
                 domain: bounce_domain,
-                local_part: raw.bounce.local_part.unwrap_or_else(|| "bounces".into()),
+                local_part: bounce_local,
             },
             report_from: raw
                 .report
@@ -473,6 +514,8 @@ mod tests {
         assert_eq!(c.hold_max_age, Duration::from_secs(72 * 3600));
         assert_eq!(c.queue_lifetime, Duration::from_secs(5 * 86400));
         assert_eq!(c.max_message_size, 10_000_000);
+        assert_eq!(c.max_recipients, 1000);
+        assert_eq!(c.read_timeout, Duration::from_secs(300));
         assert_eq!(c.history_days, 400);
         assert_eq!(c.relay.host, "127.0.0.1");
         assert_eq!(c.relay.port, 25);
@@ -528,6 +571,24 @@ tls = "starttls"
         assert!(e.to_string().contains("ssl"), "{e}");
         let e = parse("[accounts.map]\n\"x\" = \"a\"\n").unwrap_err();
         assert!(e.to_string().contains("accounts.map"), "{e}");
+        for (text, key) in [
+            ("[node]\ndomain = \"a..b\"\n", "node.domain"),
+            ("[node]\ndomain = \"x_y.org\"\n", "node.domain"),
+            (
+                "[bounce]\nverp = true\nlocal_part = \"a b\"\n",
+                "bounce.local_part",
+            ),
+            (
+                "[bounce]\nverp = true\ndomain = \"-x.org\"\n",
+                "bounce.local_part",
+            ),
+            ("[queue]\nmax_recipients = 0\n", "queue.max_recipients"),
+            ("[queue]\nread_timeout = \"0s\"\n", "queue.read_timeout"),
+            ("[queue]\nread_timeout = \"2d\"\n", "queue.read_timeout"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.to_string().contains(key), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -38,8 +38,12 @@ pub fn run() -> Result<Exit, Failure> {
                 let _ = smtp_server::serve(
                     BufReader::new(read),
                     stream,
-                    "demo-sink",
-                    0,
+                    &smtp_server::Settings {
+                        hostname: "demo-sink",
+                        max_size: 0,
+                        max_recipients: 1000,
+                        domain: "demo-sink",
+                    },
                     |env, data| {
                         n += 1;
                         let _ = tx.send((

@@ -866,7 +866,7 @@ fn field_blocks(body: &str) -> Vec<Vec<(String, String)>> {
 
 /// The media type (lowercase) and parameters of a Content-Type value
 /// (RFC 2045 §5.1); no header means `text/plain`.
-fn content_type(value: Option<&str>) -> (String, Vec<(String, String)>) {
+pub(crate) fn content_type(value: Option<&str>) -> (String, Vec<(String, String)>) {
     let Some(value) = value else {
         return ("text/plain".into(), Vec::new());
     };
@@ -885,7 +885,7 @@ fn content_type(value: Option<&str>) -> (String, Vec<(String, String)>) {
     (mime, params)
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == name)
@@ -1056,12 +1056,13 @@ pub fn verp_qid(addr: &str, local_part: &str, domain: &str) -> Option<String> {
     if !dom.eq_ignore_ascii_case(domain) {
         return None;
     }
-    let prefix_len = local_part.len() + 1;
-    let head = local.get(..prefix_len)?;
-    if !head[..local_part.len()].eq_ignore_ascii_case(local_part) || !head.ends_with('+') {
+    // `get` and `strip_prefix`, never `[..n]`: `local` is outside input and
+    // `n` may fall inside one of its multi-byte characters.
+    let head = local.get(..local_part.len())?;
+    if !head.eq_ignore_ascii_case(local_part) {
         return None;
     }
-    qid_token(&local[prefix_len..])
+    qid_token(local.get(local_part.len()..)?.strip_prefix('+')?)
 }
 
 /// The queue id in scriptmail's trace header among `headers` (the original
@@ -1517,6 +1518,31 @@ Auto-Submitted: auto-replied\n\nI am away until Monday. Call 555 1234.\n";
         assert_eq!(q("bounces+6740@other.example"), None);
         assert_eq!(q("bounces+67;40@node1.example.net"), None);
         assert_eq!(q("b+6740@node1.example.net"), None);
+    }
+
+    #[test]
+    fn verp_addresses_with_non_ascii_local_parts() {
+        // Anyone can send these: a multi-byte character where the prefix or
+        // its `+` would be must not abort (it did: byte 7 inside "é").
+        let q = |a| verp_qid(a, "bounces", "node1.example.net");
+        for a in [
+            "bounce\u{e9}@node1.example.net",
+            "bounce\u{e9}6740@node1.example.net",
+            "bounces\u{e9}6740@node1.example.net",
+            "bounc\u{e9}+6740@node1.example.net",
+            "\u{e9}@node1.example.net",
+            "bounces+\u{e9}@node1.example.net",
+            "bounces+67\u{e9}40@node1.example.net",
+            "\u{1f600}\u{1f600}@node1.example.net",
+        ] {
+            assert_eq!(q(a), None, "{a:?}");
+        }
+        // A non-ASCII configured prefix works like an ASCII one.
+        assert_eq!(
+            verp_qid("r\u{e9}+AB12@n.test", "r\u{e9}", "n.test").as_deref(),
+            Some("AB12")
+        );
+        assert_eq!(verp_qid("r\u{e8}+AB12@n.test", "r\u{e9}", "n.test"), None);
     }
 
     #[test]

@@ -492,6 +492,7 @@ const SENDMAIL_FLAGS: &[Flag] = &[
         Some("SENDER"),
         Kind::Honoured,
         "Envelope sender (also \"Name <addr>\"); an empty value or <> is the null sender. \
+         Anything that is not exactly one address is refused (exit 65). \
          Default: ACCOUNT@DOMAIN.",
         &[
             "-f",
@@ -522,7 +523,8 @@ const SENDMAIL_FLAGS: &[Flag] = &[
         Kind::Honoured,
         "-bm deliver a message read from stdin (the default); -bs SMTP dialogue on \
          stdin/stdout; -bp list the queue (as mailq); -bi rebuild aliases (a no-op, as \
-         newaliases); -bv verify recipients. Other modes (-be, -bd, -bt, ...) are refused.",
+         newaliases); -bv check the recipients on the command line, never reading stdin. \
+         Other modes (-be, -bd, -bt, ...) are refused.",
         &["-bm", "-bs", "-bp", "-bi", "-bv"],
     ),
     flag(
@@ -539,7 +541,8 @@ const SENDMAIL_FLAGS: &[Flag] = &[
         Some("DSN"),
         Kind::Honoured,
         "Delivery status notification: never, or a list of success, delay, failure \
-         (RFC 3461 NOTIFY).",
+         (RFC 3461 NOTIFY). A bad value of -N, -R, -V or -B gets one warning line on \
+         standard error and is ignored; the mail still goes out.",
         &["-N", "success,failure", "-Nnever"],
     ),
     flag(
@@ -726,7 +729,11 @@ fn sendmail_page() -> String {
         ],
         &exit_items(&[
             (Exit::Usage, "usage error, or no recipients"),
-            (Exit::DataErr, "malformed message"),
+            (
+                Exit::DataErr,
+                "malformed message or address, more recipients than queue.max_recipients, \
+                 or input not finished within queue.read_timeout",
+            ),
             (
                 Exit::Unavailable,
                 "service unavailable, or message too large",

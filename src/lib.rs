@@ -15,8 +15,11 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod ctl;
+pub mod deadline;
 pub mod demo;
 pub mod dsn;
+pub mod encoding;
+pub mod envelope;
 pub mod exit;
 pub mod generate;
 pub mod log;
@@ -25,6 +28,7 @@ pub mod migrations;
 pub mod options;
 pub mod os;
 pub mod privilege;
+pub mod reencode;
 pub mod relay;
 pub mod report;
 pub mod sanitize;
@@ -34,3 +38,6 @@ pub mod store;
 pub mod submit;
 pub mod transport;
 pub mod wake;
+
+#[cfg(test)]
+mod proptests;

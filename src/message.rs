@@ -24,6 +24,11 @@ pub enum MessageError {
         header: String,
         source: AddressError,
     },
+    /// A recipient header used by `-t` held a bare CR. A CR is no line end here, so such
+    /// input (written with CR-only line ends) runs the following lines into the field,
+    /// and its words would become recipients (issue 11).
+    #[error("bare CR in the {header} header (lines must end in LF or CR LF)")]
+    StrayCr { header: String },
 }
 
 /// How to read the message.
@@ -46,6 +51,8 @@ pub struct Header {
     colon: usize,
     /// The whole field; 8-bit bytes are kept, so this is not necessarily UTF-8.
     raw: Vec<u8>,
+    /// A bare CR in the input was turned into a space somewhere in this field.
+    stray_cr: bool,
 }
 
 impl Header {
@@ -75,6 +82,17 @@ impl Header {
     /// The whole field as it goes on the wire (ends with CRLF).
     pub fn raw(&self) -> &[u8] {
         &self.raw
+    }
+
+    /// The same field with its bytes replaced by `raw`, for re-folding (`reencode`),
+    /// which keeps the name and the colon where they are and every line in CRLF.
+    pub(crate) fn refolded(&self, raw: Vec<u8>) -> Header {
+        Header {
+            name: self.name.clone(),
+            colon: self.colon,
+            raw,
+            stray_cr: self.stray_cr,
+        }
     }
 
     /// Build `Name: value\r\n`.
@@ -110,7 +128,12 @@ impl Header {
             replace_stray_cr(&mut raw[from..]);
         }
         raw.extend_from_slice(b"\r\n");
-        Header { name, colon, raw }
+        Header {
+            name,
+            colon,
+            raw,
+            stray_cr: false,
+        }
     }
 }
 
@@ -130,7 +153,10 @@ pub struct Message {
 pub fn read(input: impl BufRead, opts: &ReadOptions) -> Result<Message, MessageError> {
     let max = opts.max_size;
     let too_large = MessageError::TooLarge { max };
-    let mut lines = Lines { inner: input };
+    let mut lines = Lines {
+        inner: input,
+        stray_cr: false,
+    };
     let mut msg = Message::default();
     // The blank line between header and body is always written (RFC 5322 §2.1), so it is
     // counted up front; the size then equals `wire_len()` at every step.
@@ -144,6 +170,8 @@ pub fn read(input: impl BufRead, opts: &ReadOptions) -> Result<Message, MessageE
 
     while in_headers {
         line.clear();
+        // Only the CRs of the line about to be read count for its field.
+        lines.stray_cr = false;
         if !lines.next_into(&mut line, line_limit(max, total), max)? {
             return Ok(msg);
         }
@@ -168,6 +196,7 @@ pub fn read(input: impl BufRead, opts: &ReadOptions) -> Result<Message, MessageE
                 total = add(total, line.len(), max)?;
                 last.raw.extend_from_slice(&line);
                 last.raw.extend_from_slice(b"\r\n");
+                last.stray_cr |= std::mem::take(&mut lines.stray_cr);
                 continue;
             }
         } else if let Some((name_len, colon)) = field_name(&line) {
@@ -176,7 +205,12 @@ pub fn read(input: impl BufRead, opts: &ReadOptions) -> Result<Message, MessageE
             let mut raw = Vec::with_capacity(line.len() + 2);
             raw.extend_from_slice(&line);
             raw.extend_from_slice(b"\r\n");
-            msg.headers.push(Header { name, colon, raw });
+            msg.headers.push(Header {
+                name,
+                colon,
+                raw,
+                stray_cr: std::mem::take(&mut lines.stray_cr),
+            });
             continue;
         }
         // Neither a field nor a continuation: the header section ended without a blank
@@ -260,6 +294,8 @@ fn replace_stray_cr(bytes: &mut [u8]) {
 /// Splits input into lines at LF without buffering more than one line.
 struct Lines<R> {
     inner: R,
+    /// A stray CR was replaced since the caller last took this.
+    stray_cr: bool,
 }
 
 impl<R: BufRead> Lines<R> {
@@ -295,6 +331,7 @@ impl<R: BufRead> Lines<R> {
                 if len_after > limit {
                     return Err(MessageError::TooLarge { max });
                 }
+                self.stray_cr |= pending_cr > 0 || seg[..data_len].contains(&b'\r');
                 out.resize(out.len() + pending_cr, b' ');
                 let from = out.len();
                 out.extend_from_slice(&seg[..data_len]);
@@ -365,6 +402,11 @@ impl Message {
         let mut out = Vec::new();
         for h in &self.headers {
             if names.iter().any(|n| h.name.eq_ignore_ascii_case(n)) {
+                if h.stray_cr {
+                    return Err(MessageError::StrayCr {
+                        header: h.name.clone(),
+                    });
+                }
                 let list =
                     address::parse_list(&h.value()).map_err(|source| MessageError::BadAddress {
                         header: h.name.clone(),
@@ -996,6 +1038,38 @@ mod tests {
                 Err(e) => panic!("{e}"),
             }
         }
+    }
+
+    #[test]
+    fn bare_cr_in_a_recipient_header_is_an_error() {
+        // CR-only line ends: one header line, whose words must not become recipients.
+        let m = parse(b"To: b@x.org\rSubject: cr\r\rbody\r.\rmore\r", &opts(true));
+        assert_eq!(names(&m), ["To"]);
+        let e = m.extract_recipients().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bare CR in the To header (lines must end in LF or CR LF)"
+        );
+        // In a continuation line, split over reads, and in Bcc too.
+        for input in [
+            &b"To: a@x\n c@y\rd@z\n\n"[..],
+            b"Bcc: a@x\r\r \n\n",
+            b"Cc: a@x\r\rb\n\n",
+        ] {
+            let chunked = read(BufReader::with_capacity(1, input), &opts(true)).unwrap();
+            assert!(
+                matches!(
+                    chunked.extract_recipients(),
+                    Err(MessageError::StrayCr { .. })
+                ),
+                "{input:?}"
+            );
+        }
+        // CRs that belong to the line end are not stray; other headers may have one.
+        let m = parse(b"To: a@x\r\r\nSubject: a\rb\n\n", &opts(true));
+        assert_eq!(m.extract_recipients().unwrap(), ["a@x"]);
+        let m = parse(b"From x\ry\nTo: a@x\n\n", &opts(true));
+        assert_eq!(m.extract_recipients().unwrap(), ["a@x"]);
     }
 
     #[test]

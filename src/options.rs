@@ -23,18 +23,40 @@ pub enum UsageError {
     /// An option that takes an argument came last with nothing after it.
     #[error("option {0} requires an argument")]
     MissingArgument(String),
-    #[error("-B needs 7BIT or 8BITMIME, not {0:?}")]
-    BadBodyType(String),
-    #[error("-N: bad DSN notify value {0:?} (want never, or a list of success,delay,failure)")]
-    BadDsnNotify(String),
-    #[error("-R: bad DSN return value {0:?} (want hdrs or full)")]
-    BadDsnRet(String),
-    #[error("-V: bad DSN envelope id {0:?} (want 1 to 100 printable ASCII characters)")]
-    BadEnvid(String),
     /// `--config` is only looked for before any sendmail option, so that it can never be
     /// smuggled in through PHP's 5th `mail()` argument, which comes after `sendmail_path`.
     #[error("--config is accepted only as the first argument")]
     ConfigNotFirst,
+}
+
+/// A bad value of an option that only asks for a service (a DSN, a body type): the
+/// option is ignored and the mail goes out without it, as Postfix does — losing a
+/// contact-form mail over a DSN option is worse than dropping the option. The caller
+/// prints each as one `sendmail: warning: ...` line. The value is shown escaped and
+/// shortened ([`shown`]), never raw.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum Warning {
+    #[error("-B: bad body type {0} (want 7BIT or 8BITMIME); ignored")]
+    BadBodyType(String),
+    #[error(
+        "-N: bad DSN notify value {0} (want never, or a list of success,delay,failure); ignored"
+    )]
+    BadDsnNotify(String),
+    #[error("-R: bad DSN return value {0} (want hdrs or full); ignored")]
+    BadDsnRet(String),
+    #[error("-V: bad DSN envelope id {0} (want 1 to 100 printable ASCII characters); ignored")]
+    BadEnvid(String),
+}
+
+/// An option value for a message: quoted, control characters escaped, at most 64
+/// characters of it.
+fn shown(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let mut out: String = text.chars().take(64).flat_map(char::escape_debug).collect();
+    if text.chars().nth(64).is_some() {
+        out.push_str("...");
+    }
+    format!("\"{out}\"")
 }
 
 /// What the invocation asks for.
@@ -98,6 +120,8 @@ pub struct Invocation {
     pub config: Option<PathBuf>,
     /// Arguments after the options (lossy UTF-8), in order.
     pub recipients: Vec<String>,
+    /// Option values that were ignored, to be reported (see [`Warning`]).
+    pub warnings: Vec<Warning>,
 }
 
 /// Parse a sendmail command line.
@@ -288,41 +312,44 @@ fn apply_with_argument(inv: &mut Invocation, c: char, optarg: &[u8]) -> Result<(
                 inv.ignore_dots = true;
             }
         }
+        // A bad value of -B, -N, -R or -V is a warning, and the option is ignored
+        // (see `Warning`); an earlier good value of the same option stays.
         'B' => {
             // RFC 6152 body types; Postfix compares case-sensitively, we accept any case.
             let t = text();
-            inv.body = Some(if t.eq_ignore_ascii_case("8BITMIME") {
-                BodyType::EightBitMime
+            if t.eq_ignore_ascii_case("8BITMIME") {
+                inv.body = Some(BodyType::EightBitMime);
             } else if t.eq_ignore_ascii_case("7BIT") {
-                BodyType::SevenBit
+                inv.body = Some(BodyType::SevenBit);
             } else {
-                return Err(UsageError::BadBodyType(t));
-            });
+                inv.warnings.push(Warning::BadBodyType(shown(optarg)));
+            }
         }
-        'N' => {
-            let t = text();
-            inv.dsn_notify = Some(normalize_notify(&t).ok_or(UsageError::BadDsnNotify(t))?);
-        }
+        'N' => match normalize_notify(&text()) {
+            Some(n) => inv.dsn_notify = Some(n),
+            None => inv.warnings.push(Warning::BadDsnNotify(shown(optarg))),
+        },
         'R' => {
             let t = text();
-            inv.dsn_ret = Some(if t.eq_ignore_ascii_case("hdrs") {
-                "HDRS".to_owned()
+            if t.eq_ignore_ascii_case("hdrs") {
+                inv.dsn_ret = Some("HDRS".to_owned());
             } else if t.eq_ignore_ascii_case("full") {
-                "FULL".to_owned()
+                inv.dsn_ret = Some("FULL".to_owned());
             } else {
-                return Err(UsageError::BadDsnRet(t));
-            });
+                inv.warnings.push(Warning::BadDsnRet(shown(optarg)));
+            }
         }
         'V' => {
             // RFC 3461 §4.4: ENVID is at most 100 characters. Postfix also requires
-            // printable text (allprint). Refuse rather than silently drop it.
+            // printable text (allprint). The relay sends it xtext-encoded (§4).
             let ok = !optarg.is_empty()
                 && optarg.len() <= 100
                 && optarg.iter().all(|b| (0x20..0x7f).contains(b));
-            if !ok {
-                return Err(UsageError::BadEnvid(text()));
+            if ok {
+                inv.envid = Some(text());
+            } else {
+                inv.warnings.push(Warning::BadEnvid(shown(optarg)));
             }
-            inv.envid = Some(text());
         }
         // Accepted and ignored for sendmail compatibility (each takes an argument):
         //   -h N (hop count), -L tag (syslog tag), -A X (sendmail.cf/submit.cf choice),
@@ -707,26 +734,58 @@ mod tests {
             (&["-f"], MissingArgument("-f".into())),
             (&["-t", "-i", "-f"], MissingArgument("-f".into())),
             (&["-h"], MissingArgument("-h".into())),
-            (&["-B", "binary"], BadBodyType("binary".into())),
-            (&["-N", "sometimes"], BadDsnNotify("sometimes".into())),
-            (
-                &["-N", "never,success"],
-                BadDsnNotify("never,success".into()),
-            ),
-            (&["-N", ""], BadDsnNotify("".into())),
-            (
-                &["-N", "success,,failure"],
-                BadDsnNotify("success,,failure".into()),
-            ),
-            (&["-R", "body"], BadDsnRet("body".into())),
-            (&["-V", ""], BadEnvid("".into())),
-            (&["-V", "a\tb"], BadEnvid("a\tb".into())),
         ];
         for (args, want) in cases {
             assert_eq!(p(args), Err(want), "args {args:?}");
         }
-        assert!(p(&["-V", &"x".repeat(100)]).is_ok());
-        assert!(matches!(p(&["-V", &"x".repeat(101)]), Err(BadEnvid(_))));
+    }
+
+    #[test]
+    fn bad_service_option_values_are_warnings() {
+        use Warning::*;
+        let q = |s: &str| format!("\"{s}\"");
+        let cases: Vec<(&[&str], Warning)> = vec![
+            (&["-B", "binary"], BadBodyType(q("binary"))),
+            (&["-N", "sometimes"], BadDsnNotify(q("sometimes"))),
+            (&["-N", "never,success"], BadDsnNotify(q("never,success"))),
+            (&["-N", ""], BadDsnNotify(q(""))),
+            (
+                &["-N", "success,,failure"],
+                BadDsnNotify(q("success,,failure")),
+            ),
+            (&["-R", "body"], BadDsnRet(q("body"))),
+            (&["-V", ""], BadEnvid(q(""))),
+            (&["-V", "a\tb"], BadEnvid(q("a\\tb"))),
+        ];
+        for (args, want) in cases {
+            let mut argv = args.to_vec();
+            argv.extend(["-t", "a@b"]);
+            let got = p(&argv).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!(got.warnings, [want], "args {args:?}");
+            assert_eq!(
+                (got.body, got.dsn_notify, got.dsn_ret, got.envid),
+                (None, None, None, None),
+                "{args:?}"
+            );
+            assert!(
+                got.extract_recipients && got.recipients == ["a@b"],
+                "{args:?}"
+            );
+        }
+        assert!(p(&["-V", &"x".repeat(100)]).unwrap().warnings.is_empty());
+        let long = p(&["-V", &"x".repeat(101)]).unwrap();
+        assert_eq!(long.envid, None);
+        assert!(matches!(&long.warnings[..], [BadEnvid(v)] if v.ends_with("...\"")));
+        // A good value stays when a later one is bad.
+        let r = p(&["-N", "never", "-N", "x"]).unwrap();
+        assert_eq!(r.dsn_notify.as_deref(), Some("NEVER"));
+        // Messages are one line, the value escaped.
+        let w = p(&["-R", "a\nb\u{1b}[31m"]).unwrap().warnings;
+        let text = w[0].to_string();
+        assert_eq!(
+            text,
+            "-R: bad DSN return value \"a\\nb\\u{1b}[31m\" (want hdrs or full); ignored"
+        );
     }
 
     #[test]
@@ -765,16 +824,6 @@ mod tests {
         assert_eq!(
             UsageError::MissingArgument("-f".into()).to_string(),
             "option -f requires an argument"
-        );
-        assert_eq!(
-            UsageError::BadBodyType("x".into()).to_string(),
-            "-B needs 7BIT or 8BITMIME, not \"x\""
-        );
-        // Control characters from the command line are escaped, never printed raw.
-        assert!(
-            !UsageError::BadDsnRet("a\nb".into())
-                .to_string()
-                .contains('\n')
         );
     }
 

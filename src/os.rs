@@ -382,6 +382,43 @@ pub fn is_tty(fd: i32) -> bool {
     unsafe { libc::isatty(fd) == 1 }
 }
 
+/// Wait until standard input can be read without blocking (data, end of
+/// input or an error is pending), for at most `timeout`. `Ok(false)` when
+/// the time ran out; an interrupted wait is `Ok(false)` too, so the caller
+/// re-checks its own deadline.
+pub fn stdin_readable_within(timeout: std::time::Duration) -> io::Result<bool> {
+    // Round up, so a wait of a few microseconds is not a busy poll of 0 ms.
+    let ms = timeout.as_nanos().div_ceil(1_000_000);
+    let ms = libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX);
+    let mut fds = libc::pollfd {
+        fd: 0,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, and its count is 1.
+    let rc = unsafe { libc::poll(&mut fds, 1, ms) };
+    match rc {
+        0 => Ok(false),
+        n if n > 0 => Ok(true),
+        _ => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// read(2) from standard input, with no buffering of our own: after
+/// [`stdin_readable_within`] said so, this returns without blocking.
+pub fn read_stdin(buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe `buf`, which outlives the call.
+    let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

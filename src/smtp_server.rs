@@ -5,13 +5,30 @@
 //! envelopes; what happens to a finished message is the `accept` callback's business.
 //! It is strict about what it records (syntax-checked paths, validated DSN parameters) and
 //! forgiving about framing (bare LF line ends, a space after `FROM:`, no HELO at all), as
-//! Postfix's `smtpd -S` is by default.
+//! Postfix's `smtpd -S` is by default — with one exception: only `<CRLF>.<CRLF>` ends
+//! DATA. A "." line next to a bare LF or CR is message text, so a second transaction
+//! smuggled inside a message body (CVE-2023-51764) stays text of the first message and
+//! is never accepted on its own (see `read_data`).
 
 use std::io::{self, BufRead, Write};
 
-/// RFC 5321 §4.5.3.1.8 asks for at least 100; Postfix defaults to 1000
-/// (`smtpd_recipient_limit`). Beyond this, RCPT gets 452 (§4.5.3.1.10).
-pub const MAX_RECIPIENTS: usize = 1000;
+use crate::{address, envelope};
+
+/// What one session may do.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    /// Our name, in the greeting and the EHLO reply.
+    pub hostname: &'a str,
+    /// Largest message; larger DATA gets 552 (after reading it to its end). 0 means no
+    /// limit, as `SIZE 0` does in RFC 1870 §4.
+    pub max_size: u64,
+    /// Most RCPT commands accepted in one transaction; past it, 452
+    /// (RFC 5321 §4.5.3.1.10). §4.5.3.1.8 asks for at least 100.
+    pub max_recipients: usize,
+    /// Qualifies a bare local part for the check that a path can be relayed
+    /// (`envelope`); the envelope handed to `accept` keeps the path as given.
+    pub domain: &'a str,
+}
 
 /// RFC 5321 §4.5.3.1.4 allows 512 octets per command line; we accept four times that
 /// (long quoted local parts, ORCPT, ENVID) and answer 500 past it (§4.5.3.1.4: "500 Line
@@ -52,19 +69,18 @@ pub enum Verdict {
 /// Serve one session.
 ///
 /// `accept` is called once per completed DATA with the envelope and the message bytes
-/// (dot-unstuffed, every line CRLF-terminated, terminating "." line excluded). `max_size`
-/// caps DATA (reply 552 and discard after reading to the end of DATA); 0 means no limit,
-/// as `SIZE 0` does in RFC 1870 §4. Returns when the client sends QUIT or input ends.
-/// I/O errors on output (and read errors on input) end the session with Err.
+/// (dot-unstuffed, every line CRLF-terminated, terminating "." line excluded).
+/// Returns when the client sends QUIT or input ends. I/O errors on output (and read
+/// errors on input) end the session with Err.
 pub fn serve<R: BufRead, W: Write>(
     mut input: R,
     output: W,
-    hostname: &str,
-    max_size: u64,
+    settings: &Settings<'_>,
     mut accept: impl FnMut(&Envelope, &[u8]) -> Verdict,
 ) -> io::Result<()> {
+    let max_size = settings.max_size;
     let limit = if max_size == 0 { u64::MAX } else { max_size };
-    let hostname = crate::sanitize::replace(hostname, ' ');
+    let hostname = crate::sanitize::replace(settings.hostname, ' ');
     let mut out = Replies { w: output };
     // RFC 5321 §4.3.1 / §4.2: the greeting is 220 with our name first. RFC 2034 §3:
     // no enhanced status code on the greeting or on HELO/EHLO replies.
@@ -75,7 +91,8 @@ pub fn serve<R: BufRead, W: Write>(
     let mut line = Vec::new();
     loop {
         // +2 so that a line of exactly MAX_COMMAND_LINE bytes followed by CR is not cut.
-        let Some(info) = read_line(&mut input, &mut line, MAX_COMMAND_LINE + 2)? else {
+        let read = read_line(&mut input, &mut line, MAX_COMMAND_LINE + 2);
+        let Some(info) = read.map_err(|e| give_up(&mut out, &hostname, e))? else {
             return Ok(());
         };
         if info.len > MAX_COMMAND_LINE {
@@ -134,7 +151,7 @@ pub fn serve<R: BufRead, W: Write>(
                     out.send(503, "5.5.1 Error: nested MAIL command")?;
                     continue;
                 }
-                match parse_mail(arg, limit) {
+                match parse_mail(arg, limit, settings.domain) {
                     Ok(env) => {
                         tx = Some(env);
                         out.send(250, "2.1.0 Ok")?;
@@ -148,8 +165,8 @@ pub fn serve<R: BufRead, W: Write>(
                     out.send(503, "5.5.1 Error: need MAIL command")?;
                     continue;
                 };
-                match parse_rcpt(arg) {
-                    Ok(_) if env.recipients.len() >= MAX_RECIPIENTS => {
+                match parse_rcpt(arg, settings.domain) {
+                    Ok(_) if env.recipients.len() >= settings.max_recipients => {
                         // RFC 5321 §4.5.3.1.10: 452 so the client sends the rest later.
                         out.send(452, "4.5.3 Error: too many recipients")?;
                     }
@@ -181,7 +198,8 @@ pub fn serve<R: BufRead, W: Write>(
                 }
                 // RFC 5321 §4.1.1.4: 354, then data up to <CRLF>.<CRLF>.
                 out.send(354, "End data with <CR><LF>.<CR><LF>")?;
-                match read_data(&mut input, &mut line, limit)? {
+                let data = read_data(&mut input, &mut line, limit, info.crlf);
+                match data.map_err(|e| give_up(&mut out, &hostname, e))? {
                     // Input ended inside DATA: the message is incomplete, so it does not
                     // exist (§4.1.1.4: only the final "." completes a transaction).
                     Data::Eof => return Ok(()),
@@ -244,6 +262,17 @@ pub fn serve<R: BufRead, W: Write>(
     }
 }
 
+/// A read failed: say goodbye if the reason is the input deadline
+/// (`deadline`: the client did not finish in time), as RFC 5321 §4.2.3 lets a
+/// server that must close (421, §3.8), and pass the error on.
+fn give_up<W: Write>(out: &mut Replies<W>, hostname: &str, e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::TimedOut {
+        // Best effort: the client may be gone; the error ends the session anyway.
+        let _ = out.send(421, &format!("4.4.2 {hostname} Error: timeout exceeded"));
+    }
+    e
+}
+
 /// A reply chosen by a parser: code plus text with its enhanced status code.
 #[derive(Debug, PartialEq, Eq)]
 struct Reply {
@@ -263,9 +292,19 @@ const DUP_PARAM: Reply = reply(501, "5.5.4 Error: duplicate parameter");
 /// RFC 5321 §4.1.1.11 / §4.2.2: 555 for MAIL/RCPT parameters we do not implement.
 const UNKNOWN_PARAM: Reply = reply(555, "5.5.4 Error: unsupported parameter");
 
+/// Whether the relay can send `path` once qualified with `domain`: refusing it at MAIL
+/// or RCPT tells the client which address is wrong, where refusing the whole message
+/// after DATA would not.
+fn sendable(path: &str, domain: &str) -> bool {
+    envelope::check(&address::qualify(path, domain)).is_ok()
+}
+
 /// `MAIL FROM:<reverse-path> [params]` (RFC 5321 §4.1.1.2, §4.1.2).
-fn parse_mail(arg: &str, limit: u64) -> Result<Envelope, Reply> {
+fn parse_mail(arg: &str, limit: u64, domain: &str) -> Result<Envelope, Reply> {
     let (path, params) = split_path(arg, "FROM:").ok_or(BAD_SENDER)?;
+    if !path.is_empty() && !sendable(&path, domain) {
+        return Err(BAD_SENDER);
+    }
     let mut env = Envelope {
         sender: (!path.is_empty()).then_some(path),
         ..Envelope::default()
@@ -312,10 +351,10 @@ fn parse_mail(arg: &str, limit: u64) -> Result<Envelope, Reply> {
 
 /// `RCPT TO:<forward-path> [params]` (RFC 5321 §4.1.1.3). Returns the address and the
 /// normalised NOTIFY value, if any.
-fn parse_rcpt(arg: &str) -> Result<(String, Option<String>), Reply> {
+fn parse_rcpt(arg: &str, domain: &str) -> Result<(String, Option<String>), Reply> {
     let (path, params) = split_path(arg, "TO:").ok_or(BAD_RCPT)?;
     // The null path is only a reverse-path (RFC 5321 §4.1.2).
-    if path.is_empty() {
+    if path.is_empty() || !sendable(&path, domain) {
         return Err(BAD_RCPT);
     }
     let mut notify = None;
@@ -550,6 +589,8 @@ impl<W: Write> Replies<W> {
 struct LineInfo {
     /// Full length of the line without its LF and trailing CRs, even if not all was kept.
     len: usize,
+    /// It ended in exactly CR LF (not a bare LF, not CR CR LF, not end of input).
+    crlf: bool,
 }
 
 /// Read one line into `out`, keeping at most `keep` bytes (the rest is read and dropped,
@@ -565,6 +606,7 @@ fn read_line<R: BufRead>(
     let mut raw_len = 0usize;
     let mut trailing_cr = 0usize;
     let mut got_any = false;
+    let mut ended_by_lf = false;
     loop {
         let buf = match input.fill_buf() {
             Ok(b) => b,
@@ -594,12 +636,16 @@ fn read_line<R: BufRead>(
         let used = chunk.len() + usize::from(found_lf);
         input.consume(used);
         if found_lf {
+            ended_by_lf = true;
             break;
         }
     }
     let len = raw_len - trailing_cr;
     out.truncate(len);
-    Ok(Some(LineInfo { len }))
+    Ok(Some(LineInfo {
+        len,
+        crlf: ended_by_lf && trailing_cr == 1,
+    }))
 }
 
 enum Data {
@@ -608,11 +654,26 @@ enum Data {
     Eof,
 }
 
-/// Read message data after 354 up to the lone "." (RFC 5321 §4.1.1.4), removing one
+/// Read message data after 354 up to <CRLF>.<CRLF> (RFC 5321 §4.1.1.4), removing one
 /// leading dot from other dot-lines (§4.5.2 transparency) and ending every line in CRLF.
-fn read_data<R: BufRead>(input: &mut R, line: &mut Vec<u8>, limit: u64) -> io::Result<Data> {
+///
+/// Only a "." line that ends in exactly CR LF, after a line (or the DATA command) that
+/// did too, ends the data. Any other lone "." — after or before a bare LF, a bare CR,
+/// CR CR LF — is message text, kept as a "." line (the relay dot-stuffs it): that is
+/// how SMTP smuggling (CVE-2023-51764) hides a second transaction in a message, and a
+/// server that ends DATA there relays the smuggled mail. Postfix's
+/// `smtpd_forbid_bare_newline = normalize` makes the same choice; refusing such
+/// messages outright would also refuse honest ones whose text holds a bare LF.
+/// `after_crlf`: whether the DATA command's line ended in CR LF.
+fn read_data<R: BufRead>(
+    input: &mut R,
+    line: &mut Vec<u8>,
+    limit: u64,
+    after_crlf: bool,
+) -> io::Result<Data> {
     let mut body = Vec::new();
     let mut too_big = false;
+    let mut prev_crlf = after_crlf;
     loop {
         // Keep just enough of each line to store it if it fits, and always 2 bytes so a
         // "." or ".." line is still recognised while discarding an oversize message.
@@ -627,17 +688,20 @@ fn read_data<R: BufRead>(input: &mut R, line: &mut Vec<u8>, limit: u64) -> io::R
         let Some(info) = read_line(input, line, keep)? else {
             return Ok(Data::Eof);
         };
-        if info.len == 1 && line.first() == Some(&b'.') {
+        let lone_dot = info.len == 1 && line.first() == Some(&b'.');
+        if lone_dot && prev_crlf && info.crlf {
             return Ok(if too_big {
                 Data::TooBig
             } else {
                 Data::Complete(body)
             });
         }
+        prev_crlf = info.crlf;
         if too_big {
             continue;
         }
-        let skip = usize::from(line.first() == Some(&b'.'));
+        // A lone "." that did not end the data is text, not a stuffed empty line.
+        let skip = usize::from(line.first() == Some(&b'.') && !lone_dot);
         let stored = (info.len - skip) as u64 + 2;
         if stored > room {
             // Free the memory now; keep reading only to find the end of the data.
@@ -662,7 +726,13 @@ mod tests {
     ) -> (String, Vec<(Envelope, Vec<u8>)>) {
         let mut out = Vec::new();
         let mut got = Vec::new();
-        serve(script, &mut out, "mx.test", max, |env, body| {
+        let settings = Settings {
+            hostname: "mx.test",
+            max_size: max,
+            max_recipients: MAX_RECIPIENTS,
+            domain: "mx.test",
+        };
+        serve(script, &mut out, &settings, |env, body| {
             got.push((env.clone(), body.to_vec()));
             verdict(got.len())
         })
@@ -686,6 +756,8 @@ mod tests {
             .map(|l| &l[..3])
             .collect()
     }
+
+    const MAX_RECIPIENTS: usize = 1000;
 
     #[test]
     fn symfony_dialogue() {
@@ -820,14 +892,68 @@ mod tests {
 
     #[test]
     fn lf_only_input_and_stray_crs() {
-        let script =
-            b"HELO c\nMAIL FROM:<a@x>\nRCPT TO:<r@y>\nDATA\nl1\nbare\rcr\nl3\r\r\n..\n.\nQUIT\n";
+        // Commands and data lines may end in a bare LF; only <CRLF>.<CRLF> ends DATA.
+        let script = b"HELO c\nMAIL FROM:<a@x>\nRCPT TO:<r@y>\nDATA\r\n\
+            l1\nbare\rcr\nl3\r\r\n..\r\n.\r\nQUIT\n";
         let (out, got) = run(script, 1000);
         assert_eq!(
             codes(&out),
             vec!["220", "250", "250", "250", "354", "250", "221"]
         );
         assert_eq!(got[0].1, b"l1\r\nbare\rcr\r\nl3\r\n.\r\n");
+    }
+
+    /// SMTP smuggling (CVE-2023-51764): a "." line that is not exactly
+    /// <CRLF>.<CRLF> is message text, so a second transaction written inside a
+    /// message body never becomes a message of its own.
+    #[test]
+    fn only_crlf_dot_crlf_ends_data() {
+        let smuggled = b"MAIL FROM:<evil@x>\r\nRCPT TO:<victim@z>\r\nDATA\r\nspoofed\r\n";
+        for (name, end, kept) in [
+            ("LF . LF", &b"\n.\n"[..], &b"\r\n.\r\n"[..]),
+            ("LF . CRLF", b"\n.\r\n", b"\r\n.\r\n"),
+            ("CRLF . LF", b"\r\n.\n", b"\r\n.\r\n"),
+            ("CR . CRLF", b"\r.\r\n", b"\r.\r\n"),
+            ("CRLF . CR CRLF", b"\r\n.\r\r\n", b"\r\n.\r\n"),
+            ("CR CRLF . CRLF", b"\r\r\n.\r\n", b"\r\n.\r\n"),
+        ] {
+            let mut script =
+                b"EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<r@y>\r\nDATA\r\nhello".to_vec();
+            script.extend_from_slice(end);
+            script.extend_from_slice(smuggled);
+            script.extend_from_slice(b".\r\nQUIT\r\n");
+            let (out, got) = run(&script, 1000);
+            assert_eq!(got.len(), 1, "{name}: {out}");
+            assert_eq!(got[0].0.recipients, ["r@y"], "{name}");
+            let mut want = b"hello".to_vec();
+            want.extend_from_slice(kept);
+            want.extend_from_slice(smuggled);
+            assert_eq!(
+                String::from_utf8_lossy(&got[0].1),
+                String::from_utf8_lossy(&want),
+                "{name}"
+            );
+            assert_eq!(
+                replies(&out)
+                    .iter()
+                    .filter(|r| r.starts_with("354"))
+                    .count(),
+                1,
+                "{name}: {out}"
+            );
+        }
+        // The DATA command's own line end counts as the CRLF before an empty message's dot.
+        let (_, got) = run(
+            b"MAIL FROM:<a@x>\r\nRCPT TO:<r@y>\r\nDATA\r\n.\r\nQUIT\r\n",
+            1000,
+        );
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1, b"");
+        let (_, got) = run(
+            b"MAIL FROM:<a@x>\r\nRCPT TO:<r@y>\r\nDATA\n.\r\n.\r\n",
+            1000,
+        );
+        assert_eq!(got[0].1, b".\r\n");
     }
 
     #[test]
@@ -981,7 +1107,7 @@ mod tests {
     fn address_forms() {
         let script = b"MAIL FROM:bare@x\r\n\
             RCPT TO:<@relay.example,@r2.example:user@y>\r\n\
-            RCPT TO:<\"john doe>\"@y>\r\n\
+            RCPT TO:<\"john doe\"@y>\r\n\
             RCPT TO:<Postmaster>\r\n\
             DATA\r\n\
             .\r\n\
@@ -996,10 +1122,51 @@ mod tests {
             got[0].0.recipients,
             vec![
                 "user@y".to_string(),
-                "\"john doe>\"@y".to_string(),
+                "\"john doe\"@y".to_string(),
                 "Postmaster".to_string()
             ]
         );
+    }
+
+    /// A path the relay could not send is refused at MAIL or RCPT, where the
+    /// client learns which address is wrong (`envelope`).
+    #[test]
+    fn unsendable_paths_are_refused_at_once() {
+        for (cmd, want) in [
+            (
+                "MAIL FROM:<a..b@x>",
+                "501 5.1.7 Error: bad sender address syntax",
+            ),
+            (
+                "MAIL FROM:<\"a>b\"@x>",
+                "501 5.1.7 Error: bad sender address syntax",
+            ),
+            (
+                "RCPT TO:<a@x..y>",
+                "501 5.1.3 Error: bad recipient address syntax",
+            ),
+            (
+                "RCPT TO:<\"john doe>\"@y>",
+                "501 5.1.3 Error: bad recipient address syntax",
+            ),
+            (
+                "RCPT TO:<a@[1.2.3]>",
+                "501 5.1.3 Error: bad recipient address syntax",
+            ),
+            (
+                "RCPT TO:<a\u{fffd}@x>",
+                "501 5.1.3 Error: bad recipient address syntax",
+            ),
+        ] {
+            let script = if cmd.starts_with("MAIL") {
+                format!("{cmd}\r\nQUIT\r\n")
+            } else {
+                format!("MAIL FROM:<s@x>\r\n{cmd}\r\nQUIT\r\n")
+            };
+            let (out, _) = run(script.as_bytes(), 1000);
+            let r = replies(&out);
+            assert!(r.contains(&want), "{cmd}: {r:?}");
+        }
     }
 
     #[test]
@@ -1202,7 +1369,13 @@ mod tests {
                 Ok(())
             }
         }
-        let r = serve(&b"QUIT\r\n"[..], Broken, "h", 10, |_, _| {
+        let settings = Settings {
+            hostname: "h",
+            max_size: 10,
+            max_recipients: 10,
+            domain: "h",
+        };
+        let r = serve(&b"QUIT\r\n"[..], Broken, &settings, |_, _| {
             Verdict::Accepted("x".into())
         });
         assert_eq!(r.map_err(|e| e.kind()), Err(io::ErrorKind::BrokenPipe));

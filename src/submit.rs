@@ -11,18 +11,23 @@
 //! load config, find the account, drop to the service user, read and fix up
 //! the message, commit it in one transaction, wake the relay, exit 0.
 
+use std::collections::HashSet;
 use std::ffi::OsString;
-use std::io::{BufRead, Write};
+use std::io::{BufReader, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::address::{self, AddressError};
 use crate::clock;
 use crate::config::{self, Config, ConfigError};
+use crate::deadline::{self, Deadline, TimedStdin};
+use crate::envelope::{self, Unsendable};
 use crate::exit::Exit;
 use crate::log::{self, Level};
 use crate::message::{self, Header, Message, MessageError, ReadOptions};
 use crate::options::{self, BodyType, Invocation, Mode, Sender, UsageError};
 use crate::os;
+use crate::reencode;
 use crate::sanitize;
 use crate::smtp_server::{self, Envelope, Verdict};
 use crate::store::{Durability, NewMessage, Store, StoreError};
@@ -39,10 +44,17 @@ pub enum SubmitError {
     Message(#[from] MessageError),
     #[error("{what}: {source}")]
     Address { what: String, source: AddressError },
-    #[error("{0}")]
-    BadAddress(String),
+    #[error("bad address {addr:?}: {reason}")]
+    Unsendable { addr: String, reason: Unsendable },
     #[error("{0}")]
     NoRecipients(&'static str),
+    #[error("too many recipients: more than {max} (queue.max_recipients)")]
+    TooManyRecipients { max: usize },
+    #[error(
+        "input not finished within {}s (queue.read_timeout); the unfinished message is not queued",
+        .0.as_secs()
+    )]
+    ReadTimeout(Duration),
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -62,7 +74,12 @@ impl SubmitError {
             SubmitError::Config(e) => e.exit_code(),
             SubmitError::Message(MessageError::TooLarge { .. }) => Exit::Unavailable,
             SubmitError::Message(_) => Exit::DataErr,
-            SubmitError::Address { .. } | SubmitError::BadAddress(_) => Exit::DataErr,
+            SubmitError::Address { .. } | SubmitError::Unsendable { .. } => Exit::DataErr,
+            // The input as given can never be accepted: a data error, as for
+            // a malformed address, so PHP's mail() returns false at once.
+            SubmitError::TooManyRecipients { .. } => Exit::DataErr,
+            // The caller never completed its input: not a message we could take.
+            SubmitError::ReadTimeout(_) => Exit::DataErr,
             SubmitError::Store(e) => e.exit_code(),
             SubmitError::NotAllowed(_) => Exit::NoPerm,
             SubmitError::Os(_) => Exit::OsErr,
@@ -104,6 +121,10 @@ pub fn run(argv0: OsString, args: Vec<OsString>) -> Result<(), SubmitError> {
     }
 
     let inv = options::parse(&argv0, &args)?;
+    for w in &inv.warnings {
+        // Like the error line: never a panic on a stderr the caller made unwritable.
+        let _ = writeln!(std::io::stderr().lock(), "sendmail: warning: {w}");
+    }
     // Overrides only when unprivileged: a tenant must not pick the queue.
     let config_path: Option<PathBuf> = if privileged {
         None
@@ -307,15 +328,20 @@ impl Submission<'_> {
                 clock::format_rfc5322(now)
             ),
         ));
-        let mut data = Vec::with_capacity(msg.wire_len() as usize + 256);
-        msg.write_wire(&mut data);
-        if data.len() as u64 > cfg.max_message_size {
+        // The limit applies to the message as the caller wrote it: re-encoding
+        // below (quoted-printable or base64, whichever is shorter) may add up to
+        // about a third, and the caller cannot know that.
+        if msg.wire_len() > cfg.max_message_size {
             return Err(MessageError::TooLarge {
                 max: cfg.max_message_size,
             }
             .into());
         }
-        let body_8bit = self.declared_8bit || !data.is_ascii();
+        let refit = reencode::refit(&mut msg);
+        let mut data = Vec::with_capacity(msg.wire_len() as usize + 256);
+        msg.write_wire(&mut data);
+        // Not `declared_8bit`: re-encoding may have made an 8-bit body 7-bit.
+        let body_8bit = (self.declared_8bit && !refit.changed()) || !data.is_ascii();
         let subject = sanitize::truncate(&sanitize::line(subject.trim()), 200).into_owned();
         let script = sanitize::truncate(&sanitize::line(script.trim()), 200).into_owned();
         let result = store.enqueue(
@@ -352,6 +378,16 @@ impl Submission<'_> {
                 if result.held { "held" } else { "queued" }
             ),
         );
+        if refit.changed() {
+            log::log(
+                Level::Info,
+                &format!(
+                    "qid={qid} account={} stat=\"lines over 998 octets: {} part(s) re-encoded, \
+                     {} broken, {} header field(s) folded, {} dropped\"",
+                    self.caller.account, refit.reencoded, refit.broken, refit.folded, refit.dropped
+                ),
+            );
+        }
         if let Some(limit) = result.tripped {
             log::log(
                 Level::Warning,
@@ -389,7 +425,7 @@ fn quote_phrase(name: &str) -> String {
 /// The envelope sender: `-f` if given, else `account@domain`.
 fn envelope_sender(cfg: &Config, caller: &Caller, inv: &Invocation) -> Result<String, SubmitError> {
     match &inv.sender {
-        None => Ok(format!("{}@{}", caller.account, cfg.domain)),
+        None => checked(format!("{}@{}", caller.account, cfg.domain)),
         Some(Sender::Null) => Ok(String::new()),
         Some(Sender::Address(raw)) => {
             let parsed = address::parse_sender(raw).map_err(|source| SubmitError::Address {
@@ -404,35 +440,57 @@ fn envelope_sender(cfg: &Config, caller: &Caller, inv: &Invocation) -> Result<St
     }
 }
 
+/// `addr` (qualified) if the relay can send it: what sendmail accepts must not fail
+/// at the relay after exit 0 (`envelope` module doc).
 fn checked(addr: String) -> Result<String, SubmitError> {
-    if address::is_safe_envelope(&addr) {
-        Ok(addr)
-    } else {
-        Err(SubmitError::BadAddress(format!(
-            "bad address {:?}",
-            sanitize::line(&addr)
-        )))
+    match envelope::check(&addr) {
+        Ok(()) => Ok(addr),
+        Err(reason) => Err(SubmitError::Unsendable {
+            addr: sanitize::line(&addr).into_owned(),
+            reason,
+        }),
     }
 }
 
-/// Add recipients from `list` to `out`, qualified, once each (the domain
-/// compares case-insensitively).
-fn add_recipients(
-    cfg: &Config,
-    out: &mut Vec<String>,
+/// The envelope recipients of one message: qualified, checked, each once
+/// (the domain compares case-insensitively), at most `max`.
+///
+/// Linear in the number of addresses: a `-t` header can list a hundred
+/// thousand, and a quadratic check took minutes of CPU the caller cannot
+/// kill (this runs as the service user).
+struct Recipients {
     list: Vec<String>,
-) -> Result<(), SubmitError> {
-    for a in list {
-        let a = checked(address::qualify(&a, &cfg.domain))?;
-        let key = normalise(&a);
-        if !out.iter().any(|b| normalise(b) == key) {
-            out.push(a);
+    seen: HashSet<String>,
+    max: usize,
+}
+
+impl Recipients {
+    fn new(max: usize) -> Recipients {
+        Recipients {
+            list: Vec::new(),
+            seen: HashSet::new(),
+            max,
         }
     }
-    Ok(())
+
+    /// Add the addresses of `list` not already there.
+    fn add(&mut self, cfg: &Config, list: Vec<String>) -> Result<(), SubmitError> {
+        for a in list {
+            let a = checked(address::qualify(&a, &cfg.domain))?;
+            if self.seen.insert(dedupe_key(&a)) {
+                if self.list.len() == self.max {
+                    return Err(SubmitError::TooManyRecipients { max: self.max });
+                }
+                self.list.push(a);
+            }
+        }
+        Ok(())
+    }
 }
 
-fn normalise(a: &str) -> String {
+/// What makes two recipients the same: the local part as written (RFC 5321
+/// §2.4: only the receiving host may fold its case), the domain in any case.
+fn dedupe_key(a: &str) -> String {
     match a.rsplit_once('@') {
         Some((l, d)) => format!("{l}@{}", d.to_ascii_lowercase()),
         None => a.to_string(),
@@ -470,25 +528,28 @@ fn deliver(
     waker: &Waker,
 ) -> Result<(), SubmitError> {
     let sender = envelope_sender(cfg, caller, inv)?;
-    let mut recipients = Vec::new();
+    let mut recipients = Recipients::new(cfg.max_recipients);
     for arg in &inv.recipients {
         let list = address::parse_list(arg).map_err(|source| SubmitError::Address {
             what: format!("bad recipient {:?}", sanitize::line(arg)),
             source,
         })?;
-        add_recipients(cfg, &mut recipients, list)?;
+        recipients.add(cfg, list)?;
     }
-    let stdin = std::io::stdin();
+    let deadline = Deadline::start(cfg.read_timeout);
+    let input = BufReader::with_capacity(INPUT_BUFFER, TimedStdin::new(deadline.clone()));
     let msg = message::read(
-        stdin.lock(),
+        input,
         &ReadOptions {
             ignore_dots: inv.ignore_dots,
             max_size: cfg.max_message_size,
         },
-    )?;
+    )
+    .map_err(|e| read_failed(e, &deadline))?;
     if inv.extract_recipients {
-        add_recipients(cfg, &mut recipients, msg.extract_recipients()?)?;
+        recipients.add(cfg, msg.extract_recipients()?)?;
     }
+    let recipients = recipients.list;
     if recipients.is_empty() {
         return Err(SubmitError::NoRecipients(if inv.extract_recipients {
             "No recipient addresses found in message header"
@@ -516,21 +577,27 @@ fn smtp_session(
 ) -> Result<(), SubmitError> {
     let mut store = open_store(cfg)?;
     let base = submission(cfg, caller, inv, cwd);
-    let stdin = std::io::stdin();
+    let deadline = Deadline::start(cfg.read_timeout);
+    let input = BufReader::with_capacity(INPUT_BUFFER, TimedStdin::new(deadline.clone()));
     let stdout = std::io::stdout();
     let result = smtp_server::serve(
-        stdin.lock(),
+        input,
         stdout.lock(),
-        &cfg.hostname,
-        cfg.max_message_size,
+        &smtp_server::Settings {
+            hostname: &cfg.hostname,
+            max_size: cfg.max_message_size,
+            max_recipients: cfg.max_recipients,
+            domain: &cfg.domain,
+        },
         |env: &Envelope, data: &[u8]| {
             let verdict = (|| {
                 let sender = match &env.sender {
                     None => String::new(),
                     Some(s) => checked(address::qualify(s, &cfg.domain))?,
                 };
-                let mut recipients = Vec::new();
-                add_recipients(cfg, &mut recipients, env.recipients.clone())?;
+                let mut recipients = Recipients::new(cfg.max_recipients);
+                recipients.add(cfg, env.recipients.clone())?;
+                let recipients = recipients.list;
                 let msg = message::read(
                     data,
                     &ReadOptions {
@@ -549,6 +616,9 @@ fn smtp_session(
             })();
             match verdict {
                 Ok((qid, held)) => {
+                    // Each accepted message buys the session another
+                    // read_timeout (`deadline` module doc).
+                    deadline.restart();
                     // After every message, not once per session: a one-shot
                     // woken by the first may have finished before the next
                     // message of a long-lived `-bs` session is committed.
@@ -571,7 +641,26 @@ fn smtp_session(
             }
         },
     );
-    result.map_err(SubmitError::Io)
+    result.map_err(|e| {
+        if deadline::is_timeout(&e) {
+            SubmitError::ReadTimeout(deadline.timeout())
+        } else {
+            SubmitError::Io(e)
+        }
+    })
+}
+
+/// Bytes read from stdin at a time (PHP writes the whole message at once).
+const INPUT_BUFFER: usize = 64 * 1024;
+
+/// A message read failed: say so plainly if it was the deadline.
+fn read_failed(e: MessageError, deadline: &Deadline) -> SubmitError {
+    match e {
+        MessageError::Io(io) if deadline::is_timeout(&io) => {
+            SubmitError::ReadTimeout(deadline.timeout())
+        }
+        e => e.into(),
+    }
 }
 
 /// `sendmail -bp` / `mailq`: the caller's own pending mail, nobody else's.
@@ -605,7 +694,9 @@ fn print_queue(cfg: &Config, caller: &Caller) -> Result<(), SubmitError> {
     Ok(())
 }
 
-/// `sendmail -bv`: check addresses without sending.
+/// `sendmail -bv`: check the addresses on the command line with the rules a
+/// submission applies, without sending. Never reads stdin: a caller may pass
+/// one it never closes.
 fn verify(cfg: &Config, inv: &Invocation) -> Result<(), SubmitError> {
     if inv.recipients.is_empty() {
         return Err(SubmitError::NoRecipients("no addresses to verify"));
@@ -615,19 +706,20 @@ fn verify(cfg: &Config, inv: &Invocation) -> Result<(), SubmitError> {
         match address::parse_list(arg) {
             Ok(list) => {
                 for a in list {
-                    let a = address::qualify(&a, &cfg.domain);
-                    writeln!(
-                        out,
-                        "{}... deliverable: relayed to {}",
-                        sanitize::line(&a),
-                        cfg.relay.host
-                    )?;
+                    match checked(address::qualify(&a, &cfg.domain)) {
+                        Ok(a) => writeln!(
+                            out,
+                            "{}... deliverable: relayed to {}",
+                            sanitize::line(&a),
+                            cfg.relay.host
+                        )?,
+                        Err(e) => writeln!(out, "{}... {e}", sanitize::line(&a))?,
+                    }
                 }
             }
             Err(e) => writeln!(out, "{}... {e}", sanitize::line(arg))?,
         }
     }
-    let _ = std::io::stdin().lock().fill_buf();
     Ok(())
 }
 

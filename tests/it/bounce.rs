@@ -448,6 +448,26 @@ fn unmatched_bounce_exits_65_and_is_kept() {
     assert!(stderr(&out).contains("not a delivery status notification"));
 }
 
+/// Outside input with a multi-byte character where the VERP prefix ends
+/// (issue 11 item 1): no abort (it was exit 134, retried by the MTA for
+/// days), but the ordinary "matches no message" outcome.
+#[test]
+fn non_ascii_verp_local_part_is_unmatched_not_a_crash() {
+    let env = Env::with_config(crate::util::closed_port(), "bounce.verp = true");
+    for (arg, to) in [
+        (
+            "bounces+0000AAAA0000BBBB0000@node1.example.net",
+            "bounce\u{e9}@node1.example.net",
+        ),
+        ("bounce\u{e9}@node1.example.net", "x@example.com"),
+    ] {
+        let raw = format!("To: {to}\n\nx\n");
+        let out = bounce(&env, Some(arg), raw.as_bytes());
+        assert_eq!(out.status.code(), Some(65), "{arg} {to}: {}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The daily report.
 
