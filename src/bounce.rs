@@ -40,7 +40,7 @@ use crate::dsn::{self, Action, RecipientStatus, Report};
 use crate::exit::Exit;
 use crate::log::{self, Level};
 use crate::sanitize;
-use crate::store::bounces::{BouncedMessage, DsnRecorded};
+use crate::store::{BouncedMessage, DsnRecorded};
 use crate::store::{Durability, Store, StoreError};
 
 /// Input beyond the message size limit plus this much report is not read.

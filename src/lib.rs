@@ -21,7 +21,6 @@ pub mod exit;
 pub mod generate;
 pub mod log;
 pub mod message;
-pub mod migrations;
 pub mod options;
 pub mod os;
 pub mod privilege;

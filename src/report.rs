@@ -26,9 +26,9 @@ use crate::config::Config;
 use crate::exit::Exit;
 use crate::log::{self, Level};
 use crate::sanitize;
-use crate::store::admin::{ErrorRow, Event};
-use crate::store::bounces::{BlockNotice, ExpiredMail, ReportAccount, ReportQueued};
+use crate::store::{BlockNotice, ExpiredMail, ReportAccount, ReportQueued};
 use crate::store::{Durability, EnqueuePolicy, NewMessage, Store, StoreError};
+use crate::store::{ErrorRow, Event};
 
 /// The most mails in error (and expired mails) listed in one report; the
 /// rest are counted.

@@ -23,7 +23,7 @@ use crate::address;
 use crate::log::{self, Level};
 use crate::sanitize;
 use crate::store::StoreError;
-use crate::store::admin::{Account, AccountStatus, DayCounts, Limit, QueueCounts, Settings};
+use crate::store::{Account, AccountStatus, DayCounts, Limit, QueueCounts, Settings};
 
 /// Rows per purge transaction: short enough that `sendmail` never waits
 /// long for the lock, long enough that 100,000 messages go in seconds.
@@ -954,7 +954,7 @@ pub fn metrics(ctx: &Ctx, now: i64) -> Result<()> {
             .replace('"', "\\\"")
     };
     let mut out = String::new();
-    type Value = fn(&crate::store::admin::Overview, i64) -> i64;
+    type Value = fn(&crate::store::Overview, i64) -> i64;
     let families: [(&str, &str, &str, Value); 8] = [
         (
             "scriptmail_sent_total",

@@ -21,8 +21,8 @@ use crate::log::{self, Level};
 use crate::os::{self, signals};
 use crate::relay::{self, Mode};
 use crate::sanitize;
-use crate::store::admin::{Outcome, Tracked};
 use crate::store::{NewMessage, StoreError};
+use crate::store::{Outcome, Tracked};
 
 /// How the messages were relayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

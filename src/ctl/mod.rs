@@ -4,7 +4,7 @@
 //!
 //! Every verb prints an aligned table for people or, with `--json`, a
 //! stable JSON document (the panel's API, documented in docs/mailq-ctl.md).
-//! The SQL lives in `store::admin`; this module parses, checks, prints and
+//! The SQL lives in `store`; this module parses, checks, prints and
 //! logs. Run as root, it becomes the queue owner before it opens the queue
 //! (SPEC §7); every state change is recorded with its actor and logged.
 
@@ -19,7 +19,7 @@ use crate::log::{self, Level};
 use crate::privilege::{self, PrivilegeError};
 use crate::relay::RelayError;
 use crate::sanitize;
-use crate::store::admin::Limit;
+use crate::store::Limit;
 use crate::store::{Durability, Store, StoreError};
 use crate::{clock, os};
 

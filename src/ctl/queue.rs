@@ -8,7 +8,7 @@ use super::{CtlError, Ctx, Result};
 use crate::clock;
 use crate::log::{self, Level};
 use crate::sanitize;
-use crate::store::admin::{Housekeeping, MessageRow, PopulateSpec, QueueFilter};
+use crate::store::{Housekeeping, MessageRow, PopulateSpec, QueueFilter};
 
 /// Rows per sweep transaction (see `PURGE_CHUNK`).
 const SWEEP_CHUNK: usize = 5000;

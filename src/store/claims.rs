@@ -1,17 +1,55 @@
-//! Claims and blocks: how a relay connection takes a message, how a block
-//! stops what the relay has not started, and how the claims of a dead
-//! relayer come back (issue 11). The rules are in `store.rs`, "Claims and
-//! blocks"; the relay side is in `relay.rs`.
+//! The relay's side of the queue: how a connection claims a message, how
+//! the claim is confirmed and its attempt recorded, and how the claims of a
+//! dead relayer come back (issue 11). The rules are in `mod.rs`, "Claims
+//! and blocks"; the relay side is in `relay.rs`.
 
-use rusqlite::OptionalExtension;
+use rusqlite::{OptionalExtension, params};
 
-use super::{Claim, Result, Store, bump_daily};
+use super::counters::bump_daily;
+use super::errors::{Protection, after_errors};
+use super::{Result, Store};
+
+/// A message claimed for delivery.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub id: i64,
+    pub qid: String,
+    pub account: String,
+    pub sender: String,
+    pub created: i64,
+    pub attempts: i64,
+    pub dsn_notify: Option<String>,
+    pub dsn_ret: Option<String>,
+    pub envid: Option<String>,
+    pub body_8bit: bool,
+    pub recipients: Vec<String>,
+}
+
+/// The outcome of one delivery attempt for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RcptOutcome {
+    Sent,
+    /// Permanent failure, with the server's answer.
+    Failed(String),
+    /// Temporary failure: try again later.
+    Deferred(String),
+}
+
+/// The outcome of one delivery attempt for a whole message.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub results: Vec<(String, RcptOutcome)>,
+    /// When to retry the recipients left pending.
+    pub retry_at: i64,
+    /// Whether the pending recipients must fail now (queue lifetime over).
+    pub expire: bool,
+}
 
 impl Store {
     /// Put back every message in `sending`: the caller holds the relay
     /// lock, so no relayer is alive and each is an orphan of one that died.
     /// They are due now — `deferred`, or `held` when their account does not
-    /// send (see the module doc).
+    /// send (see `mod.rs`, "Claims and blocks").
     pub fn requeue_orphans(&mut self, now: i64) -> Result<usize> {
         let tx = self.write_tx()?;
         let back: Vec<(i64, String)> = tx
@@ -34,7 +72,7 @@ impl Store {
     }
 
     /// Claim the message due first, if any, for one connection that sends
-    /// it at once: it becomes `sending` (see the module doc).
+    /// it at once: it becomes `sending` (see `mod.rs`, "Claims and blocks").
     pub fn claim_next(&mut self, now: i64) -> Result<Option<Claim>> {
         let tx = self.write_tx()?;
         let claimed = tx
@@ -113,14 +151,59 @@ impl Store {
         tx.commit()?;
         Ok(go)
     }
+
+    /// The message bytes of a claimed message; `None` if it was removed
+    /// meanwhile (an admin's `delete` or `purge`).
+    pub fn body(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT data FROM bodies WHERE message_id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// When the next queued or deferred message is due, if any.
+    pub fn next_due(&self) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT min(next_attempt) FROM messages WHERE state IN ('queued', 'deferred')",
+            )?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    /// Record the outcome of one delivery attempt, in its own transaction:
+    /// committing per message keeps the at-least-once window (sent, not yet
+    /// recorded) to the one message in flight per connection. Returns false
+    /// when the message was no longer ours to record (removed or moved by an
+    /// admin while it was being sent).
+    pub fn record_attempt(&mut self, claim: &Claim, attempt: &Attempt, now: i64) -> Result<bool> {
+        let protection = self.protection;
+        let tx = self.write_tx()?;
+        let recorded = record_attempt(&tx, &protection, claim, attempt, now)?;
+        tx.commit()?;
+        Ok(recorded)
+    }
+
+    /// Make every deferred message due now (the smarthost came back after
+    /// an outage); returns how many.
+    pub fn retry_deferred_now(&mut self, now: i64) -> Result<usize> {
+        let tx = self.write_tx()?;
+        let n = tx.execute(
+            "UPDATE messages SET next_attempt = ?1 WHERE state = 'deferred' AND next_attempt > ?1",
+            [now],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
 }
 
 /// Hold an account's queued and deferred mail (not scriptmail's own), in
 /// the transaction that stops it sending, and clear the `released` mark of
 /// earlier one-by-one releases: a new block holds those too. Returns how
 /// many messages were held. The state test is repeated so the query is a
-/// search of the `messages_pending` partial index (see `admin.rs`).
-pub(crate) fn hold_pending(
+/// search of the `messages_pending` partial index (see `mod.rs`, "Indexes").
+pub(super) fn hold_pending(
     tx: &rusqlite::Transaction<'_>,
     account_id: i64,
     now: i64,
@@ -138,47 +221,121 @@ pub(crate) fn hold_pending(
     Ok(n as u64)
 }
 
+fn record_attempt(
+    tx: &rusqlite::Transaction<'_>,
+    protection: &Protection,
+    claim: &Claim,
+    a: &Attempt,
+    now: i64,
+) -> Result<bool> {
+    let row: Option<(i64, bool, String, String, String)> = tx
+        .prepare_cached(
+            "SELECT account_id, system, subject, script, state FROM messages WHERE id = ?1",
+        )?
+        .query_row([claim.id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()?;
+    let Some((account_id, system, subject, script, state)) = row else {
+        return Ok(false);
+    };
+    if state != "sending" {
+        return Ok(false);
+    }
+    let mut failed = 0i64;
+    let mut last_error = String::new();
+    let mut fail = |rcpt: &str, kind: &str, text: &str| -> Result<()> {
+        tx.prepare_cached(
+            "UPDATE recipients SET state = 'failed' WHERE message_id = ?1 AND rcpt = ?2",
+        )?
+        .execute(params![claim.id, rcpt])?;
+        tx.prepare_cached(
+            "INSERT INTO errors (account_id, message_id, qid, at, rcpt, kind, message, subject, script)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params![account_id, claim.id, claim.qid, now, rcpt, kind, text, subject, script])?;
+        failed += 1;
+        Ok(())
+    };
+    for (rcpt, outcome) in &a.results {
+        match outcome {
+            RcptOutcome::Sent => {
+                tx.prepare_cached(
+                    "UPDATE recipients SET state = 'sent' WHERE message_id = ?1 AND rcpt = ?2",
+                )?
+                .execute(params![claim.id, rcpt])?;
+            }
+            RcptOutcome::Failed(text) => {
+                fail(rcpt, "rejected", text)?;
+                last_error = text.clone();
+            }
+            RcptOutcome::Deferred(text) => {
+                if a.expire {
+                    fail(
+                        rcpt,
+                        "expired",
+                        &format!("expired in queue; last error: {text}"),
+                    )?;
+                }
+                last_error = text.clone();
+            }
+        }
+    }
+    let (pending, sent): (i64, i64) = tx
+        .prepare_cached(
+            "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'sent')
+             FROM recipients WHERE message_id = ?1",
+        )?
+        .query_row([claim.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if pending > 0 {
+        // Back to the queue: `held` if the account stopped sending while
+        // this try was on the wire (see "Claims and blocks").
+        let back: String = tx
+            .prepare_cached(concat!(
+                "UPDATE messages SET state = ",
+                requeue_state!(),
+                ", next_attempt = ?2, lease_until = 0, last_error = ?3
+                 WHERE id = ?1 RETURNING state"
+            ))?
+            .query_row(params![claim.id, a.retry_at, last_error], |r| r.get(0))?;
+        if back == "held" {
+            bump_daily(tx, account_id, now, "held", 1)?;
+        }
+    } else {
+        let state = if sent > 0 { "sent" } else { "failed" };
+        tx.prepare_cached(
+            "UPDATE messages SET state = ?2, done_at = ?3, lease_until = 0, last_error = ?4 WHERE id = ?1",
+        )?
+        .execute(params![claim.id, state, now, last_error])?;
+        tx.prepare_cached("DELETE FROM bodies WHERE message_id = ?1")?
+            .execute([claim.id])?;
+        if sent > 0 && !system {
+            tx.prepare_cached("UPDATE accounts SET sent_total = sent_total + 1 WHERE id = ?1")?
+                .execute([account_id])?;
+            bump_daily(tx, account_id, now, "sent", 1)?;
+        }
+    }
+    if failed > 0 && !system {
+        tx.prepare_cached("UPDATE accounts SET error_total = error_total + ?2 WHERE id = ?1")?
+            .execute(params![account_id, failed])?;
+        bump_daily(tx, account_id, now, "errors", failed)?;
+        after_errors(tx, protection, account_id, now)?;
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::account::{BlockReason, State};
-    use crate::store::{Attempt, Durability, EnqueuePolicy, NewMessage, RcptOutcome};
-
-    const T0: i64 = 1_795_353_858_000;
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("queue.db"), Durability::Normal).unwrap();
-        (dir, s)
-    }
+    use crate::store::testing::{T0, state_of, store, submit_to};
 
     fn submit(s: &mut Store, qid: &str, system: bool, now: i64) {
-        let rcpt = vec!["someone@example.com".to_string()];
-        s.enqueue(
-            &NewMessage {
-                qid,
-                account: "alice",
-                uid: 1000,
-                sender: "www@node.example.net",
-                recipients: &rcpt,
-                data: b"Subject: t\r\n\r\nbody\r\n",
-                subject: "t",
-                script: "",
-                cwd: "",
-                dsn_notify: None,
-                dsn_ret: None,
-                envid: None,
-                body_8bit: false,
-                system,
-            },
-            EnqueuePolicy::default(),
-            now,
-        )
-        .unwrap();
+        submit_to(s, "alice", qid, &["someone@example.com"], system, now);
     }
 
     fn state(s: &Store, qid: &str) -> String {
-        s.message(qid, false).unwrap().row.state
+        state_of(s, qid)
     }
 
     fn deferral(c: &Claim, now: i64) -> Attempt {
@@ -196,22 +353,6 @@ mod tests {
     fn block(s: &mut Store, now: i64) {
         s.block("alice", BlockReason::Manual, "root", "", now)
             .unwrap();
-    }
-
-    #[test]
-    fn sql_sending_states_are_the_sending_states() {
-        let (_d, s) = store();
-        for st in State::ALL {
-            let sql: bool = s
-                .conn()
-                .query_row(
-                    concat!("SELECT ?1 IN ", sending_states!()),
-                    [st.as_str()],
-                    |r| r.get(0),
-                )
-                .unwrap();
-            assert_eq!(sql, st.is_sending(), "{st}");
-        }
     }
 
     /// One claim at a time, oldest due first; a block holds everything not

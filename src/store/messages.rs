@@ -1,0 +1,465 @@
+//! The message rows: enqueue (the account's state check, its limits and the
+//! insert in one transaction), listing and showing messages, and releasing
+//! or deleting one of them.
+
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+
+use super::accounts::{account_for_submit, set_state};
+use super::counters::bump_daily;
+use super::{Result, Store, StoreError};
+use crate::account::{BlockReason, State};
+use crate::clock;
+
+/// The columns [`message_from_row`] reads, in order (`m` is `messages`, `a` `accounts`).
+macro_rules! message_cols {
+    () => {
+        "m.id, m.qid, a.name, m.state, m.created, m.next_attempt, m.attempts, m.sender,
+         m.size, m.subject, m.script, m.cwd, m.uid, m.last_error, m.done_at,
+         (SELECT count(*) FROM recipients r WHERE r.message_id = m.id)"
+    };
+}
+
+/// A message to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    pub qid: &'a str,
+    pub account: &'a str,
+    pub uid: u32,
+    pub sender: &'a str,
+    pub recipients: &'a [String],
+    pub data: &'a [u8],
+    pub subject: &'a str,
+    pub script: &'a str,
+    pub cwd: &'a str,
+    pub dsn_notify: Option<&'a str>,
+    pub dsn_ret: Option<&'a str>,
+    pub envid: Option<&'a str>,
+    pub body_8bit: bool,
+    /// Mail from scriptmail itself (reports): relayed even for a blocked
+    /// account and not counted against it.
+    pub system: bool,
+}
+
+/// Node-wide defaults the enqueue transaction applies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EnqueuePolicy {
+    pub max_per_day: u64,
+    pub max_per_hour: u64,
+}
+
+/// What happened to a submitted message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    /// Held because the account is blocked (or was just blocked by a limit).
+    pub held: bool,
+    /// Set when this very submission tripped a limit and blocked the account.
+    pub tripped: Option<&'static str>,
+}
+
+/// A message not yet done, as listed to its sender.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub id: i64,
+    pub qid: String,
+    pub size: i64,
+    pub created: i64,
+    pub state: String,
+    pub sender: String,
+    pub recipients: Vec<String>,
+}
+
+/// One message, without its body.
+#[derive(Debug, Clone)]
+pub struct MessageRow {
+    pub id: i64,
+    pub qid: String,
+    pub account: String,
+    pub state: String,
+    pub created: i64,
+    pub next_attempt: i64,
+    pub attempts: i64,
+    pub sender: String,
+    pub size: i64,
+    pub subject: String,
+    pub script: String,
+    pub cwd: String,
+    pub uid: i64,
+    pub last_error: String,
+    pub done_at: Option<i64>,
+    pub nrcpt: i64,
+}
+
+/// One message with its recipients (and its bytes while it has them).
+#[derive(Debug, Clone)]
+pub struct MessageDetail {
+    pub row: MessageRow,
+    /// (address, pending | sent | failed)
+    pub recipients: Vec<(String, String)>,
+    /// `None` once delivered (bodies are deleted when a message is done).
+    pub data: Option<Vec<u8>>,
+}
+
+/// Which messages `queue` lists.
+#[derive(Debug, Clone, Default)]
+pub struct QueueFilter {
+    pub account: Option<String>,
+    /// A message state; `None` lists the not-yet-done mail.
+    pub state: Option<String>,
+    pub limit: i64,
+}
+
+fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
+    Ok(MessageRow {
+        id: r.get(0)?,
+        qid: r.get(1)?,
+        account: r.get(2)?,
+        state: r.get(3)?,
+        created: r.get(4)?,
+        next_attempt: r.get(5)?,
+        attempts: r.get(6)?,
+        sender: r.get(7)?,
+        size: r.get(8)?,
+        subject: r.get(9)?,
+        script: r.get(10)?,
+        cwd: r.get(11)?,
+        uid: r.get(12)?,
+        last_error: r.get(13)?,
+        done_at: r.get(14)?,
+        nrcpt: r.get(15)?,
+    })
+}
+
+impl Store {
+    /// Durably enqueue a message: in one transaction, find or create the
+    /// account, apply its limits, and insert the message as `queued` (the
+    /// account sends) or `held` (it does not).
+    pub fn enqueue(
+        &mut self,
+        m: &NewMessage<'_>,
+        policy: EnqueuePolicy,
+        now: i64,
+    ) -> Result<Enqueued> {
+        let tx = self.write_tx()?;
+        let (account_id, mut state, per_day, per_hour) = account_for_submit(&tx, m.account, now)?;
+        let mut tripped = None;
+        if !m.system {
+            let day = clock::day_of(now);
+            let submitted_today: i64 = tx
+                .prepare_cached(
+                    "INSERT INTO daily (account_id, day, submitted) VALUES (?1, ?2, 1)
+                     ON CONFLICT (account_id, day) DO UPDATE SET submitted = submitted + 1
+                     RETURNING submitted",
+                )?
+                .query_row(params![account_id, day], |r| r.get(0))?;
+            let submitted_hour: i64 = tx
+                .prepare_cached(
+                    "INSERT INTO hourly (account_id, hour, submitted) VALUES (?1, ?2, 1)
+                     ON CONFLICT (account_id, hour) DO UPDATE SET submitted = submitted + 1
+                     RETURNING submitted",
+                )?
+                .query_row(params![account_id, clock::hour_of(now)], |r| r.get(0))?;
+            let max_day = per_day.map_or(policy.max_per_day, |v| v.max(0) as u64);
+            let max_hour = per_hour.map_or(policy.max_per_hour, |v| v.max(0) as u64);
+            if state.is_sending() {
+                let over = if max_day > 0 && submitted_today as u64 > max_day {
+                    Some("max_per_day")
+                } else if max_hour > 0 && submitted_hour as u64 > max_hour {
+                    Some("max_per_hour")
+                } else {
+                    None
+                };
+                if let Some(limit) = over {
+                    set_state(
+                        &tx,
+                        account_id,
+                        state,
+                        State::Ko,
+                        BlockReason::Limit.as_str(),
+                        "scriptmail",
+                        &format!("{limit} exceeded"),
+                        now,
+                    )?;
+                    state = State::Ko;
+                    tripped = Some(limit);
+                }
+            }
+        }
+        let held = !m.system && !state.is_sending();
+        insert_message(
+            &tx,
+            m,
+            account_id,
+            if held { "held" } else { "queued" },
+            now,
+        )?;
+        if held {
+            bump_daily(&tx, account_id, now, "held", 1)?;
+        }
+        tx.commit()?;
+        Ok(Enqueued { held, tripped })
+    }
+
+    /// An account's mail that is not done yet (held, queued, deferred,
+    /// sending), oldest first: what `sendmail -bp` shows a tenant.
+    pub fn pending_of(&self, account: &str) -> Result<Vec<Pending>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.id, m.qid, m.size, m.created, m.state, m.sender FROM messages m
+             JOIN accounts a ON a.id = m.account_id
+             WHERE a.name = ?1 AND m.state IN ('held', 'queued', 'deferred', 'sending')
+             ORDER BY m.created",
+        )?;
+        let rows = stmt
+            .query_map([account], |r| {
+                Ok(Pending {
+                    id: r.get(0)?,
+                    qid: r.get(1)?,
+                    size: r.get(2)?,
+                    created: r.get(3)?,
+                    state: r.get(4)?,
+                    sender: r.get(5)?,
+                    recipients: Vec::new(),
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for mut p in rows {
+            p.recipients = self.recipients_of(p.id)?;
+            out.push(p);
+        }
+        Ok(out)
+    }
+
+    /// The envelope recipients of a message.
+    pub fn recipients_of(&self, id: i64) -> Result<Vec<String>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT rcpt FROM recipients WHERE message_id = ?1 ORDER BY rcpt")?
+            .query_map([id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Messages for `queue`: not-yet-done mail oldest first, or the newest
+    /// messages in one state.
+    pub fn messages(&self, f: &QueueFilter) -> Result<Vec<MessageRow>> {
+        let account_id = match &f.account {
+            Some(name) => Some(self.account(name)?.id),
+            None => None,
+        };
+        let limit = f.limit.max(1);
+        let mut stmt;
+        let rows = match (account_id, f.state.as_deref()) {
+            (Some(id), None) => {
+                stmt = self.conn().prepare_cached(concat!(
+                    "SELECT ",
+                    message_cols!(),
+                    " FROM messages m JOIN accounts a ON a.id = m.account_id
+                     WHERE m.account_id = ?1 AND m.",
+                    pending!(),
+                    " ORDER BY m.created, m.id LIMIT ?2"
+                ))?;
+                stmt.query_map(params![id, limit], message_from_row)?
+            }
+            (None, None) => {
+                stmt = self.conn().prepare_cached(concat!(
+                    "SELECT ",
+                    message_cols!(),
+                    " FROM messages m JOIN accounts a ON a.id = m.account_id
+                     WHERE m.",
+                    pending!(),
+                    " ORDER BY m.created, m.id LIMIT ?1"
+                ))?;
+                stmt.query_map(params![limit], message_from_row)?
+            }
+            (Some(id), Some(state)) if is_pending_state(state) => {
+                stmt = self.conn().prepare_cached(concat!(
+                    "SELECT ",
+                    message_cols!(),
+                    " FROM messages m JOIN accounts a ON a.id = m.account_id
+                     WHERE m.account_id = ?1 AND m.",
+                    pending!(),
+                    " AND m.state = ?2 ORDER BY m.created, m.id LIMIT ?3"
+                ))?;
+                stmt.query_map(params![id, state, limit], message_from_row)?
+            }
+            (None, Some(state)) if is_pending_state(state) => {
+                stmt = self.conn().prepare_cached(concat!(
+                    "SELECT ",
+                    message_cols!(),
+                    " FROM messages m JOIN accounts a ON a.id = m.account_id
+                     WHERE m.",
+                    pending!(),
+                    " AND m.state = ?1 ORDER BY m.created, m.id LIMIT ?2"
+                ))?;
+                stmt.query_map(params![state, limit], message_from_row)?
+            }
+            (Some(id), Some(state)) => {
+                stmt = self.conn().prepare_cached(concat!(
+                    "SELECT ",
+                    message_cols!(),
+                    " FROM messages m JOIN accounts a ON a.id = m.account_id
+                     WHERE m.account_id = ?1 AND m.state = ?2
+                     ORDER BY m.created DESC, m.id DESC LIMIT ?3"
+                ))?;
+                stmt.query_map(params![id, state, limit], message_from_row)?
+            }
+            (None, Some(state)) => {
+                stmt = self.conn().prepare_cached(concat!(
+                    "SELECT ",
+                    message_cols!(),
+                    " FROM messages m JOIN accounts a ON a.id = m.account_id
+                     WHERE m.state = ?1 ORDER BY m.id DESC LIMIT ?2"
+                ))?;
+                stmt.query_map(params![state, limit], message_from_row)?
+            }
+        };
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One message by queue id, with its recipients and (if `with_data` and
+    /// it still has them) its bytes.
+    pub fn message(&self, qid: &str, with_data: bool) -> Result<MessageDetail> {
+        let row = self
+            .conn()
+            .prepare_cached(concat!(
+                "SELECT ",
+                message_cols!(),
+                " FROM messages m JOIN accounts a ON a.id = m.account_id WHERE m.qid = ?1"
+            ))?
+            .query_row([qid], message_from_row)
+            .optional()?
+            .ok_or_else(|| StoreError::NoMessage(qid.to_string()))?;
+        let recipients = self
+            .conn()
+            .prepare_cached(
+                "SELECT rcpt, state FROM recipients WHERE message_id = ?1 ORDER BY rcpt",
+            )?
+            .query_map([row.id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let data = if with_data {
+            self.conn
+                .prepare_cached("SELECT data FROM bodies WHERE message_id = ?1")?
+                .query_row([row.id], |r| r.get(0))
+                .optional()?
+        } else {
+            None
+        };
+        Ok(MessageDetail {
+            row,
+            recipients,
+            data,
+        })
+    }
+
+    /// Release one held message to `queued`, due now (even for a blocked
+    /// account: the admin vouches for this one message, so it stays exempt
+    /// from the block through its retries, until the account is blocked
+    /// again; see `mod.rs`, "Claims and blocks").
+    pub fn release(&mut self, qid: &str, now: i64) -> Result<MessageRow> {
+        let tx = self.begin()?;
+        let n = tx
+            .prepare_cached(
+                "UPDATE messages SET state = 'queued', next_attempt = ?2, released = 1
+                 WHERE qid = ?1 AND state = 'held'",
+            )?
+            .execute(params![qid, now])?;
+        if n == 0 {
+            let state: Option<String> = tx
+                .prepare_cached("SELECT state FROM messages WHERE qid = ?1")?
+                .query_row([qid], |r| r.get(0))
+                .optional()?;
+            return Err(match state {
+                None => StoreError::NoMessage(qid.to_string()),
+                Some(s) => StoreError::Conflict(format!(
+                    "message {qid} is {s}, not held: only held mail can be released"
+                )),
+            });
+        }
+        tx.commit()?;
+        self.message(qid, false).map(|d| d.row)
+    }
+
+    /// Delete one not-yet-sent message (held, queued or deferred). A
+    /// message on a connection (`sending`: its transaction has begun) and
+    /// the history of done mail cannot be deleted.
+    pub fn delete_message(&mut self, qid: &str) -> Result<MessageRow> {
+        let before = self.message(qid, false)?.row;
+        let tx = self.begin()?;
+        let state: Option<String> = tx
+            .prepare_cached("SELECT state FROM messages WHERE id = ?1")?
+            .query_row([before.id], |r| r.get(0))
+            .optional()?;
+        match state.as_deref() {
+            None => return Err(StoreError::NoMessage(qid.to_string())),
+            Some("held" | "queued" | "deferred") => delete_message_rows(&tx, before.id)?,
+            Some("sending") => {
+                return Err(StoreError::Conflict(format!(
+                    "message {qid} is being sent now (on a connection to the smarthost): it cannot be recalled"
+                )));
+            }
+            Some(s) => {
+                return Err(StoreError::Conflict(format!(
+                    "message {qid} is {s}: only held, queued or deferred mail can be deleted"
+                )));
+            }
+        }
+        tx.commit()?;
+        Ok(before)
+    }
+}
+
+/// Insert a message with its body and recipients, in state `state`, due
+/// now; its id.
+pub(super) fn insert_message(
+    tx: &rusqlite::Transaction<'_>,
+    m: &NewMessage<'_>,
+    account_id: i64,
+    state: &str,
+    now: i64,
+) -> Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO messages (qid, account_id, state, created, next_attempt, sender, size,
+             subject, script, cwd, uid, dsn_notify, dsn_ret, envid, body_8bit, system)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        m.qid,
+        account_id,
+        state,
+        now,
+        m.sender,
+        m.data.len() as i64,
+        m.subject,
+        m.script,
+        m.cwd,
+        m.uid,
+        m.dsn_notify,
+        m.dsn_ret,
+        m.envid,
+        m.body_8bit,
+        m.system,
+    ])?;
+    let id = tx.last_insert_rowid();
+    tx.prepare_cached("INSERT INTO bodies (message_id, data) VALUES (?1, ?2)")?
+        .execute(params![id, m.data])?;
+    let mut ins =
+        tx.prepare_cached("INSERT OR IGNORE INTO recipients (message_id, rcpt) VALUES (?1, ?2)")?;
+    for r in m.recipients {
+        ins.execute(params![id, r])?;
+    }
+    Ok(id)
+}
+
+/// Delete one message and everything hanging off it.
+pub(super) fn delete_message_rows(tx: &Transaction<'_>, id: i64) -> Result<()> {
+    tx.prepare_cached("DELETE FROM recipients WHERE message_id = ?1")?
+        .execute([id])?;
+    tx.prepare_cached("DELETE FROM bodies WHERE message_id = ?1")?
+        .execute([id])?;
+    tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+fn is_pending_state(s: &str) -> bool {
+    matches!(s, "held" | "queued" | "deferred" | "sending")
+}
