@@ -486,7 +486,7 @@ mod tests {
         let errs = s.errors_of("acme", 10).unwrap();
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].message, "5.1.1 unknown user: \"nosuchuser\"");
-        assert_eq!(errs[0].kind, "dsn");
+        assert_eq!(errs[0].kind.as_str(), "dsn");
         assert_eq!(errs[0].script, "/var/www/contact.php");
         assert_eq!(s.account("acme").unwrap().error_total, 1);
         // The MTA delivers the same bounce twice: counted once.

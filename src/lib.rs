@@ -24,6 +24,7 @@ pub mod message;
 pub mod options;
 pub mod os;
 pub mod privilege;
+pub mod queue;
 pub mod relay;
 pub mod report;
 pub mod sanitize;

@@ -21,10 +21,12 @@ use std::path::Path;
 
 use serde_json::json;
 
+use crate::account::{BlockReason, Reason, State};
 use crate::clock::{self, DAY_MS};
 use crate::config::Config;
 use crate::exit::Exit;
 use crate::log::{self, Level};
+use crate::queue::FailureKind;
 use crate::sanitize;
 use crate::store::{BlockNotice, ExpiredMail, ReportAccount, ReportQueued};
 use crate::store::{Durability, EnqueuePolicy, NewMessage, Store, StoreError};
@@ -259,7 +261,7 @@ pub fn render(r: &Report, hostname: &str) -> String {
                 t,
                 "    queue id: {} ({})",
                 shown(&e.qid, 64),
-                kind_text(&e.kind)
+                kind_text(e.kind)
             );
         }
         more(&mut t, r.errors_total, r.errors.len());
@@ -292,9 +294,9 @@ pub fn render(r: &Report, hostname: &str) -> String {
                 t,
                 "{}  {} -> {} ({})",
                 when(e.at),
-                shown(&e.old, 16),
-                shown(&e.new, 16),
-                state_text(&e.new)
+                e.old,
+                e.new,
+                state_text(e.new)
             );
             let _ = writeln!(
                 t,
@@ -340,24 +342,22 @@ fn or_unknown(script: &str) -> String {
     }
 }
 
-fn kind_text(kind: &str) -> &'static str {
+fn kind_text(kind: FailureKind) -> &'static str {
     match kind {
-        "rejected" => "refused by the relay",
-        "expired" => "expired in the queue",
-        "dsn" => "returned later by a delivery report",
-        _ => "in error",
+        FailureKind::Rejected => "refused by the relay",
+        FailureKind::Expired => "expired in the queue",
+        FailureKind::Dsn => "returned later by a delivery report",
     }
 }
 
-fn state_text(state: &str) -> &'static str {
+fn state_text(state: State) -> &'static str {
     match state {
-        "ok" => "sending",
-        "force" => "sending, with a doubled error allowance",
-        "ko" => "blocked: new mail is held",
-        "bounce" => "blocked for too many mails in error: new mail is held",
-        "spam" => "blocked by abuse handling: new mail is held",
-        "purging" => "held mail being deleted",
-        _ => "unknown state",
+        State::Ok => "sending",
+        State::Force => "sending, with a doubled error allowance",
+        State::Ko => "blocked: new mail is held",
+        State::Bounce => "blocked for too many mails in error: new mail is held",
+        State::Spam => "blocked by abuse handling: new mail is held",
+        State::Purging => "held mail being deleted",
     }
 }
 
@@ -368,7 +368,7 @@ pub fn render_notice(n: &BlockNotice, cfg: &Config) -> (String, String) {
     let subject = format!(
         "scriptmail: account {} blocked ({}) on {}",
         header_safe_name(&n.account),
-        header_safe_name(&n.event.new),
+        n.event.new,
         cfg.hostname
     );
     let mut t = String::new();
@@ -382,13 +382,13 @@ pub fn render_notice(n: &BlockNotice, cfg: &Config) -> (String, String) {
     let _ = writeln!(
         t,
         "    new state: {} ({})",
-        shown(&n.event.new, 16),
-        state_text(&n.event.new)
+        n.event.new,
+        state_text(n.event.new)
     );
-    let _ = writeln!(t, "    was: {}", shown(&n.event.old, 16));
-    let why = match n.event.reason.as_str() {
-        "bounce" => "too many of its mails came back in error",
-        "limit" => "it sent more mail than its limit allows",
+    let _ = writeln!(t, "    was: {}", n.event.old);
+    let why = match Reason::parse(&n.event.reason) {
+        Some(Reason::Bounce) => "too many of its mails came back in error",
+        Some(Reason::Block(BlockReason::Limit)) => "it sent more mail than its limit allows",
         _ => "automatic protection",
     };
     let _ = writeln!(t, "    reason: {why}");
@@ -681,7 +681,7 @@ pub fn notify(cfg: &Config, store: &mut Store, now: i64) -> Result<usize, Report
                 "qid={qid} account={} to=<{}> status=queued stat=\"block notice ({})\"",
                 sanitize::line(&n.account),
                 sanitize::line(&n.report_to),
-                sanitize::line(&n.event.new)
+                n.event.new
             ),
         );
         queued += 1;
@@ -703,7 +703,7 @@ pub struct Options<'a> {
 /// What `execute` did: the JSON document and the human text to print, and
 /// how many mails it queued (the caller wakes the relay when > 0).
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct ReportRun {
     pub json: serde_json::Value,
     pub text: String,
     pub queued: usize,
@@ -716,7 +716,7 @@ pub fn execute(
     store: &mut Store,
     opts: &Options<'_>,
     now: i64,
-) -> Result<Outcome, ReportError> {
+) -> Result<ReportRun, ReportError> {
     let day = opts.day.unwrap_or(clock::day_of(now) - 1);
     let accounts: Vec<ReportAccount> = match opts.account {
         None => store.report_accounts(None)?,
@@ -840,7 +840,7 @@ pub fn execute(
     if items.is_empty() {
         let _ = writeln!(text, "Nothing to report for {}.", clock::format_day(day));
     }
-    Ok(Outcome {
+    Ok(ReportRun {
         json: json!({
             "day": clock::format_day(day),
             "reports": items,
@@ -865,7 +865,7 @@ pub fn report_json(r: &Report, status: &str, qid: Option<&str>) -> serde_json::V
                 "at_ms": e.at,
                 "qid": e.qid,
                 "rcpt": e.rcpt,
-                "kind": e.kind,
+                "kind": e.kind.as_str(),
                 "message": e.message,
                 "subject": e.subject,
                 "script": e.script,
@@ -887,8 +887,8 @@ pub fn report_json(r: &Report, status: &str, qid: Option<&str>) -> serde_json::V
         "events": r.events.iter().map(|e| json!({
             "at": when(e.at),
             "at_ms": e.at,
-            "old_state": e.old,
-            "new_state": e.new,
+            "old_state": e.old.as_str(),
+            "new_state": e.new.as_str(),
             "reason": e.reason,
             "actor": e.actor,
             "note": e.note,
@@ -955,7 +955,7 @@ mod tests {
                 at: T0,
                 qid: "Q1\r\nX: y".into(),
                 rcpt: "bob@example.com\r\nCc: all@example.com".into(),
-                kind: "dsn".into(),
+                kind: FailureKind::Dsn,
                 message: "550 5.1.1 <bob@example.com>: unknown\r\n.\r\nQUIT".into(),
                 subject: HOSTILE.into(),
                 script: "/var/www/\u{1b}]0;pwned\u{7}x.php".into(),
@@ -973,8 +973,8 @@ mod tests {
             expired_total: 1,
             events: vec![Event {
                 at: T0,
-                old: "ok".into(),
-                new: "bounce".into(),
+                old: State::Ok,
+                new: State::Bounce,
                 reason: "bounce".into(),
                 actor: "scriptmail".into(),
                 note: "error ratio 3/4 (75%)".into(),
@@ -1179,8 +1179,8 @@ mod tests {
             report_to: "admin@example.com".into(),
             event: Event {
                 at: T0,
-                old: "ok".into(),
-                new: "bounce".into(),
+                old: State::Ok,
+                new: State::Bounce,
                 reason: "bounce".into(),
                 actor: "scriptmail".into(),
                 note: "error ratio 3/4 (75%) since 2026-11-21T13:24:18Z is above 50%".into(),

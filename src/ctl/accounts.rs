@@ -17,8 +17,8 @@ use std::io::BufRead;
 use serde::Serialize;
 
 use super::view::{self, Align, Cell, Table};
-use super::{CtlError, Ctx, ReasonArg, Result, SortKey, check_note};
-use crate::account::BlockReason;
+use super::{CtlError, Ctx, Result, SortKey, check_note};
+use crate::account::{AppliedLimit, BlockReason, Limits, Reason, State};
 use crate::address;
 use crate::log::{self, Level};
 use crate::sanitize;
@@ -29,25 +29,18 @@ use crate::store::{Account, AccountStatus, DayCounts, Limit, QueueCounts, Settin
 /// long for the lock, long enough that 100,000 messages go in seconds.
 const PURGE_CHUNK: usize = 5000;
 
-/// The limits that apply to an account: (per day, node default?, per hour, node default?).
-fn limits(ctx: &Ctx, a: &Account) -> (i64, bool, i64, bool) {
-    let day = a.max_per_day.map(|v| v.max(0));
-    let hour = a.max_per_hour.map(|v| v.max(0));
-    (
-        day.unwrap_or(ctx.cfg.limits.max_per_day as i64),
-        day.is_none(),
-        hour.unwrap_or(ctx.cfg.limits.max_per_hour as i64),
-        hour.is_none(),
-    )
+/// The limits that apply to an account: its own, else the node's.
+fn limits(ctx: &Ctx, a: &Account) -> Limits {
+    a.limits(ctx.cfg.enqueue_policy())
 }
 
-fn limit_text(n: i64, default: bool, unit: &str) -> String {
-    let v = if n == 0 {
+fn limit_text(l: AppliedLimit, unit: &str) -> String {
+    let v = if l.max == 0 {
         format!("unlimited/{unit}")
     } else {
-        format!("{n}/{unit}")
+        format!("{}/{unit}", l.max)
     };
-    if default {
+    if l.node_default {
         format!("{v} (node default)")
     } else {
         v
@@ -107,9 +100,9 @@ struct StatusJson<'a> {
     changed_by: Option<&'a str>,
     note: Option<&'a str>,
     report_to: Option<&'a str>,
-    max_per_day: i64,
+    max_per_day: u64,
     max_per_day_default: bool,
-    max_per_hour: i64,
+    max_per_hour: u64,
     max_per_hour_default: bool,
     sent_total: i64,
     sent_today: i64,
@@ -129,7 +122,7 @@ pub fn status(ctx: &Ctx, name: &str, now: i64) -> Result<()> {
         other => other?,
     };
     let a = &s.account;
-    let (per_day, day_default, per_hour, hour_default) = limits(ctx, a);
+    let limits = limits(ctx, a);
     let hold_ms = crate::store::ms(ctx.cfg.hold_max_age);
     let oldest_age = s.queue.oldest_held.map(|t| (now - t).max(0));
     let expires_in = oldest_age.map(|age| (hold_ms - age).max(0));
@@ -146,10 +139,10 @@ pub fn status(ctx: &Ctx, name: &str, now: i64) -> Result<()> {
             .map(|e| e.note.as_str())
             .filter(|n| !n.is_empty()),
         report_to: a.report_to.as_deref(),
-        max_per_day: per_day,
-        max_per_day_default: day_default,
-        max_per_hour: per_hour,
-        max_per_hour_default: hour_default,
+        max_per_day: limits.per_day.max,
+        max_per_day_default: limits.per_day.node_default,
+        max_per_hour: limits.per_hour.max,
+        max_per_hour_default: limits.per_hour.node_default,
         sent_total: a.sent_total,
         sent_today: s.today.sent,
         error_total: a.error_total,
@@ -193,14 +186,14 @@ pub fn status(ctx: &Ctx, name: &str, now: i64) -> Result<()> {
             "limits".into(),
             format!(
                 "{}, {}",
-                limit_text(per_day, day_default, "day"),
-                limit_text(per_hour, hour_default, "hour")
+                limit_text(limits.per_day, "day"),
+                limit_text(limits.per_hour, "hour")
             )
             .into(),
         ]);
         t.row(vec!["sent total".into(), a.sent_total.into()]);
-        let today = if per_day > 0 {
-            format!("{} / {per_day}", s.today.sent)
+        let today = if limits.per_day.max > 0 {
+            format!("{} / {}", s.today.sent, limits.per_day.max)
         } else {
             s.today.sent.to_string()
         };
@@ -315,15 +308,15 @@ struct AccountJson<'a> {
     reason: &'a str,
     since: String,
     report_to: Option<&'a str>,
-    max_per_day: i64,
+    max_per_day: u64,
     max_per_day_default: bool,
-    max_per_hour: i64,
+    max_per_hour: u64,
     max_per_hour_default: bool,
     first_seen: String,
 }
 
 fn account_json<'a>(ctx: &Ctx, a: &'a Account) -> AccountJson<'a> {
-    let (d, dd, h, hd) = limits(ctx, a);
+    let limits = limits(ctx, a);
     AccountJson {
         account: &a.name,
         state: a.state.as_str(),
@@ -331,10 +324,10 @@ fn account_json<'a>(ctx: &Ctx, a: &'a Account) -> AccountJson<'a> {
         reason: &a.reason,
         since: view::time(a.since),
         report_to: a.report_to.as_deref(),
-        max_per_day: d,
-        max_per_day_default: dd,
-        max_per_hour: h,
-        max_per_hour_default: hd,
+        max_per_day: limits.per_day.max,
+        max_per_day_default: limits.per_day.node_default,
+        max_per_hour: limits.per_hour.max,
+        max_per_hour_default: limits.per_hour.node_default,
         first_seen: view::time(a.first_seen),
     }
 }
@@ -360,21 +353,21 @@ pub fn list(ctx: &Ctx) -> Result<()> {
             ("FIRST SEEN", Align::Left),
         ]);
         for a in &all {
-            let (d, dd, h, hd) = limits(ctx, a);
-            let lim = |n: i64, default: bool| {
-                let v = if n == 0 {
+            let limits = limits(ctx, a);
+            let lim = |l: AppliedLimit| {
+                let v = if l.max == 0 {
                     "-".to_string()
                 } else {
-                    n.to_string()
+                    l.max.to_string()
                 };
-                if default { format!("{v}*") } else { v }
+                if l.node_default { format!("{v}*") } else { v }
             };
             t.row(vec![
                 Cell::untrusted(&a.name),
                 Cell::colored(a.state.as_str(), Some(view::state_color(a.state))),
                 Cell::untrusted(a.report_to.as_deref().unwrap_or("-")),
-                lim(d, dd).into(),
-                lim(h, hd).into(),
+                lim(limits.per_day).into(),
+                lim(limits.per_hour).into(),
                 view::time(a.first_seen).into(),
             ]);
         }
@@ -403,16 +396,11 @@ struct ChangeJson<'a> {
 pub fn block(
     ctx: &mut Ctx,
     name: &str,
-    reason: ReasonArg,
+    reason: BlockReason,
     note: Option<&str>,
     now: i64,
 ) -> Result<()> {
     let note = check_note(note)?;
-    let reason = match reason {
-        ReasonArg::Manual => BlockReason::Manual,
-        ReasonArg::Spam => BlockReason::Spam,
-        ReasonArg::Limit => BlockReason::Limit,
-    };
     if matches!(ctx.store.account(name), Err(StoreError::NoAccount(_))) && resolvable(ctx, name) {
         // Before its first mail: the account starts `ok`, and is blocked
         // at once (a mail submitted in between is held by the block).
@@ -421,9 +409,9 @@ pub fn block(
     let c = ctx.store.block(name, reason, &ctx.actor, &note, now)?;
     ctx.log_change(
         &c.account,
-        c.old.as_str(),
-        c.new.as_str(),
-        reason.as_str(),
+        c.old,
+        c.new,
+        Reason::Block(reason),
         &format!(" held={}{}", c.held, note_field(&note)),
     );
     let json = ChangeJson {
@@ -460,12 +448,16 @@ pub fn block(
 pub fn unblock(ctx: &mut Ctx, name: &str, force: bool, note: Option<&str>, now: i64) -> Result<()> {
     let note = check_note(note)?;
     let c = ctx.store.unblock(name, force, &ctx.actor, &note, now)?;
-    let reason = if force { "force" } else { "unblock" };
+    let reason = if force {
+        Reason::Force
+    } else {
+        Reason::Unblock
+    };
     if c.changed() {
         ctx.log_change(
             &c.account,
-            c.old.as_str(),
-            c.new.as_str(),
+            c.old,
+            c.new,
             reason,
             &format!(" released={}{}", c.released, note_field(&note)),
         );
@@ -478,7 +470,7 @@ pub fn unblock(ctx: &mut Ctx, name: &str, force: bool, note: Option<&str>, now: 
         old_state: c.old.as_str(),
         new_state: c.new.as_str(),
         changed: c.changed(),
-        reason,
+        reason: reason.as_str(),
         actor: &ctx.actor,
         note: &note,
         released: c.released,
@@ -541,12 +533,12 @@ pub fn purge(ctx: &mut Ctx, name: &str, yes: bool, note: Option<&str>, now: i64)
         }
     }
     let p = ctx.store.purge_begin(name, &ctx.actor, &note, now)?;
-    if p.old != crate::account::State::Purging {
+    if p.old != State::Purging {
         ctx.log_change(
             &p.account,
-            p.old.as_str(),
-            "purging",
-            "purge",
+            p.old,
+            State::Purging,
+            Reason::Purge,
             &note_field(&note),
         );
     }
@@ -568,9 +560,9 @@ pub fn purge(ctx: &mut Ctx, name: &str, yes: bool, note: Option<&str>, now: i64)
     let (held, queued) = (held - moved, queued + moved + late.held + late.queued);
     ctx.log_change(
         &p.account,
-        "purging",
-        "ok",
-        "purge",
+        State::Purging,
+        State::Ok,
+        Reason::Purge,
         &format!(" dropped={} released={released}", held + queued),
     );
     if released > 0 {
@@ -579,7 +571,7 @@ pub fn purge(ctx: &mut Ctx, name: &str, yes: bool, note: Option<&str>, now: i64)
     let json = PurgeJson {
         account: &p.account,
         old_state: p.old.as_str(),
-        new_state: "ok",
+        new_state: State::Ok.as_str(),
         dropped: held + queued,
         dropped_held: held,
         dropped_queued: queued,
@@ -594,7 +586,7 @@ pub fn purge(ctx: &mut Ctx, name: &str, yes: bool, note: Option<&str>, now: i64)
             held,
             queued,
             paint(ctx, p.old),
-            paint(ctx, crate::account::State::Ok)
+            paint(ctx, State::Ok)
         );
         if released > 0 {
             s.push_str(&format!(
@@ -694,7 +686,7 @@ pub fn errors(ctx: &Ctx, name: &str, limit: u32) -> Result<()> {
                 at: view::time(e.at),
                 qid: &e.qid,
                 recipient: &e.rcpt,
-                kind: &e.kind,
+                kind: e.kind.as_str(),
                 answer: &e.message,
                 subject: &e.subject,
                 script: &e.script,
@@ -716,7 +708,7 @@ pub fn errors(ctx: &Ctx, name: &str, limit: u32) -> Result<()> {
             t.row(vec![
                 view::time(e.at).into(),
                 Cell::untrusted(&e.rcpt),
-                Cell::untrusted(&e.kind),
+                e.kind.as_str().into(),
                 Cell::untrusted(&e.message),
                 Cell::untrusted(if e.script.is_empty() { "-" } else { &e.script }),
             ]);
@@ -766,14 +758,16 @@ pub fn set(
         max_per_hour,
     };
     let (a, created) = ctx.store.configure(name, &settings, now)?;
-    let (d, _, h, _) = limits(ctx, &a);
+    let limits = limits(ctx, &a);
     log::log(
         Level::Info,
         &format!(
-            "account={} settings changed actor={} report_to=<{}> max_per_day={d} max_per_hour={h}{}",
+            "account={} settings changed actor={} report_to=<{}> max_per_day={} max_per_hour={}{}",
             sanitize::line(&a.name),
             log::quote(&ctx.actor),
             sanitize::line(a.report_to.as_deref().unwrap_or("")),
+            limits.per_day.max,
+            limits.per_hour.max,
             if created { " created=yes" } else { "" }
         ),
     );
@@ -782,14 +776,13 @@ pub fn set(
         account: account_json(ctx, &a),
     };
     ctx.output(&json, || {
-        let (d, dd, h, hd) = limits(ctx, &a);
         format!(
             "{}{}: report to {}; {}, {}\n",
             sanitize::terminal(&a.name),
             if created { " (new account)" } else { "" },
             sanitize::terminal(a.report_to.as_deref().unwrap_or("nobody")),
-            limit_text(d, dd, "day"),
-            limit_text(h, hd, "hour")
+            limit_text(limits.per_day, "day"),
+            limit_text(limits.per_hour, "hour")
         )
     })
 }
@@ -819,8 +812,8 @@ pub fn history(ctx: &Ctx, name: &str, limit: u32) -> Result<()> {
             .iter()
             .map(|e| EventJson {
                 at: view::time(e.at),
-                old_state: &e.old,
-                new_state: &e.new,
+                old_state: e.old.as_str(),
+                new_state: e.new.as_str(),
                 reason: &e.reason,
                 actor: &e.actor,
                 note: &e.note,
@@ -845,8 +838,8 @@ pub fn history(ctx: &Ctx, name: &str, limit: u32) -> Result<()> {
         for e in &events {
             t.row(vec![
                 view::time(e.at).into(),
-                Cell::colored(sanitize::terminal(&e.old), view::state_name_color(&e.old)),
-                Cell::colored(sanitize::terminal(&e.new), view::state_name_color(&e.new)),
+                Cell::colored(e.old.as_str(), Some(view::state_color(e.old))),
+                Cell::colored(e.new.as_str(), Some(view::state_color(e.new))),
                 Cell::untrusted(&e.reason),
                 Cell::untrusted(&e.actor),
                 Cell::untrusted(&e.note),
@@ -883,7 +876,7 @@ fn unseen(name: &str, now: i64) -> AccountStatus {
         account: Account {
             id: 0,
             name: name.to_string(),
-            state: crate::account::State::Ok,
+            state: State::Ok,
             reason: String::new(),
             since: now,
             report_to: None,

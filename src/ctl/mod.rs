@@ -11,12 +11,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::builder::PossibleValue;
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 
+use crate::account::{BlockReason, Reason, State};
 use crate::config::{Config, ConfigError};
 use crate::exit::Exit;
 use crate::log::{self, Level};
 use crate::privilege::{self, PrivilegeError};
+use crate::queue::MessageState;
 use crate::relay::RelayError;
 use crate::sanitize;
 use crate::store::Limit;
@@ -61,8 +64,8 @@ pub enum Verb {
     /// most queue.hold_max_age.
     Block {
         account: String,
-        #[arg(long, value_enum, default_value_t = ReasonArg::Manual)]
-        reason: ReasonArg,
+        #[arg(long, value_enum, default_value_t = BlockReason::Manual)]
+        reason: BlockReason,
         /// A note kept in the history (ticket number, why).
         #[arg(long)]
         note: Option<String>,
@@ -203,37 +206,26 @@ pub enum SortKey {
     Errors,
 }
 
-/// `block --reason`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReasonArg {
-    Manual,
-    Spam,
-    Limit,
+/// `block --reason`: the domain's reasons, by their names (the domain type
+/// knows nothing of clap).
+impl ValueEnum for BlockReason {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[BlockReason::Manual, BlockReason::Spam, BlockReason::Limit]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.as_str()))
+    }
 }
 
-/// `queue --state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MessageState {
-    Held,
-    Queued,
-    Sending,
-    Deferred,
-    Sent,
-    Failed,
-    Expired,
-}
+/// `queue --state`: the message states, by their names.
+impl ValueEnum for MessageState {
+    fn value_variants<'a>() -> &'a [Self] {
+        &MessageState::ALL
+    }
 
-impl MessageState {
-    fn as_str(self) -> &'static str {
-        match self {
-            MessageState::Held => "held",
-            MessageState::Queued => "queued",
-            MessageState::Sending => "sending",
-            MessageState::Deferred => "deferred",
-            MessageState::Sent => "sent",
-            MessageState::Failed => "failed",
-            MessageState::Expired => "expired",
-        }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.as_str()))
     }
 }
 
@@ -321,8 +313,9 @@ impl Ctx {
         Ok(())
     }
 
-    /// Log a state change (SPEC §8: one key=value line per event).
-    pub fn log_change(&self, account: &str, old: &str, new: &str, reason: &str, extra: &str) {
+    /// Log a state change: one key=value line per event (docs/mailq-ctl.md,
+    /// "Logging").
+    pub fn log_change(&self, account: &str, old: State, new: State, reason: Reason, extra: &str) {
         log::log(
             Level::Info,
             &format!(
@@ -425,7 +418,7 @@ fn run_verb(args: Args, config_path: Option<&Path>) -> Result<()> {
             account,
             state,
             limit,
-        } => queue::list(&ctx, account, state.map(MessageState::as_str), limit, now),
+        } => queue::list(&ctx, account, state, limit, now),
         Verb::Show { qid, body } => queue::show(&ctx, &qid, body),
         Verb::Release { qid } => queue::release(&mut ctx, &qid, now),
         Verb::Delete { qid } => queue::delete(&mut ctx, &qid),

@@ -82,11 +82,6 @@ pub fn paint(s: State, color: bool) -> String {
     }
 }
 
-/// The colour of a state spelled as text (history rows).
-pub fn state_name_color(s: &str) -> Option<Color> {
-    State::parse(s).map(state_color)
-}
-
 /// One table cell: already-safe text and an optional colour.
 #[derive(Debug, Clone)]
 pub struct Cell {

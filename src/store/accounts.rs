@@ -6,8 +6,9 @@
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::claims::hold_pending;
-use super::{Result, Store, StoreError};
-use crate::account::{self, BlockReason, Refusal, State};
+use super::history::record_event;
+use super::{EnqueuePolicy, Result, Store, StoreError};
+use crate::account::{self, AppliedLimit, BlockReason, Limits, Reason, Refusal, State};
 
 /// The columns [`account_from_row`] reads, in order.
 macro_rules! account_cols {
@@ -78,11 +79,37 @@ impl Change {
     }
 }
 
+/// A change of an account's state: what `set_state` writes to the account
+/// and records as an event.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Transition<'a> {
+    pub old: State,
+    pub new: State,
+    pub reason: Reason,
+    /// Who made it: an admin, the panel, or [`account::SYSTEM_ACTOR`].
+    pub actor: &'a str,
+    pub note: &'a str,
+}
+
+impl Account {
+    /// The submission limits that apply to it: its own, else the node's.
+    pub fn limits(&self, node: EnqueuePolicy) -> Limits {
+        limits(self.max_per_day, self.max_per_hour, node)
+    }
+}
+
+fn limits(per_day: Option<i64>, per_hour: Option<i64>, node: EnqueuePolicy) -> Limits {
+    Limits {
+        per_day: AppliedLimit::resolve(per_day, node.max_per_day),
+        per_hour: AppliedLimit::resolve(per_hour, node.max_per_hour),
+    }
+}
+
 fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     Ok(Account {
         id: r.get(0)?,
         name: r.get(1)?,
-        state: State::parse(&r.get::<_, String>(2)?).unwrap_or(State::Ko),
+        state: r.get(2)?,
         reason: r.get(3)?,
         since: r.get(4)?,
         report_to: r.get(5)?,
@@ -126,35 +153,33 @@ pub(super) fn release_held(tx: &Transaction<'_>, account_id: i64, now: i64) -> R
     Ok(n as u64)
 }
 
+/// The account a submission is for, created (`ok`) on its first mail: its
+/// id, state and the limits that apply to it.
 pub(super) fn account_for_submit(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Transaction<'_>,
     name: &str,
+    node: EnqueuePolicy,
     now: i64,
-) -> Result<(i64, State, Option<i64>, Option<i64>)> {
+) -> Result<(i64, State, Limits)> {
     let row = tx
         .prepare_cached(
             "SELECT id, state, max_per_day, max_per_hour FROM accounts WHERE name = ?1",
         )?
         .query_row([name], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<i64>>(2)?,
-                r.get::<_, Option<i64>>(3)?,
-            ))
+            Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
         .optional()?;
     match row {
-        Some((id, state, d, h)) => Ok((id, State::parse(&state).unwrap_or(State::Ko), d, h)),
+        Some((id, state, per_day, per_hour)) => Ok((id, state, limits(per_day, per_hour, node))),
         None => {
             let id = create_account(tx, name, now)?;
-            Ok((id, State::Ok, None, None))
+            Ok((id, State::Ok, limits(None, None, node)))
         }
     }
 }
 
 /// Insert an account row in state `ok`.
-pub(super) fn create_account(tx: &rusqlite::Transaction<'_>, name: &str, now: i64) -> Result<i64> {
+pub(super) fn create_account(tx: &Transaction<'_>, name: &str, now: i64) -> Result<i64> {
     tx.prepare_cached(
         "INSERT INTO accounts (name, state, state_since, first_seen) VALUES (?1, 'ok', ?2, ?2)",
     )?
@@ -162,36 +187,21 @@ pub(super) fn create_account(tx: &rusqlite::Transaction<'_>, name: &str, now: i6
     Ok(tx.last_insert_rowid())
 }
 
-/// Change an account's state and record the event.
-#[allow(clippy::too_many_arguments)]
+/// Change an account's state and record the event; when it stops sending,
+/// hold its queued and deferred mail in the same transaction. Returns how
+/// many messages that held.
 pub(super) fn set_state(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Transaction<'_>,
     account_id: i64,
-    old: State,
-    new: State,
-    reason: &str,
-    actor: &str,
-    note: &str,
+    t: &Transition<'_>,
     now: i64,
 ) -> Result<u64> {
     tx.prepare_cached(
         "UPDATE accounts SET state = ?2, state_reason = ?3, state_since = ?4 WHERE id = ?1",
     )?
-    .execute(params![account_id, new.as_str(), reason, now])?;
-    tx.prepare_cached(
-        "INSERT INTO events (account_id, at, old_state, new_state, reason, actor, note)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        account_id,
-        now,
-        old.as_str(),
-        new.as_str(),
-        reason,
-        actor,
-        note
-    ])?;
-    if old.is_sending() && !new.is_sending() {
+    .execute(params![account_id, t.new, t.reason, now])?;
+    record_event(tx, account_id, t, now)?;
+    if t.old.is_sending() && !t.new.is_sending() {
         hold_pending(tx, account_id, now)
     } else {
         Ok(0)
@@ -244,7 +254,14 @@ impl Store {
         let new =
             account::block_target(a.state, reason).map_err(|refusal| refused(name, refusal))?;
         // Leaving a sending state holds what the relay has not started.
-        let held = set_state(&tx, a.id, a.state, new, reason.as_str(), actor, note, now)?;
+        let change = Transition {
+            old: a.state,
+            new,
+            reason: Reason::Block(reason),
+            actor,
+            note,
+        };
+        let held = set_state(&tx, a.id, &change, now)?;
         tx.commit()?;
         Ok(Change {
             account: a.name,
@@ -256,7 +273,8 @@ impl Store {
     }
 
     /// Unblock an account and, in the same transaction, move its held mail
-    /// back to `queued` (due now), so no message is stranded (SPEC §3).
+    /// back to `queued` (due now), so no message is stranded (see `mod.rs`,
+    /// "Locking and durability").
     pub fn unblock(
         &mut self,
         name: &str,
@@ -271,8 +289,18 @@ impl Store {
         let new = account::unblock_target(a.state, force, held)
             .map_err(|refusal| refused(name, refusal))?;
         if new != a.state {
-            let reason = if force { "force" } else { "unblock" };
-            set_state(&tx, a.id, a.state, new, reason, actor, note, now)?;
+            let change = Transition {
+                old: a.state,
+                new,
+                reason: if force {
+                    Reason::Force
+                } else {
+                    Reason::Unblock
+                },
+                actor,
+                note,
+            };
+            set_state(&tx, a.id, &change, now)?;
         }
         // Even when the account was already sending: held mail in a sending
         // account is exactly what must never exist, so release it.
@@ -343,6 +371,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::MessageState;
     use crate::store::testing::{T0, state_of, store, submit};
 
     #[test]
@@ -358,20 +387,20 @@ mod tests {
         )
         .unwrap();
         // Q1 was not relayed yet: the block holds it too.
-        assert_eq!(state_of(&s, "Q1"), "held");
+        assert_eq!(state_of(&s, "Q1"), MessageState::Held);
         assert!(submit(&mut s, "alice", "Q2", T0 + 2));
         assert!(submit(&mut s, "alice", "Q3", T0 + 3));
         let c = s.unblock("alice", false, "root", "", T0 + 4).unwrap();
         assert_eq!((c.old, c.new, c.released), (State::Ko, State::Ok, 3));
-        assert_eq!(state_of(&s, "Q2"), "queued");
+        assert_eq!(state_of(&s, "Q2"), MessageState::Queued);
         let h = s.history("alice", 10).unwrap();
         assert_eq!(h.len(), 2);
         assert_eq!(
-            (h[0].old.as_str(), h[0].new.as_str(), h[0].actor.as_str()),
-            ("ok", "ko", "panel:bob")
+            (h[0].old, h[0].new, h[0].actor.as_str()),
+            (State::Ok, State::Ko, "panel:bob")
         );
         assert_eq!(h[0].note, "ticket 7");
-        assert_eq!((h[1].new.as_str(), h[1].reason.as_str()), ("ok", "unblock"));
+        assert_eq!((h[1].new, h[1].reason.as_str()), (State::Ok, "unblock"));
         let st = s.account_status("alice", T0 + 5).unwrap();
         assert_eq!((st.queue.held, st.queue.queued), (0, 3));
         assert_eq!(st.today.held, 3);

@@ -4,10 +4,10 @@
 
 use rusqlite::params;
 
-use super::counters::bump_daily;
-use super::errors::apply_ratio;
+use super::errors::{MailInError, count_errors, insert_error};
 use super::{Result, Store, Trip};
 use crate::clock::DAY_MS;
+use crate::queue::{FailureKind, MessageState, RecipientState};
 
 /// Largest part of an unmatched bounce kept in the database.
 pub const UNMATCHED_MAX_BYTES: usize = 256 * 1024;
@@ -22,14 +22,14 @@ pub struct BouncedMessage {
     pub qid: String,
     pub account_id: i64,
     pub account: String,
-    pub state: String,
+    pub state: MessageState,
     /// Mail from scriptmail itself (a report): its bounces are not counted.
     pub system: bool,
     pub created: i64,
     pub subject: String,
     pub script: String,
-    /// Envelope recipients and their state (`pending`, `sent`, `failed`).
-    pub recipients: Vec<(String, String)>,
+    /// Envelope recipients and their outcome so far.
+    pub recipients: Vec<(String, RecipientState)>,
 }
 
 /// What recording a DSN did.
@@ -142,11 +142,20 @@ impl Store {
                 out.duplicates.push(rcpt.clone());
                 continue;
             }
-            tx.prepare_cached(
-                "INSERT INTO errors (account_id, message_id, qid, at, rcpt, kind, message, subject, script)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'dsn', ?6, ?7, ?8)",
-            )?
-            .execute(params![account_id, message_id, qid, now, rcpt, text, subject, script])?;
+            insert_error(
+                &tx,
+                &MailInError {
+                    account_id,
+                    message_id,
+                    qid: &qid,
+                    rcpt,
+                    kind: FailureKind::Dsn,
+                    text,
+                    subject: &subject,
+                    script: &script,
+                },
+                now,
+            )?;
             tx.prepare_cached(
                 "UPDATE recipients SET state = 'failed' WHERE message_id = ?1 AND rcpt = ?2 COLLATE NOCASE",
             )?
@@ -155,10 +164,7 @@ impl Store {
         }
         let n = out.recorded.len() as i64;
         if n > 0 && !system {
-            tx.prepare_cached("UPDATE accounts SET error_total = error_total + ?2 WHERE id = ?1")?
-                .execute(params![account_id, n])?;
-            bump_daily(&tx, account_id, now, "errors", n)?;
-            out.tripped = apply_ratio(&tx, &protection, account_id, now)?;
+            out.tripped = count_errors(&tx, &protection, account_id, n, now)?;
         }
         tx.commit()?;
         Ok(out)
@@ -217,6 +223,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::account::State;
     use crate::store::testing::*;
     use crate::store::{Attempt, RcptOutcome};
 
@@ -278,7 +285,7 @@ mod tests {
         assert_eq!(errs[0].script, "/var/www/x.php");
         let states: Vec<_> = s.bounced_by_qid("Q1").unwrap().unwrap().recipients;
         assert!(
-            states.contains(&("B@example.com".into(), "failed".into())),
+            states.contains(&("B@example.com".into(), RecipientState::Failed)),
             "{states:?}"
         );
         // The second recipient bounces too: 2/2 → bounce.
@@ -290,7 +297,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(r.tripped.map(|t| (t.errors, t.sample)), Some((2, 2)));
-        assert_eq!(account_state(&s, "acme"), "bounce");
+        assert_eq!(account_state(&s, "acme"), State::Bounce);
         let today = s.daily_stats("acme", 1, T0).unwrap();
         assert_eq!(today.last().unwrap().errors, 2);
     }

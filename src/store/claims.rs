@@ -3,11 +3,12 @@
 //! dead relayer come back (issue 11). The rules are in `mod.rs`, "Claims
 //! and blocks"; the relay side is in `relay.rs`.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::counters::bump_daily;
-use super::errors::{Protection, after_errors};
+use super::counters::{Counter, bump_daily};
+use super::errors::{MailInError, Protection, count_errors, insert_error};
 use super::{Result, Store};
+use crate::queue::{FailureKind, MessageState, RecipientState};
 
 /// A message claimed for delivery.
 #[derive(Debug, Clone)]
@@ -52,7 +53,7 @@ impl Store {
     /// send (see `mod.rs`, "Claims and blocks").
     pub fn requeue_orphans(&mut self, now: i64) -> Result<usize> {
         let tx = self.write_tx()?;
-        let back: Vec<(i64, String)> = tx
+        let back: Vec<(i64, MessageState)> = tx
             .prepare_cached(concat!(
                 "UPDATE messages SET state = ",
                 requeue_state!(),
@@ -63,8 +64,8 @@ impl Store {
             .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
         for (account_id, state) in &back {
-            if state == "held" {
-                bump_daily(&tx, *account_id, now, "held", 1)?;
+            if *state == MessageState::Held {
+                bump_daily(&tx, *account_id, now, Counter::Held, 1)?;
             }
         }
         tx.commit()?;
@@ -125,7 +126,7 @@ impl Store {
     /// and false is returned.
     pub fn confirm_claim(&mut self, claim: &Claim, now: i64) -> Result<bool> {
         let tx = self.write_tx()?;
-        let row: Option<(String, bool, i64)> = tx
+        let row: Option<(MessageState, bool, i64)> = tx
             .prepare_cached(concat!(
                 "SELECT m.state, ",
                 exempt_or_sending!("m"),
@@ -134,7 +135,7 @@ impl Store {
             .query_row([claim.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         let go = match row {
-            Some((state, _, _)) if state != "sending" => false,
+            Some((state, _, _)) if state != MessageState::Sending => false,
             None => false,
             Some((_, true, _)) => true,
             Some((_, false, account_id)) => {
@@ -144,7 +145,7 @@ impl Store {
                      WHERE id = ?1",
                 )?
                 .execute([claim.id])?;
-                bump_daily(&tx, account_id, now, "held", 1)?;
+                bump_daily(&tx, account_id, now, Counter::Held, 1)?;
                 false
             }
         };
@@ -203,11 +204,7 @@ impl Store {
 /// earlier one-by-one releases: a new block holds those too. Returns how
 /// many messages were held. The state test is repeated so the query is a
 /// search of the `messages_pending` partial index (see `mod.rs`, "Indexes").
-pub(super) fn hold_pending(
-    tx: &rusqlite::Transaction<'_>,
-    account_id: i64,
-    now: i64,
-) -> Result<u64> {
+pub(super) fn hold_pending(tx: &Transaction<'_>, account_id: i64, now: i64) -> Result<u64> {
     let n = tx
         .prepare_cached(
             "UPDATE messages SET state = 'held', released = 0
@@ -216,19 +213,19 @@ pub(super) fn hold_pending(
         )?
         .execute([account_id])?;
     if n > 0 {
-        bump_daily(tx, account_id, now, "held", n as i64)?;
+        bump_daily(tx, account_id, now, Counter::Held, n as i64)?;
     }
     Ok(n as u64)
 }
 
 fn record_attempt(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Transaction<'_>,
     protection: &Protection,
     claim: &Claim,
     a: &Attempt,
     now: i64,
 ) -> Result<bool> {
-    let row: Option<(i64, bool, String, String, String)> = tx
+    let row: Option<(i64, bool, String, String, MessageState)> = tx
         .prepare_cached(
             "SELECT account_id, system, subject, script, state FROM messages WHERE id = ?1",
         )?
@@ -239,41 +236,47 @@ fn record_attempt(
     let Some((account_id, system, subject, script, state)) = row else {
         return Ok(false);
     };
-    if state != "sending" {
+    if state != MessageState::Sending {
         return Ok(false);
     }
     let mut failed = 0i64;
     let mut last_error = String::new();
-    let mut fail = |rcpt: &str, kind: &str, text: &str| -> Result<()> {
-        tx.prepare_cached(
-            "UPDATE recipients SET state = 'failed' WHERE message_id = ?1 AND rcpt = ?2",
-        )?
-        .execute(params![claim.id, rcpt])?;
-        tx.prepare_cached(
-            "INSERT INTO errors (account_id, message_id, qid, at, rcpt, kind, message, subject, script)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?
-        .execute(params![account_id, claim.id, claim.qid, now, rcpt, kind, text, subject, script])?;
+    let mark = |rcpt: &str, state: RecipientState| -> Result<()> {
+        tx.prepare_cached("UPDATE recipients SET state = ?3 WHERE message_id = ?1 AND rcpt = ?2")?
+            .execute(params![claim.id, rcpt, state])?;
+        Ok(())
+    };
+    let mut fail = |rcpt: &str, kind: FailureKind, text: &str| -> Result<()> {
+        mark(rcpt, RecipientState::Failed)?;
+        insert_error(
+            tx,
+            &MailInError {
+                account_id,
+                message_id: claim.id,
+                qid: &claim.qid,
+                rcpt,
+                kind,
+                text,
+                subject: &subject,
+                script: &script,
+            },
+            now,
+        )?;
         failed += 1;
         Ok(())
     };
     for (rcpt, outcome) in &a.results {
         match outcome {
-            RcptOutcome::Sent => {
-                tx.prepare_cached(
-                    "UPDATE recipients SET state = 'sent' WHERE message_id = ?1 AND rcpt = ?2",
-                )?
-                .execute(params![claim.id, rcpt])?;
-            }
+            RcptOutcome::Sent => mark(rcpt, RecipientState::Sent)?,
             RcptOutcome::Failed(text) => {
-                fail(rcpt, "rejected", text)?;
+                fail(rcpt, FailureKind::Rejected, text)?;
                 last_error = text.clone();
             }
             RcptOutcome::Deferred(text) => {
                 if a.expire {
                     fail(
                         rcpt,
-                        "expired",
+                        FailureKind::Expired,
                         &format!("expired in queue; last error: {text}"),
                     )?;
                 }
@@ -290,7 +293,7 @@ fn record_attempt(
     if pending > 0 {
         // Back to the queue: `held` if the account stopped sending while
         // this try was on the wire (see "Claims and blocks").
-        let back: String = tx
+        let back: MessageState = tx
             .prepare_cached(concat!(
                 "UPDATE messages SET state = ",
                 requeue_state!(),
@@ -298,28 +301,29 @@ fn record_attempt(
                  WHERE id = ?1 RETURNING state"
             ))?
             .query_row(params![claim.id, a.retry_at, last_error], |r| r.get(0))?;
-        if back == "held" {
-            bump_daily(tx, account_id, now, "held", 1)?;
+        if back == MessageState::Held {
+            bump_daily(tx, account_id, now, Counter::Held, 1)?;
         }
     } else {
-        let state = if sent > 0 { "sent" } else { "failed" };
+        let done = if sent > 0 {
+            MessageState::Sent
+        } else {
+            MessageState::Failed
+        };
         tx.prepare_cached(
             "UPDATE messages SET state = ?2, done_at = ?3, lease_until = 0, last_error = ?4 WHERE id = ?1",
         )?
-        .execute(params![claim.id, state, now, last_error])?;
+        .execute(params![claim.id, done, now, last_error])?;
         tx.prepare_cached("DELETE FROM bodies WHERE message_id = ?1")?
             .execute([claim.id])?;
         if sent > 0 && !system {
             tx.prepare_cached("UPDATE accounts SET sent_total = sent_total + 1 WHERE id = ?1")?
                 .execute([account_id])?;
-            bump_daily(tx, account_id, now, "sent", 1)?;
+            bump_daily(tx, account_id, now, Counter::Sent, 1)?;
         }
     }
     if failed > 0 && !system {
-        tx.prepare_cached("UPDATE accounts SET error_total = error_total + ?2 WHERE id = ?1")?
-            .execute(params![account_id, failed])?;
-        bump_daily(tx, account_id, now, "errors", failed)?;
-        after_errors(tx, protection, account_id, now)?;
+        count_errors(tx, protection, account_id, failed, now)?;
     }
     Ok(true)
 }
@@ -332,10 +336,6 @@ mod tests {
 
     fn submit(s: &mut Store, qid: &str, system: bool, now: i64) {
         submit_to(s, "alice", qid, &["someone@example.com"], system, now);
-    }
-
-    fn state(s: &Store, qid: &str) -> String {
-        state_of(s, qid)
     }
 
     fn deferral(c: &Claim, now: i64) -> Attempt {
@@ -365,18 +365,26 @@ mod tests {
         }
         let c = s.claim_next(T0 + 10).unwrap().unwrap();
         assert_eq!((c.qid.as_str(), c.attempts), ("Q0", 1));
-        assert_eq!(state(&s, "Q1"), "queued", "one claim per call");
+        assert_eq!(
+            state_of(&s, "Q1"),
+            MessageState::Queued,
+            "one claim per call"
+        );
         block(&mut s, T0 + 11);
         assert_eq!(
-            ["Q0", "Q1", "Q2"].map(|q| state(&s, q)),
-            ["sending", "held", "held"]
+            ["Q0", "Q1", "Q2"].map(|q| state_of(&s, q)),
+            [
+                MessageState::Sending,
+                MessageState::Held,
+                MessageState::Held
+            ]
         );
         assert!(s.claim_next(T0 + 12).unwrap().is_none(), "nothing due");
         assert!(
             s.record_attempt(&c, &deferral(&c, T0 + 13), T0 + 13)
                 .unwrap()
         );
-        assert_eq!(state(&s, "Q0"), "held");
+        assert_eq!(state_of(&s, "Q0"), MessageState::Held);
         let a = s.account("alice").unwrap();
         assert_eq!(s.queue_counts(a.id).unwrap().held, 3);
         assert_eq!(s.daily_stats("alice", 1, T0).unwrap()[0].held, 3);
@@ -403,13 +411,13 @@ mod tests {
         block(&mut s, T0 + 4);
         assert!(!s.confirm_claim(&c1, T0 + 5).unwrap());
         let m = s.message(&c1.qid, false).unwrap().row;
-        assert_eq!((m.state.as_str(), m.attempts), ("held", 0));
+        assert_eq!((m.state, m.attempts), (MessageState::Held, 0));
         // Recording a claim that is no longer ours changes nothing.
         assert!(
             !s.record_attempt(&c1, &deferral(&c1, T0 + 6), T0 + 6)
                 .unwrap()
         );
-        assert_eq!(state(&s, &c1.qid), "held");
+        assert_eq!(state_of(&s, &c1.qid), MessageState::Held);
     }
 
     /// System mail and a message released one by one go out of a blocked
@@ -420,20 +428,20 @@ mod tests {
         submit(&mut s, "SYS", true, T0);
         block(&mut s, T0 + 1);
         submit(&mut s, "H", false, T0 + 2);
-        assert_eq!(state(&s, "SYS"), "queued");
+        assert_eq!(state_of(&s, "SYS"), MessageState::Queued);
         s.release("H", T0 + 3).unwrap();
         for q in ["SYS", "H"] {
             let c = s.claim_next(T0 + 4).unwrap().unwrap();
             assert_eq!(c.qid, q);
             assert!(s.confirm_claim(&c, T0 + 4).unwrap());
             assert!(s.record_attempt(&c, &deferral(&c, T0 + 5), T0 + 5).unwrap());
-            assert_eq!(state(&s, q), "deferred");
+            assert_eq!(state_of(&s, q), MessageState::Deferred);
         }
         s.unblock("alice", false, "root", "", T0 + 6).unwrap();
         block(&mut s, T0 + 7);
         assert_eq!(
-            (state(&s, "SYS"), state(&s, "H")),
-            ("deferred".into(), "held".into())
+            (state_of(&s, "SYS"), state_of(&s, "H")),
+            (MessageState::Deferred, MessageState::Held)
         );
     }
 
@@ -446,11 +454,11 @@ mod tests {
         let c = s.claim_next(T0 + 1).unwrap().unwrap();
         assert_eq!(s.requeue_orphans(T0 + 2).unwrap(), 1);
         let m = s.message(&c.qid, false).unwrap().row;
-        assert_eq!((m.state.as_str(), m.next_attempt), ("deferred", T0 + 2));
+        assert_eq!((m.state, m.next_attempt), (MessageState::Deferred, T0 + 2));
         let _again = s.claim_next(T0 + 3).unwrap().unwrap();
         block(&mut s, T0 + 4);
         assert_eq!(s.requeue_orphans(T0 + 5).unwrap(), 1);
-        assert_eq!(state(&s, "Q0"), "held");
+        assert_eq!(state_of(&s, "Q0"), MessageState::Held);
         assert_eq!(s.requeue_orphans(T0 + 6).unwrap(), 0);
     }
 
@@ -473,7 +481,7 @@ mod tests {
             s.record_attempt(&c, &deferral(&c, T0 + 13), T0 + 13)
                 .unwrap()
         );
-        assert_eq!(state(&s, &c.qid), "held");
+        assert_eq!(state_of(&s, &c.qid), MessageState::Held);
         let (late, released) = s.purge_finish(&p, "root", T0 + 14).unwrap();
         assert_eq!((late.held, late.queued, released), (1, 0, 0));
         let a = s.account("alice").unwrap();

@@ -5,11 +5,12 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::history::{LAST_EVENT, event_from_row};
 use super::{Account, Event, Result, Store};
 use crate::clock;
+use crate::queue::MessageState;
 
 /// An account's not-yet-done mail, by state (the partial index).
 pub(super) const QUEUE_COUNTS: &str = concat!(
@@ -65,15 +66,35 @@ pub struct Overview {
     pub queue: QueueCounts,
 }
 
-/// Add `n` to one per-day counter column of an account.
+/// One per-day counter of an account (a column of `daily`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Counter {
+    Sent,
+    Errors,
+    Held,
+    Expired,
+}
+
+impl Counter {
+    fn column(self) -> &'static str {
+        match self {
+            Counter::Sent => "sent",
+            Counter::Errors => "errors",
+            Counter::Held => "held",
+            Counter::Expired => "expired",
+        }
+    }
+}
+
+/// Add `n` to one per-day counter of an account.
 pub(super) fn bump_daily(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Transaction<'_>,
     account_id: i64,
     now: i64,
-    column: &'static str,
+    counter: Counter,
     n: i64,
 ) -> Result<()> {
-    debug_assert!(["submitted", "sent", "errors", "held", "expired"].contains(&column));
+    let column = counter.column();
     let sql = format!(
         "INSERT INTO daily (account_id, day, {column}) VALUES (?1, ?2, ?3)
          ON CONFLICT (account_id, day) DO UPDATE SET {column} = {column} + ?3"
@@ -83,6 +104,30 @@ pub(super) fn bump_daily(
     Ok(())
 }
 
+/// Count one submission of an account in today's and this hour's
+/// counters; the new counts (this one included), for its limits.
+pub(super) fn count_submission(
+    tx: &Transaction<'_>,
+    account_id: i64,
+    now: i64,
+) -> Result<(u64, u64)> {
+    let today: i64 = tx
+        .prepare_cached(
+            "INSERT INTO daily (account_id, day, submitted) VALUES (?1, ?2, 1)
+             ON CONFLICT (account_id, day) DO UPDATE SET submitted = submitted + 1
+             RETURNING submitted",
+        )?
+        .query_row(params![account_id, clock::day_of(now)], |r| r.get(0))?;
+    let this_hour: i64 = tx
+        .prepare_cached(
+            "INSERT INTO hourly (account_id, hour, submitted) VALUES (?1, ?2, 1)
+             ON CONFLICT (account_id, hour) DO UPDATE SET submitted = submitted + 1
+             RETURNING submitted",
+        )?
+        .query_row(params![account_id, clock::hour_of(now)], |r| r.get(0))?;
+    Ok((today.max(0) as u64, this_hour.max(0) as u64))
+}
+
 impl Store {
     /// An account's not-yet-done mail, counted by state (one index search).
     pub fn queue_counts(&self, account_id: i64) -> Result<QueueCounts> {
@@ -90,14 +135,14 @@ impl Store {
         let mut stmt = self.conn().prepare_cached(QUEUE_COUNTS)?;
         let rows = stmt.query_map([account_id], |r| {
             Ok((
-                r.get::<_, String>(0)?,
+                r.get::<_, MessageState>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
             ))
         })?;
         for row in rows {
             let (state, n, oldest) = row?;
-            add_count(&mut q, &state, n, oldest);
+            add_count(&mut q, state, n, oldest);
         }
         Ok(q)
     }
@@ -177,7 +222,7 @@ impl Store {
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
+                r.get::<_, MessageState>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, i64>(3)?,
             ))
@@ -185,7 +230,7 @@ impl Store {
         for row in rows {
             let (id, state, n, oldest) = row?;
             if let Some(&i) = index.get(&id) {
-                add_count(&mut out[i].queue, &state, n, oldest);
+                add_count(&mut out[i].queue, state, n, oldest);
             }
         }
         Ok(out)
@@ -225,15 +270,15 @@ fn day_from_row(r: &Row<'_>) -> rusqlite::Result<DayCounts> {
     })
 }
 
-fn add_count(q: &mut QueueCounts, state: &str, n: i64, oldest: i64) {
+fn add_count(q: &mut QueueCounts, state: MessageState, n: i64, oldest: i64) {
     match state {
-        "held" => {
+        MessageState::Held => {
             q.held += n;
             q.oldest_held = Some(q.oldest_held.map_or(oldest, |o| o.min(oldest)));
         }
-        "queued" => q.queued += n,
-        "deferred" => q.deferred += n,
-        "sending" => q.sending += n,
-        _ => {}
+        MessageState::Queued => q.queued += n,
+        MessageState::Deferred => q.deferred += n,
+        MessageState::Sending => q.sending += n,
+        MessageState::Sent | MessageState::Failed | MessageState::Expired => {}
     }
 }

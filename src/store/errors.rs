@@ -1,5 +1,6 @@
-//! The mails in error (permanent rejections, queue expiry, DSNs): listing
-//! them, and the error-ratio rule they feed.
+//! The mails in error (permanent rejections, queue expiry, DSNs; see
+//! docs/bounces.md): recording and listing them, and the error-ratio rule
+//! they feed.
 //!
 //! ## The error-ratio rule
 //! Whenever mails in error are recorded for an account (a permanent
@@ -17,11 +18,13 @@
 
 use rusqlite::{Transaction, params};
 
-use super::accounts::set_state;
+use super::accounts::{Transition, set_state};
+use super::counters::{Counter, bump_daily};
 use super::{Result, Store};
-use crate::account::State;
+use crate::account::{self, Reason, State};
 use crate::clock;
 use crate::log::{self, Level};
+use crate::queue::FailureKind;
 use crate::sanitize;
 
 /// An account's newest mails in error.
@@ -35,7 +38,8 @@ pub struct ErrorRow {
     pub at: i64,
     pub qid: String,
     pub rcpt: String,
-    pub kind: String,
+    pub kind: FailureKind,
+    /// The server's answer (or what the DSN said).
     pub message: String,
     pub subject: String,
     pub script: String,
@@ -56,7 +60,7 @@ impl ErrorRow {
     }
 }
 
-/// The error-ratio rule's settings (SPEC §6.4), from the configuration.
+/// The error-ratio rule's settings (`[limits]` in the configuration).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Protection {
     /// Error ratio above which an account goes to `bounce`; 0 disables.
@@ -76,18 +80,58 @@ pub struct Trip {
     pub threshold_permille: i64,
 }
 
-/// Called inside the transaction that recorded new mails in error for an
-/// account: applies the error-ratio rule (module doc).
-pub(super) fn after_errors(
+/// A mail in error about to be recorded: one recipient of one message.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct MailInError<'a> {
+    pub account_id: i64,
+    pub message_id: i64,
+    pub qid: &'a str,
+    pub rcpt: &'a str,
+    pub kind: FailureKind,
+    /// The server's answer, or what the DSN said.
+    pub text: &'a str,
+    pub subject: &'a str,
+    pub script: &'a str,
+}
+
+/// Record one mail in error (the recipient's own state is the caller's).
+pub(super) fn insert_error(tx: &Transaction<'_>, e: &MailInError<'_>, now: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO errors (account_id, message_id, qid, at, rcpt, kind, message, subject, script)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        e.account_id,
+        e.message_id,
+        e.qid,
+        now,
+        e.rcpt,
+        e.kind,
+        e.text,
+        e.subject,
+        e.script
+    ])?;
+    Ok(())
+}
+
+/// Count `n` new mails in error against an account (its total and today's
+/// counter), in the transaction that recorded them, and apply the
+/// error-ratio rule (module doc): whether it tripped. Scriptmail's own mail
+/// is never counted; the caller leaves it out.
+pub(super) fn count_errors(
     tx: &Transaction<'_>,
     protection: &Protection,
     account_id: i64,
+    n: i64,
     now: i64,
-) -> Result<()> {
-    apply_ratio(tx, protection, account_id, now).map(|_| ())
+) -> Result<Option<Trip>> {
+    tx.prepare_cached("UPDATE accounts SET error_total = error_total + ?2 WHERE id = ?1")?
+        .execute(params![account_id, n])?;
+    bump_daily(tx, account_id, now, Counter::Errors, n)?;
+    apply_ratio(tx, protection, account_id, now)
 }
 
-pub(super) fn apply_ratio(
+fn apply_ratio(
     tx: &Transaction<'_>,
     p: &Protection,
     account_id: i64,
@@ -96,13 +140,12 @@ pub(super) fn apply_ratio(
     if p.bounce_ratio <= 0.0 {
         return Ok(None);
     }
-    let (name, state, since): (String, String, i64) = tx
+    let (name, state, since): (String, State, i64) = tx
         .prepare_cached("SELECT name, state, state_since FROM accounts WHERE id = ?1")?
         .query_row([account_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    let state = State::parse(&state);
     let ratio = match state {
-        Some(State::Ok) => p.bounce_ratio,
-        Some(State::Force) => p.bounce_ratio * 2.0,
+        State::Ok => p.bounce_ratio,
+        State::Force => p.bounce_ratio * 2.0,
         // Already blocked (or purging): nothing to trip.
         _ => return Ok(None),
     };
@@ -140,29 +183,26 @@ pub(super) fn apply_ratio(
         errors * 100 / sample,
         clock::format_rfc3339(from),
         fmt_permille(trip.threshold_permille),
-        if state == Some(State::Force) {
+        if state == State::Force {
             " (the doubled threshold of force)"
         } else {
             ""
         }
     );
-    let old = state.unwrap_or(State::Ok);
-    set_state(
-        tx,
-        account_id,
-        old,
-        State::Bounce,
-        "bounce",
-        "scriptmail",
-        &note,
-        now,
-    )?;
+    let change = Transition {
+        old: state,
+        new: State::Bounce,
+        reason: Reason::Bounce,
+        actor: account::SYSTEM_ACTOR,
+        note: &note,
+    };
+    set_state(tx, account_id, &change, now)?;
     log::log(
         Level::Warning,
         &format!(
             "account={} state=bounce reason=bounce old={} stat={}",
             sanitize::line(&name),
-            old,
+            state,
             log::quote(&format!("{note}; new mail is held"))
         ),
     );
@@ -208,6 +248,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::clock::DAY_MS;
+    use crate::queue::MessageState;
     use crate::store::RcptOutcome;
     use crate::store::testing::*;
 
@@ -218,20 +259,23 @@ mod tests {
         relay(&mut s, "acme", "Q2", fail(), T0 + 1);
         relay(&mut s, "acme", "Q3", fail(), T0 + 2);
         // 2 errors of 3: above 50 %, but the sample is below 4.
-        assert_eq!(account_state(&s, "acme"), "ok");
+        assert_eq!(account_state(&s, "acme"), State::Ok);
         relay(&mut s, "acme", "Q4", fail(), T0 + 3);
-        assert_eq!(account_state(&s, "acme"), "bounce");
+        assert_eq!(account_state(&s, "acme"), State::Bounce);
         let a = s.account("acme").unwrap();
         assert_eq!(a.reason, "bounce");
         let h = s.history("acme", 10).unwrap();
         let last = h.last().unwrap();
-        assert_eq!((last.old.as_str(), last.new.as_str()), ("ok", "bounce"));
+        assert_eq!((last.old, last.new), (State::Ok, State::Bounce));
         assert_eq!(last.actor, "scriptmail");
         assert!(last.note.contains("3/4 (75%)"), "{}", last.note);
         assert!(last.note.contains("above 50%"), "{}", last.note);
         // New mail is now held.
         submit_to(&mut s, "acme", "Q5", &["x@example.com"], false, T0 + 4);
-        assert_eq!(s.message("Q5", false).unwrap().row.state, "held");
+        assert_eq!(
+            s.message("Q5", false).unwrap().row.state,
+            MessageState::Held
+        );
     }
 
     #[test]
@@ -241,13 +285,13 @@ mod tests {
         relay(&mut s, "acme", "Q2", RcptOutcome::Sent, T0);
         relay(&mut s, "acme", "Q3", fail(), T0);
         relay(&mut s, "acme", "Q4", fail(), T0);
-        assert_eq!(account_state(&s, "acme"), "ok", "2/4 is not above 50%");
+        assert_eq!(account_state(&s, "acme"), State::Ok, "2/4 is not above 50%");
 
         let (_d, mut s) = store_with_ratio(0.0, 1);
         for i in 0..5 {
             relay(&mut s, "acme", &format!("Q{i}"), fail(), T0);
         }
-        assert_eq!(account_state(&s, "acme"), "ok");
+        assert_eq!(account_state(&s, "acme"), State::Ok);
     }
 
     #[test]
@@ -260,17 +304,17 @@ mod tests {
         relay(&mut s, "acme", "Q3", fail(), T0 + 1);
         relay(&mut s, "acme", "Q4", fail(), T0 + 1);
         // 2/4 = 50 %: above 30 % but not above the doubled 60 %.
-        assert_eq!(account_state(&s, "acme"), "force");
+        assert_eq!(account_state(&s, "acme"), State::Force);
         relay(&mut s, "acme", "Q5", fail(), T0 + 1);
         assert_eq!(
             account_state(&s, "acme"),
-            "force",
+            State::Force,
             "3/5 = 60% is not above 60%"
         );
         relay(&mut s, "acme", "Q6", fail(), T0 + 1);
-        assert_eq!(account_state(&s, "acme"), "bounce", "4/6 is");
+        assert_eq!(account_state(&s, "acme"), State::Bounce, "4/6 is");
         let last = s.history("acme", 1).unwrap().pop().unwrap();
-        assert_eq!(last.old, "force");
+        assert_eq!(last.old, State::Force);
         assert!(last.note.contains("doubled"), "{}", last.note);
     }
 
@@ -279,16 +323,16 @@ mod tests {
         let (_d, mut s) = store_with_ratio(0.5, 2);
         relay(&mut s, "acme", "Q1", fail(), T0);
         relay(&mut s, "acme", "Q2", fail(), T0);
-        assert_eq!(account_state(&s, "acme"), "bounce");
+        assert_eq!(account_state(&s, "acme"), State::Bounce);
         set_account_state(&mut s, "acme", State::Ok, T0 + 10);
         // The errors that blocked it are behind the unblock: one new error
         // alone is below the sample.
         relay(&mut s, "acme", "Q3", fail(), T0 + 20);
-        assert_eq!(account_state(&s, "acme"), "ok");
+        assert_eq!(account_state(&s, "acme"), State::Ok);
         // A day later the window has slid past everything.
         relay(&mut s, "acme", "Q4", RcptOutcome::Sent, T0 + DAY_MS + 30);
         relay(&mut s, "acme", "Q5", fail(), T0 + DAY_MS + 30);
-        assert_eq!(account_state(&s, "acme"), "ok", "1/2 is not above 50%");
+        assert_eq!(account_state(&s, "acme"), State::Ok, "1/2 is not above 50%");
     }
 
     #[test]
@@ -299,7 +343,7 @@ mod tests {
         let m = s.bounced_by_qid("Q0").unwrap().unwrap();
         s.record_dsn(m.id, &[("a@example.com".into(), "5.1.1 x".into())], T0)
             .unwrap();
-        assert_eq!(account_state(&s, "acme"), "spam");
+        assert_eq!(account_state(&s, "acme"), State::Spam);
 
         submit_to(&mut s, "other", "S1", &["a@example.com"], true, T0);
         let m = s.bounced_by_qid("S1").unwrap().unwrap();

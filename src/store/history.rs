@@ -1,9 +1,11 @@
 //! The events: every change of an account's state, with who made it, when
 //! and why (`history`, the newest in `status`, the daily report).
 
-use rusqlite::{Row, params};
+use rusqlite::{Row, Transaction, params};
 
+use super::accounts::Transition;
 use super::{Result, Store};
+use crate::account::State;
 
 /// An account's newest event.
 pub(super) const LAST_EVENT: &str =
@@ -17,8 +19,10 @@ pub(super) const HISTORY: &str = "SELECT at, old_state, new_state, reason, actor
 #[derive(Debug, Clone)]
 pub struct Event {
     pub at: i64,
-    pub old: String,
-    pub new: String,
+    pub old: State,
+    pub new: State,
+    /// Why, as stored: [`crate::account::Reason`] names what this build
+    /// writes, but an older build or another writer may have stored others.
     pub reason: String,
     pub actor: String,
     pub note: String,
@@ -33,6 +37,23 @@ pub(super) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
         actor: r.get(4)?,
         note: r.get(5)?,
     })
+}
+
+/// Record a state change in `events` (part of `set_state`).
+pub(super) fn record_event(
+    tx: &Transaction<'_>,
+    account_id: i64,
+    t: &Transition<'_>,
+    now: i64,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO events (account_id, at, old_state, new_state, reason, actor, note)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        account_id, now, t.old, t.new, t.reason, t.actor, t.note
+    ])?;
+    Ok(())
 }
 
 impl Store {

@@ -4,11 +4,11 @@
 
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
-use super::accounts::{account_for_submit, set_state};
-use super::counters::bump_daily;
+use super::accounts::{Transition, account_for_submit, set_state};
+use super::counters::{Counter, bump_daily, count_submission};
 use super::{Result, Store, StoreError};
-use crate::account::{BlockReason, State};
-use crate::clock;
+use crate::account::{self, BlockReason, RateLimit, Reason};
+use crate::queue::{MessageState, RecipientState};
 
 /// The columns [`message_from_row`] reads, in order (`m` is `messages`, `a` `accounts`).
 macro_rules! message_cols {
@@ -53,7 +53,7 @@ pub struct Enqueued {
     /// Held because the account is blocked (or was just blocked by a limit).
     pub held: bool,
     /// Set when this very submission tripped a limit and blocked the account.
-    pub tripped: Option<&'static str>,
+    pub tripped: Option<RateLimit>,
 }
 
 /// A message not yet done, as listed to its sender.
@@ -63,7 +63,7 @@ pub struct Pending {
     pub qid: String,
     pub size: i64,
     pub created: i64,
-    pub state: String,
+    pub state: MessageState,
     pub sender: String,
     pub recipients: Vec<String>,
 }
@@ -74,7 +74,7 @@ pub struct MessageRow {
     pub id: i64,
     pub qid: String,
     pub account: String,
-    pub state: String,
+    pub state: MessageState,
     pub created: i64,
     pub next_attempt: i64,
     pub attempts: i64,
@@ -93,8 +93,8 @@ pub struct MessageRow {
 #[derive(Debug, Clone)]
 pub struct MessageDetail {
     pub row: MessageRow,
-    /// (address, pending | sent | failed)
-    pub recipients: Vec<(String, String)>,
+    /// Each envelope recipient and its outcome so far.
+    pub recipients: Vec<(String, RecipientState)>,
     /// `None` once delivered (bodies are deleted when a message is done).
     pub data: Option<Vec<u8>>,
 }
@@ -104,7 +104,7 @@ pub struct MessageDetail {
 pub struct QueueFilter {
     pub account: Option<String>,
     /// A message state; `None` lists the not-yet-done mail.
-    pub state: Option<String>,
+    pub state: Option<MessageState>,
     pub limit: i64,
 }
 
@@ -140,60 +140,34 @@ impl Store {
         now: i64,
     ) -> Result<Enqueued> {
         let tx = self.write_tx()?;
-        let (account_id, mut state, per_day, per_hour) = account_for_submit(&tx, m.account, now)?;
+        let (account_id, mut state, limits) = account_for_submit(&tx, m.account, policy, now)?;
         let mut tripped = None;
         if !m.system {
-            let day = clock::day_of(now);
-            let submitted_today: i64 = tx
-                .prepare_cached(
-                    "INSERT INTO daily (account_id, day, submitted) VALUES (?1, ?2, 1)
-                     ON CONFLICT (account_id, day) DO UPDATE SET submitted = submitted + 1
-                     RETURNING submitted",
-                )?
-                .query_row(params![account_id, day], |r| r.get(0))?;
-            let submitted_hour: i64 = tx
-                .prepare_cached(
-                    "INSERT INTO hourly (account_id, hour, submitted) VALUES (?1, ?2, 1)
-                     ON CONFLICT (account_id, hour) DO UPDATE SET submitted = submitted + 1
-                     RETURNING submitted",
-                )?
-                .query_row(params![account_id, clock::hour_of(now)], |r| r.get(0))?;
-            let max_day = per_day.map_or(policy.max_per_day, |v| v.max(0) as u64);
-            let max_hour = per_hour.map_or(policy.max_per_hour, |v| v.max(0) as u64);
-            if state.is_sending() {
-                let over = if max_day > 0 && submitted_today as u64 > max_day {
-                    Some("max_per_day")
-                } else if max_hour > 0 && submitted_hour as u64 > max_hour {
-                    Some("max_per_hour")
-                } else {
-                    None
+            let (today, this_hour) = count_submission(&tx, account_id, now)?;
+            if state.is_sending()
+                && let Some(limit) = limits.exceeded(today, this_hour)
+            {
+                let change = Transition {
+                    old: state,
+                    new: BlockReason::Limit.target(),
+                    reason: Reason::Block(BlockReason::Limit),
+                    actor: account::SYSTEM_ACTOR,
+                    note: &format!("{limit} exceeded"),
                 };
-                if let Some(limit) = over {
-                    set_state(
-                        &tx,
-                        account_id,
-                        state,
-                        State::Ko,
-                        BlockReason::Limit.as_str(),
-                        "scriptmail",
-                        &format!("{limit} exceeded"),
-                        now,
-                    )?;
-                    state = State::Ko;
-                    tripped = Some(limit);
-                }
+                set_state(&tx, account_id, &change, now)?;
+                state = change.new;
+                tripped = Some(limit);
             }
         }
         let held = !m.system && !state.is_sending();
-        insert_message(
-            &tx,
-            m,
-            account_id,
-            if held { "held" } else { "queued" },
-            now,
-        )?;
+        let initial = if held {
+            MessageState::Held
+        } else {
+            MessageState::Queued
+        };
+        insert_message(&tx, m, account_id, initial, now)?;
         if held {
-            bump_daily(&tx, account_id, now, "held", 1)?;
+            bump_daily(&tx, account_id, now, Counter::Held, 1)?;
         }
         tx.commit()?;
         Ok(Enqueued { held, tripped })
@@ -247,7 +221,7 @@ impl Store {
         };
         let limit = f.limit.max(1);
         let mut stmt;
-        let rows = match (account_id, f.state.as_deref()) {
+        let rows = match (account_id, f.state) {
             (Some(id), None) => {
                 stmt = self.conn().prepare_cached(concat!(
                     "SELECT ",
@@ -270,7 +244,7 @@ impl Store {
                 ))?;
                 stmt.query_map(params![limit], message_from_row)?
             }
-            (Some(id), Some(state)) if is_pending_state(state) => {
+            (Some(id), Some(state)) if state.is_pending() => {
                 stmt = self.conn().prepare_cached(concat!(
                     "SELECT ",
                     message_cols!(),
@@ -281,7 +255,7 @@ impl Store {
                 ))?;
                 stmt.query_map(params![id, state, limit], message_from_row)?
             }
-            (None, Some(state)) if is_pending_state(state) => {
+            (None, Some(state)) if state.is_pending() => {
                 stmt = self.conn().prepare_cached(concat!(
                     "SELECT ",
                     message_cols!(),
@@ -363,7 +337,7 @@ impl Store {
             )?
             .execute(params![qid, now])?;
         if n == 0 {
-            let state: Option<String> = tx
+            let state: Option<MessageState> = tx
                 .prepare_cached("SELECT state FROM messages WHERE qid = ?1")?
                 .query_row([qid], |r| r.get(0))
                 .optional()?;
@@ -384,14 +358,14 @@ impl Store {
     pub fn delete_message(&mut self, qid: &str) -> Result<MessageRow> {
         let before = self.message(qid, false)?.row;
         let tx = self.begin()?;
-        let state: Option<String> = tx
+        let state: Option<MessageState> = tx
             .prepare_cached("SELECT state FROM messages WHERE id = ?1")?
             .query_row([before.id], |r| r.get(0))
             .optional()?;
-        match state.as_deref() {
+        match state {
             None => return Err(StoreError::NoMessage(qid.to_string())),
-            Some("held" | "queued" | "deferred") => delete_message_rows(&tx, before.id)?,
-            Some("sending") => {
+            Some(s) if s.is_deletable() => delete_message_rows(&tx, before.id)?,
+            Some(MessageState::Sending) => {
                 return Err(StoreError::Conflict(format!(
                     "message {qid} is being sent now (on a connection to the smarthost): it cannot be recalled"
                 )));
@@ -410,10 +384,10 @@ impl Store {
 /// Insert a message with its body and recipients, in state `state`, due
 /// now; its id.
 pub(super) fn insert_message(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Transaction<'_>,
     m: &NewMessage<'_>,
     account_id: i64,
-    state: &str,
+    state: MessageState,
     now: i64,
 ) -> Result<i64> {
     tx.prepare_cached(
@@ -458,8 +432,4 @@ pub(super) fn delete_message_rows(tx: &Transaction<'_>, id: i64) -> Result<()> {
     tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?
         .execute([id])?;
     Ok(())
-}
-
-fn is_pending_state(s: &str) -> bool {
-    matches!(s, "held" | "queued" | "deferred" | "sending")
 }

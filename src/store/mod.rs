@@ -148,6 +148,7 @@ macro_rules! pending {
 mod accounts;
 mod bounces;
 mod claims;
+mod columns;
 mod counters;
 mod errors;
 mod history;
@@ -172,7 +173,7 @@ pub use populate::PopulateSpec;
 pub use purge::{Dropped, Purge};
 pub use reports::{BlockNotice, ExpiredMail, ReportAccount, ReportQueued};
 pub use sweep::Housekeeping;
-pub use tracking::{Outcome, Tracked};
+pub use tracking::{Progress, Tracked};
 
 /// Why the queue could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -3,11 +3,12 @@
 
 use rusqlite::params;
 
-use super::accounts::{account_in, create_account, set_state};
-use super::counters::bump_daily;
+use super::accounts::{Transition, account_in, create_account, set_state};
+use super::counters::{Counter, bump_daily};
 use super::{Result, Store, StoreError};
-use crate::account::State;
+use crate::account::{BlockReason, Reason, State};
 use crate::clock;
+use crate::queue::{MessageState, RecipientState};
 
 /// The synthetic queue `populate` writes (for the benchmark).
 #[derive(Debug, Clone, Copy)]
@@ -68,13 +69,22 @@ impl Store {
                 msg.execute(params![
                     qid,
                     account_id,
-                    if failed { "failed" } else { "sent" },
+                    if failed {
+                        MessageState::Failed
+                    } else {
+                        MessageState::Sent
+                    },
                     created,
                     "www@node.example.net",
                     if failed { "550 5.1.1 user unknown" } else { "" },
                 ])?;
                 let id = tx.last_insert_rowid();
-                rcpt.execute(params![id, to, if failed { "failed" } else { "sent" }])?;
+                let outcome = if failed {
+                    RecipientState::Failed
+                } else {
+                    RecipientState::Sent
+                };
+                rcpt.execute(params![id, to, outcome])?;
                 let e = per_day
                     .entry((account_id, clock::day_of(created)))
                     .or_default();
@@ -102,16 +112,14 @@ impl Store {
         if spec.held > 0 {
             let a = account_in(&tx, "acct00000")?;
             if a.state.is_sending() {
-                set_state(
-                    &tx,
-                    a.id,
-                    a.state,
-                    State::Ko,
-                    "manual",
-                    "populate",
-                    "benchmark",
-                    now,
-                )?;
+                let change = Transition {
+                    old: a.state,
+                    new: State::Ko,
+                    reason: Reason::Block(BlockReason::Manual),
+                    actor: "populate",
+                    note: "benchmark",
+                };
+                set_state(&tx, a.id, &change, now)?;
             }
             let body = b"From: www@node.example.net\r\nTo: someone@example.com\r\nSubject: held\r\n\r\nHeld by the benchmark.\r\n";
             let mut msg = tx.prepare_cached(
@@ -134,7 +142,7 @@ impl Store {
                 data.execute(params![id, &body[..]])?;
                 rcpt.execute(params![id, format!("someone{i}@example.com")])?;
             }
-            bump_daily(&tx, a.id, now, "held", spec.held as i64)?;
+            bump_daily(&tx, a.id, now, Counter::Held, spec.held as i64)?;
         }
         tx.commit()?;
         Ok(())

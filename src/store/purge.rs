@@ -5,10 +5,11 @@
 
 use rusqlite::{Transaction, params};
 
-use super::accounts::{account_in, release_held, set_state};
+use super::accounts::{Transition, account_in, release_held, set_state};
 use super::claims::hold_pending;
 use super::{Result, Store, StoreError};
-use crate::account::State;
+use crate::account::{Reason, State};
+use crate::queue::MessageState;
 
 /// A purge under way.
 #[derive(Debug, Clone)]
@@ -56,10 +57,12 @@ fn drop_purged(tx: &Transaction<'_>, p: &Purge, limit: usize) -> Result<Dropped>
             victims!(),
             ") GROUP BY state"
         ))?;
-        let rows = stmt.query_map(args, |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let rows = stmt.query_map(args, |r| {
+            Ok((r.get::<_, MessageState>(0)?, r.get::<_, i64>(1)?))
+        })?;
         for row in rows {
             let (state, n) = row?;
-            if state == "held" {
+            if state == MessageState::Held {
                 d.held += n as u64;
             } else {
                 d.queued += n as u64;
@@ -119,16 +122,14 @@ impl Store {
             // From a sending state this holds the account's queued and
             // deferred mail in this transaction (`set_state`): the relay
             // cannot start any of it between the chunks.
-            held_at_begin = set_state(
-                &tx,
-                a.id,
-                a.state,
-                State::Purging,
-                "purge",
+            let change = Transition {
+                old: a.state,
+                new: State::Purging,
+                reason: Reason::Purge,
                 actor,
                 note,
-                now,
-            )?;
+            };
+            held_at_begin = set_state(&tx, a.id, &change, now)?;
             // Everything that exists now is purged, by id: mail committed
             // later is held (the account is purging) and released at the end.
             let cutoff: i64 =
@@ -181,16 +182,14 @@ impl Store {
             )));
         }
         let late = drop_purged(&tx, p, i64::MAX as usize)?;
-        set_state(
-            &tx,
-            a.id,
-            State::Purging,
-            State::Ok,
-            "purge",
+        let change = Transition {
+            old: State::Purging,
+            new: State::Ok,
+            reason: Reason::Purge,
             actor,
-            "",
-            now,
-        )?;
+            note: "",
+        };
+        set_state(&tx, a.id, &change, now)?;
         let released = release_held(&tx, a.id, now)?;
         tx.commit()?;
         Ok((late, released))
@@ -230,7 +229,7 @@ mod tests {
         // Q0, still queued when the block came, was held by it.
         assert_eq!((dropped.held, dropped.queued), (8, 0));
         assert_eq!(s.purge_finish(&p, "root", T0 + 102).unwrap().1, 1);
-        assert_eq!(state_of(&s, "LATE"), "queued");
+        assert_eq!(state_of(&s, "LATE"), MessageState::Queued);
         assert!(matches!(
             s.message("Q3", false),
             Err(StoreError::NoMessage(_))

@@ -8,7 +8,9 @@ use rusqlite::{OptionalExtension, params};
 use super::history::event_from_row;
 use super::messages::insert_message;
 use super::{ErrorRow, Event, NewMessage, Result, Store};
+use crate::account::{self, State};
 use crate::clock::DAY_MS;
+use crate::queue::MessageState;
 
 /// Sent-report bookkeeping older than this is dropped when a report is sent.
 const REPORTS_KEEP_MS: i64 = 60 * DAY_MS;
@@ -175,7 +177,7 @@ impl Store {
         if let Some(qid) = earlier {
             return Ok(ReportQueued::Already(qid));
         }
-        insert_message(&tx, m, account_id, "queued", now)?;
+        insert_message(&tx, m, account_id, MessageState::Queued, now)?;
         tx.prepare_cached("DELETE FROM reports WHERE at < ?1")?
             .execute([now - REPORTS_KEEP_MS])?;
         tx.prepare_cached(
@@ -221,7 +223,9 @@ impl Store {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?
             .into_iter()
-            .filter(|(_, e)| e.actor == "scriptmail" && (e.new == "ko" || e.new == "bounce"))
+            .filter(|(_, e)| {
+                e.actor == account::SYSTEM_ACTOR && matches!(e.new, State::Ko | State::Bounce)
+            })
             .filter_map(|(account_id, event)| {
                 let (account, report_to): (String, Option<String>) = tx
                     .prepare_cached("SELECT name, report_to FROM accounts WHERE id = ?1")
@@ -253,8 +257,8 @@ mod tests {
         let (_d, mut s) = store_with_ratio(0.5, 1);
         relay(&mut s, "acme", "Q1", fail(), T0);
         relay(&mut s, "quiet", "Q2", fail(), T0);
-        assert_eq!(account_state(&s, "acme"), "bounce");
-        assert_eq!(account_state(&s, "quiet"), "bounce");
+        assert_eq!(account_state(&s, "acme"), State::Bounce);
+        assert_eq!(account_state(&s, "quiet"), State::Bounce);
         {
             let tx = s.begin().unwrap();
             tx.execute(
@@ -270,7 +274,7 @@ mod tests {
         assert_eq!(n.len(), 1, "{n:?}");
         assert_eq!(n[0].account, "acme");
         assert_eq!(n[0].report_to, "admin@example.com");
-        assert_eq!(n[0].event.new, "bounce");
+        assert_eq!(n[0].event.new, State::Bounce);
         assert!(s.take_block_notices().unwrap().is_empty());
     }
 
@@ -336,6 +340,9 @@ mod tests {
             s.message("R2", false),
             Err(StoreError::NoMessage(_))
         ));
-        assert_eq!(s.message("R1", false).unwrap().row.state, "queued");
+        assert_eq!(
+            s.message("R1", false).unwrap().row.state,
+            MessageState::Queued
+        );
     }
 }

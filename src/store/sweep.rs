@@ -3,7 +3,7 @@
 
 use rusqlite::params;
 
-use super::counters::bump_daily;
+use super::counters::{Counter, bump_daily};
 use super::messages::delete_message_rows;
 use super::{Result, Store};
 use crate::clock;
@@ -64,7 +64,7 @@ impl Store {
         .execute(params![cutoff, limit as i64, now])?;
         let mut out = Vec::with_capacity(per_account.len());
         for (account_id, n) in per_account {
-            bump_daily(&tx, account_id, now, "expired", n as i64)?;
+            bump_daily(&tx, account_id, now, Counter::Expired, n as i64)?;
             let name: String = tx
                 .prepare_cached("SELECT name FROM accounts WHERE id = ?1")?
                 .query_row([account_id], |r| r.get(0))?;
@@ -153,6 +153,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::account::BlockReason;
+    use crate::queue::MessageState;
     use crate::store::testing::{T0, state_of, store, submit};
 
     #[test]
@@ -171,8 +172,8 @@ mod tests {
         assert_eq!(expired, vec![("alice".to_string(), 1)]);
         let expired = s.expire_held(T0 - 5_000, T0, 100).unwrap();
         assert_eq!(expired, vec![("alice".to_string(), 1)]);
-        assert_eq!(state_of(&s, "H1"), "expired");
-        assert_eq!(state_of(&s, "H3"), "held");
+        assert_eq!(state_of(&s, "H1"), MessageState::Expired);
+        assert_eq!(state_of(&s, "H3"), MessageState::Held);
         assert!(s.message("H1", true).unwrap().data.is_none());
         let today = s.daily_stats("alice", 1, T0).unwrap();
         assert_eq!((today[0].expired, today[0].held), (2, 3));
@@ -186,6 +187,6 @@ mod tests {
         assert_eq!(s.history("alice", 10).unwrap().len(), 1);
         assert_eq!(s.daily_stats("alice", 400, T0).unwrap().len(), 400);
         // The OLD message was never done (no relay ran): it stays.
-        assert_eq!(state_of(&s, "OLD"), "queued");
+        assert_eq!(state_of(&s, "OLD"), MessageState::Queued);
     }
 }

@@ -1,12 +1,13 @@
 //! Helpers for the store's unit tests: a fresh queue in a temporary
 //! directory, and messages to put in it.
 
-use super::accounts::set_state;
+use super::accounts::{Transition, set_state};
 use super::{
     Attempt, Durability, EnqueuePolicy, Enqueued, NewMessage, Protection, RcptOutcome, Store,
 };
-use crate::account::State;
+use crate::account::{Reason, State};
 use crate::clock::DAY_MS;
+use crate::queue::MessageState;
 
 /// A time well inside the supported range: 2026-11-22T13:24:18Z.
 pub const T0: i64 = 1_795_353_858_000;
@@ -63,7 +64,7 @@ pub fn submit(s: &mut Store, account: &str, qid: &str, now: i64) -> bool {
 }
 
 /// A message's state, by queue id.
-pub fn state_of(s: &Store, qid: &str) -> String {
+pub fn state_of(s: &Store, qid: &str) -> MessageState {
     s.message(qid, false).unwrap().row.state
 }
 
@@ -97,16 +98,23 @@ pub fn relay(s: &mut Store, account: &str, qid: &str, outcome: RcptOutcome, now:
     assert!(s.record_attempt(&claim, &attempt, now).unwrap());
 }
 
-/// An account's state, as its name.
-pub fn account_state(s: &Store, account: &str) -> String {
-    s.account(account).unwrap().state.to_string()
+/// An account's state.
+pub fn account_state(s: &Store, account: &str) -> State {
+    s.account(account).unwrap().state
 }
 
 /// Move an account to `new` as an admin would (reason `unblock`).
 pub fn set_account_state(s: &mut Store, account: &str, new: State, now: i64) {
     let a = s.account(account).unwrap();
     let tx = s.begin().unwrap();
-    set_state(&tx, a.id, a.state, new, "unblock", "admin", "", now).unwrap();
+    let change = Transition {
+        old: a.state,
+        new,
+        reason: Reason::Unblock,
+        actor: "admin",
+        note: "",
+    };
+    set_state(&tx, a.id, &change, now).unwrap();
     tx.commit().unwrap();
 }
 

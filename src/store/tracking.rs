@@ -5,6 +5,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::accounts::account_in;
 use super::{Result, Store, StoreError};
+use crate::queue::MessageState;
 
 /// A message `flush` or `test` waits for.
 #[derive(Debug, Clone, Copy)]
@@ -14,26 +15,32 @@ pub struct Tracked {
     pub attempts: i64,
 }
 
-/// Where a tracked message is now.
+/// How far a tracked message has got.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct Progress {
     pub qid: String,
     pub account: String,
     /// `None`: the message no longer exists (deleted or purged meanwhile).
-    pub state: Option<String>,
+    pub state: Option<MessageState>,
     pub attempts: i64,
     pub last_error: String,
     pub next_attempt: i64,
 }
 
-impl Outcome {
+impl Progress {
     /// Whether this wait is over for the message: it is done, gone, held
     /// again, or had a new attempt since the wait began.
     pub fn settled(&self, before: &Tracked) -> bool {
-        match self.state.as_deref() {
-            None | Some("sent" | "failed" | "expired" | "held") => true,
-            Some("deferred") => self.attempts > before.attempts,
-            _ => false,
+        match self.state {
+            None
+            | Some(
+                MessageState::Sent
+                | MessageState::Failed
+                | MessageState::Expired
+                | MessageState::Held,
+            ) => true,
+            Some(MessageState::Deferred) => self.attempts > before.attempts,
+            Some(MessageState::Queued | MessageState::Sending) => false,
         }
     }
 }
@@ -81,8 +88,8 @@ impl Store {
             .ok_or_else(|| StoreError::NoMessage(qid.to_string()))
     }
 
-    /// Where each tracked message is now.
-    pub fn outcomes(&self, tracked: &[Tracked]) -> Result<Vec<Outcome>> {
+    /// How far each tracked message has got.
+    pub fn progress(&self, tracked: &[Tracked]) -> Result<Vec<Progress>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT m.qid, a.name, m.state, m.attempts, m.last_error, m.next_attempt
              FROM messages m JOIN accounts a ON a.id = m.account_id WHERE m.id = ?1",
@@ -91,7 +98,7 @@ impl Store {
         for t in tracked {
             let o = stmt
                 .query_row([t.id], |r| {
-                    Ok(Outcome {
+                    Ok(Progress {
                         qid: r.get(0)?,
                         account: r.get(1)?,
                         state: Some(r.get(2)?),
@@ -101,7 +108,7 @@ impl Store {
                     })
                 })
                 .optional()?;
-            out.push(o.unwrap_or(Outcome {
+            out.push(o.unwrap_or(Progress {
                 qid: String::new(),
                 account: String::new(),
                 state: None,
