@@ -327,7 +327,7 @@ mod testing;
 
 #[cfg(test)]
 mod tests {
-    use super::testing::store;
+    use super::testing::{query_plan, store};
     use crate::account::State;
 
     #[test]
@@ -373,17 +373,7 @@ mod tests {
             (super::errors::ERRORS_OF, "errors_account (account_id=?)"),
             (super::history::HISTORY, "events_account (account_id=?)"),
         ] {
-            let mut stmt = s
-                .conn()
-                .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
-                .unwrap();
-            let nulls = vec![rusqlite::types::Value::Null; stmt.parameter_count()];
-            let plan: Vec<String> = stmt
-                .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
-                .unwrap()
-                .collect::<rusqlite::Result<_>>()
-                .unwrap();
-            let text = plan.join(" | ");
+            let text = query_plan(&s, query);
             assert!(text.contains(index), "{query}: {text}");
             assert!(!text.contains("SCAN"), "{query}: {text}");
             assert!(!text.contains("TEMP B-TREE"), "{query}: {text}");

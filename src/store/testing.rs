@@ -122,3 +122,34 @@ pub fn set_account_state(s: &mut Store, account: &str, new: State, now: i64) {
 pub fn fail() -> RcptOutcome {
     RcptOutcome::Failed("550 5.1.1 no such user".into())
 }
+
+/// SQLite's plan for `sql` (parameters unbound), one step per `|`.
+pub fn query_plan(s: &Store, sql: &str) -> String {
+    let mut stmt = s
+        .conn()
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap();
+    let nulls = vec![rusqlite::types::Value::Null; stmt.parameter_count()];
+    let plan: Vec<String> = stmt
+        .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    plan.join(" | ")
+}
+
+/// Claim the message due first and record it delivered to every recipient.
+pub fn deliver_next(s: &mut Store, now: i64) -> String {
+    let c = s.claim_next(now).unwrap().expect("a due message");
+    let attempt = Attempt {
+        results: c
+            .recipients
+            .iter()
+            .map(|r| (r.clone(), RcptOutcome::Sent))
+            .collect(),
+        retry_at: now,
+        expire: false,
+    };
+    assert!(s.record_attempt(&c, &attempt, now).unwrap());
+    c.qid
+}
