@@ -610,20 +610,9 @@ fn enqueue(
     let data = compose(cfg, to, subject, kind, body, &qid, now);
     let recipients = [to.to_string()];
     let m = NewMessage {
-        qid: &qid,
-        account,
-        uid: 0,
-        sender: &cfg.report_from,
-        recipients: &recipients,
-        data: &data,
         subject,
-        script: "",
-        cwd: "",
-        dsn_notify: None,
-        dsn_ret: None,
-        envid: None,
-        body_8bit: false,
         system: true,
+        ..NewMessage::new(&qid, account, 0, &cfg.report_from, &recipients, &data)
     };
     match daily {
         Some((account_id, day)) => match store.enqueue_report(&m, account_id, day, now)? {

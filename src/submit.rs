@@ -318,7 +318,7 @@ impl Submission<'_> {
         let body_8bit = self.declared_8bit || !data.is_ascii();
         let subject = sanitize::truncate(&sanitize::line(subject.trim()), 200).into_owned();
         let script = sanitize::truncate(&sanitize::line(script.trim()), 200).into_owned();
-        let result = store.enqueue(
+        let result = store.submit(
             &NewMessage {
                 qid: &qid,
                 account: &self.caller.account,
@@ -337,30 +337,8 @@ impl Submission<'_> {
             },
             cfg.enqueue_policy(),
             now,
+            &format!(" cwd={}", log::quote(self.cwd)),
         )?;
-        log::log(
-            Level::Info,
-            &format!(
-                "qid={qid} account={} uid={} from=<{}> nrcpt={} size={} script={} cwd={} status={}",
-                self.caller.account,
-                self.caller.uid,
-                sanitize::line(sender),
-                recipients.len(),
-                data.len(),
-                log::quote(&script),
-                log::quote(self.cwd),
-                if result.held { "held" } else { "queued" }
-            ),
-        );
-        if let Some(limit) = result.tripped {
-            log::log(
-                Level::Warning,
-                &format!(
-                    "account={} state=ko reason=limit stat=\"{limit} exceeded, new mail is held\"",
-                    self.caller.account
-                ),
-            );
-        }
         Ok((qid, result.held))
     }
 }

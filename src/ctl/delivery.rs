@@ -268,37 +268,16 @@ pub fn test(ctx: &mut Ctx, name: &str, to: &str, wait: Duration) -> Result<()> {
         date = clock::format_rfc5322(now),
     );
     let recipients = [to.clone()];
-    let r = ctx.store.enqueue(
+    let r = ctx.store.submit(
         &NewMessage {
-            qid: &qid,
-            account: name,
-            uid,
-            sender: &sender,
-            recipients: &recipients,
-            data: data.as_bytes(),
             subject: &subject,
             script: "mailq-ctl test",
-            cwd: "",
-            dsn_notify: None,
-            dsn_ret: None,
-            envid: None,
-            body_8bit: false,
-            system: false,
+            ..NewMessage::new(&qid, name, uid, &sender, &recipients, data.as_bytes())
         },
         cfg.enqueue_policy(),
         now,
+        &format!(" actor={}", log::quote(&ctx.actor)),
     )?;
-    log::log(
-        Level::Info,
-        &format!(
-            "qid={qid} account={} uid={uid} from=<{}> nrcpt=1 size={} script=\"mailq-ctl test\" actor={} status={}",
-            sanitize::line(name),
-            sanitize::line(&sender),
-            data.len(),
-            log::quote(&ctx.actor),
-            if r.held { "held" } else { "queued" }
-        ),
-    );
     let (via, outcome) = if r.held {
         (None, None)
     } else {

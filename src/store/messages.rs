@@ -9,7 +9,9 @@ use super::accounts::{Transition, account_for_submit, set_state};
 use super::counters::{Counter, bump_daily, count_submission};
 use super::{Result, Store, StoreError};
 use crate::account::{self, BlockReason, RateLimit, Reason};
+use crate::log::{self, Level};
 use crate::queue::{MessageState, RecipientState};
+use crate::sanitize;
 
 /// The columns [`message_from_row`] reads, in order (`m` is `messages`, `a` `accounts`).
 macro_rules! message_cols {
@@ -39,6 +41,37 @@ pub struct NewMessage<'a> {
     /// Mail from scriptmail itself (reports): relayed even for a blocked
     /// account and not counted against it.
     pub system: bool,
+}
+
+impl<'a> NewMessage<'a> {
+    /// A message of `account` with this envelope and these bytes, and
+    /// nothing else: no subject or script recorded, no DSN parameters, not
+    /// scriptmail's own. Set the rest with struct update syntax.
+    pub fn new(
+        qid: &'a str,
+        account: &'a str,
+        uid: u32,
+        sender: &'a str,
+        recipients: &'a [String],
+        data: &'a [u8],
+    ) -> NewMessage<'a> {
+        NewMessage {
+            qid,
+            account,
+            uid,
+            sender,
+            recipients,
+            data,
+            subject: "",
+            script: "",
+            cwd: "",
+            dsn_notify: None,
+            dsn_ret: None,
+            envid: None,
+            body_8bit: false,
+            system: false,
+        }
+    }
 }
 
 /// Node-wide defaults the enqueue transaction applies.
@@ -172,6 +205,51 @@ impl Store {
         }
         tx.commit()?;
         Ok(Enqueued { held, tripped })
+    }
+
+    /// Enqueue a message a tenant (or `mailq-ctl test`) submitted, as
+    /// [`Store::enqueue`] does, and log it: one line with its envelope and
+    /// whether it was queued or held (`extra`, e.g. ` cwd="/var/www"`, goes
+    /// before the status), and a warning when it tripped a limit and so
+    /// blocked its account (docs/mailq-ctl.md, "Logging").
+    pub fn submit(
+        &mut self,
+        m: &NewMessage<'_>,
+        policy: EnqueuePolicy,
+        now: i64,
+        extra: &str,
+    ) -> Result<Enqueued> {
+        let r = self.enqueue(m, policy, now)?;
+        let status = if r.held {
+            MessageState::Held
+        } else {
+            MessageState::Queued
+        };
+        log::log(
+            Level::Info,
+            &format!(
+                "qid={} account={} uid={} from=<{}> nrcpt={} size={} script={}{extra} status={status}",
+                m.qid,
+                sanitize::line(m.account),
+                m.uid,
+                sanitize::line(m.sender),
+                m.recipients.len(),
+                m.data.len(),
+                log::quote(m.script),
+            ),
+        );
+        if let Some(limit) = r.tripped {
+            log::log(
+                Level::Warning,
+                &format!(
+                    "account={} state={} reason={} stat=\"{limit} exceeded, new mail is held\"",
+                    sanitize::line(m.account),
+                    BlockReason::Limit.target(),
+                    BlockReason::Limit.as_str(),
+                ),
+            );
+        }
+        Ok(r)
     }
 
     /// An account's mail that is not done yet (held, queued, deferred,

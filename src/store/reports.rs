@@ -308,21 +308,11 @@ mod tests {
         assert_eq!(exp[0].recipients, ["y@example.com"]);
         assert!(s.report_accounts(None).unwrap().is_empty());
         // One report per account and day: the second is not queued.
+        let data = b"Subject: report\r\n\r\nbody\r\n";
         let report = |qid| NewMessage {
-            qid,
-            account: "acme",
-            uid: 0,
-            sender: "reports@node.example.net",
-            recipients: &[],
-            data: b"Subject: report\r\n\r\nbody\r\n",
             subject: "report",
-            script: "",
-            cwd: "",
-            dsn_notify: None,
-            dsn_ret: None,
-            envid: None,
-            body_8bit: false,
             system: true,
+            ..NewMessage::new(qid, "acme", 0, "reports@node.example.net", &[], data)
         };
         assert_eq!(
             s.enqueue_report(&report("R1"), id, 5, day0).unwrap(),

@@ -22,21 +22,13 @@ pub fn store() -> (tempfile::TempDir, Store) {
 /// A message of `account` to `rcpts`, as a PHP script would submit it
 /// (ENVID `ENV-1`).
 pub fn message<'a>(account: &'a str, qid: &'a str, rcpts: &'a [String]) -> NewMessage<'a> {
+    let data = b"Subject: t\r\n\r\nbody\r\n";
     NewMessage {
-        qid,
-        account,
-        uid: 1000,
-        sender: "www@node.example.net",
-        recipients: rcpts,
-        data: b"Subject: t\r\n\r\nbody\r\n",
         subject: "t",
         script: "/var/www/x.php",
         cwd: "/var/www",
-        dsn_notify: None,
-        dsn_ret: None,
         envid: Some("ENV-1"),
-        body_8bit: false,
-        system: false,
+        ..NewMessage::new(qid, account, 1000, "www@node.example.net", rcpts, data)
     }
 }
 
