@@ -111,21 +111,25 @@ pub(super) fn count_submission(
     account_id: i64,
     now: i64,
 ) -> Result<(u64, u64)> {
-    let today: i64 = tx
-        .prepare_cached(
-            "INSERT INTO daily (account_id, day, submitted) VALUES (?1, ?2, 1)
-             ON CONFLICT (account_id, day) DO UPDATE SET submitted = submitted + 1
-             RETURNING submitted",
-        )?
-        .query_row(params![account_id, clock::day_of(now)], |r| r.get(0))?;
-    let this_hour: i64 = tx
-        .prepare_cached(
-            "INSERT INTO hourly (account_id, hour, submitted) VALUES (?1, ?2, 1)
-             ON CONFLICT (account_id, hour) DO UPDATE SET submitted = submitted + 1
-             RETURNING submitted",
-        )?
-        .query_row(params![account_id, clock::hour_of(now)], |r| r.get(0))?;
-    Ok((today.max(0) as u64, this_hour.max(0) as u64))
+    let count = |sql: &str, period: i64| -> Result<u64> {
+        let n: i64 = tx
+            .prepare_cached(sql)?
+            .query_row(params![account_id, period], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    };
+    let today = count(
+        "INSERT INTO daily (account_id, day, submitted) VALUES (?1, ?2, 1)
+         ON CONFLICT (account_id, day) DO UPDATE SET submitted = submitted + 1
+         RETURNING submitted",
+        clock::day_of(now),
+    )?;
+    let this_hour = count(
+        "INSERT INTO hourly (account_id, hour, submitted) VALUES (?1, ?2, 1)
+         ON CONFLICT (account_id, hour) DO UPDATE SET submitted = submitted + 1
+         RETURNING submitted",
+        clock::hour_of(now),
+    )?;
+    Ok((today, this_hour))
 }
 
 impl Store {
