@@ -332,7 +332,8 @@ fn record_attempt(
 mod tests {
     use super::*;
     use crate::account::{BlockReason, State};
-    use crate::store::testing::{T0, state_of, store, submit_to};
+    use crate::store::testing::{T0, message, state_of, store, submit_to};
+    use crate::store::{EnqueuePolicy, NewMessage};
 
     fn submit(s: &mut Store, qid: &str, system: bool, now: i64) {
         submit_to(s, "alice", qid, &["someone@example.com"], system, now);
@@ -347,6 +348,28 @@ mod tests {
                 .collect(),
             retry_at: now + 60_000,
             expire: false,
+        }
+    }
+
+    /// When the message was claimed (`lease_until`), 0 when it is not.
+    fn lease(s: &Store, qid: &str) -> i64 {
+        s.conn()
+            .query_row(
+                "SELECT lease_until FROM messages WHERE qid = ?1",
+                [qid],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    fn attempt(results: &[(&str, RcptOutcome)], retry_at: i64, expire: bool) -> Attempt {
+        Attempt {
+            results: results
+                .iter()
+                .map(|(r, o)| (r.to_string(), o.clone()))
+                .collect(),
+            retry_at,
+            expire,
         }
     }
 
@@ -490,5 +513,220 @@ mod tests {
             (a.state, q.held, q.queued, q.deferred),
             (State::Ok, 0, 0, 0)
         );
+    }
+
+    /// A claim takes the message due first and nothing not yet due; it is
+    /// `sending`, leased at the claim's time, with its pending recipients,
+    /// its DSN parameters and one more attempt counted.
+    #[test]
+    fn a_claim_takes_what_is_due_oldest_first() {
+        let (_d, mut s) = store();
+        assert!(s.claim_next(T0).unwrap().is_none(), "empty queue");
+        let rcpts = ["a@example.com".to_string(), "b@example.com".to_string()];
+        let m = NewMessage {
+            dsn_notify: Some("FAILURE"),
+            dsn_ret: Some("HDRS"),
+            body_8bit: true,
+            ..message("alice", "Q1", &rcpts)
+        };
+        s.enqueue(&m, EnqueuePolicy::default(), T0 + 5).unwrap();
+        submit(&mut s, "Q0", false, T0);
+        assert!(s.claim_next(T0 - 1).unwrap().is_none(), "not due yet");
+        let c = s.claim_next(T0 + 10).unwrap().unwrap();
+        assert_eq!((c.qid.as_str(), c.account.as_str()), ("Q0", "alice"));
+        assert_eq!((c.created, c.attempts), (T0, 1));
+        assert_eq!(state_of(&s, "Q0"), MessageState::Sending);
+        assert_eq!(lease(&s, "Q0"), T0 + 10);
+        assert_eq!(s.next_due().unwrap(), Some(T0 + 5), "Q1 is still due");
+        let c = s.claim_next(T0 + 11).unwrap().unwrap();
+        assert_eq!(c.qid, "Q1");
+        assert_eq!(c.recipients, ["a@example.com", "b@example.com"]);
+        assert_eq!(
+            (
+                c.dsn_notify.as_deref(),
+                c.dsn_ret.as_deref(),
+                c.envid.as_deref()
+            ),
+            (Some("FAILURE"), Some("HDRS"), Some("ENV-1"))
+        );
+        assert!(c.body_8bit);
+        assert_eq!(s.body(c.id).unwrap().as_deref(), Some(m.data));
+        assert!(s.claim_next(T0 + 12).unwrap().is_none(), "both on the wire");
+        assert_eq!(s.next_due().unwrap(), None);
+    }
+
+    /// A deferral puts the message back due at `retry_at` with the server's
+    /// answer, releases the lease, and only the pending recipients go again;
+    /// `retry_deferred_now` brings the retry forward.
+    #[test]
+    fn a_deferred_message_is_retried_at_its_time_for_its_pending_recipients() {
+        let (_d, mut s) = store();
+        submit_to(
+            &mut s,
+            "alice",
+            "Q1",
+            &["a@example.com", "b@example.com"],
+            false,
+            T0,
+        );
+        let c = s.claim_next(T0).unwrap().unwrap();
+        let a = attempt(
+            &[
+                ("a@example.com", RcptOutcome::Sent),
+                (
+                    "b@example.com",
+                    RcptOutcome::Deferred("451 4.7.1 later".into()),
+                ),
+            ],
+            T0 + 600_000,
+            false,
+        );
+        assert!(s.record_attempt(&c, &a, T0 + 1).unwrap());
+        let m = s.message("Q1", true).unwrap();
+        assert_eq!(m.row.state, MessageState::Deferred);
+        assert_eq!(
+            (m.row.next_attempt, m.row.last_error.as_str()),
+            (T0 + 600_000, "451 4.7.1 later")
+        );
+        assert_eq!(lease(&s, "Q1"), 0);
+        assert!(m.data.is_some(), "the body stays until the message is done");
+        assert!(s.claim_next(T0 + 599_999).unwrap().is_none());
+        assert_eq!(s.retry_deferred_now(T0 + 2).unwrap(), 1);
+        let again = s.claim_next(T0 + 2).unwrap().unwrap();
+        assert_eq!(
+            (again.attempts, again.recipients.as_slice()),
+            (2, &["b@example.com".to_string()][..])
+        );
+        // Sent at last: done, body gone, counted once.
+        let a = attempt(&[("b@example.com", RcptOutcome::Sent)], T0, false);
+        assert!(s.record_attempt(&again, &a, T0 + 3).unwrap());
+        let m = s.message("Q1", true).unwrap();
+        assert_eq!(
+            (m.row.state, m.row.done_at),
+            (MessageState::Sent, Some(T0 + 3))
+        );
+        assert!(m.data.is_none());
+        let acct = s.account("alice").unwrap();
+        assert_eq!((acct.sent_total, acct.error_total), (1, 0));
+        assert_eq!(s.daily_stats("alice", 1, T0).unwrap()[0].sent, 1);
+        assert_eq!(s.retry_deferred_now(T0 + 4).unwrap(), 0);
+    }
+
+    /// Refusals and expiry make mails in error, one per recipient; a
+    /// message with no recipient delivered is `failed`, one with some is
+    /// `sent`.
+    #[test]
+    fn refusals_and_expiry_are_mails_in_error() {
+        let (_d, mut s) = store();
+        submit_to(
+            &mut s,
+            "alice",
+            "Q1",
+            &["a@example.com", "b@example.com"],
+            false,
+            T0,
+        );
+        submit_to(
+            &mut s,
+            "alice",
+            "Q2",
+            &["c@example.com", "d@example.com"],
+            false,
+            T0 + 1,
+        );
+        let c = s.claim_next(T0 + 2).unwrap().unwrap();
+        let a = attempt(
+            &[
+                ("a@example.com", RcptOutcome::Sent),
+                (
+                    "b@example.com",
+                    RcptOutcome::Failed("550 5.1.1 unknown".into()),
+                ),
+            ],
+            T0,
+            false,
+        );
+        assert!(s.record_attempt(&c, &a, T0 + 3).unwrap());
+        assert_eq!(state_of(&s, "Q1"), MessageState::Sent);
+        let c = s.claim_next(T0 + 4).unwrap().unwrap();
+        let a = attempt(
+            &[
+                ("c@example.com", RcptOutcome::Failed("554 no".into())),
+                ("d@example.com", RcptOutcome::Deferred("451 busy".into())),
+            ],
+            T0,
+            true,
+        );
+        assert!(s.record_attempt(&c, &a, T0 + 5).unwrap());
+        let m = s.message("Q2", true).unwrap();
+        assert_eq!(
+            (m.row.state, m.row.last_error.as_str()),
+            (MessageState::Failed, "451 busy")
+        );
+        assert!(
+            m.recipients
+                .iter()
+                .all(|(_, st)| *st == RecipientState::Failed)
+        );
+        assert!(m.data.is_none());
+        let errors = s.errors_of("alice", 10).unwrap();
+        let kinds: Vec<_> = errors.iter().map(|e| (e.rcpt.as_str(), e.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("d@example.com", FailureKind::Expired),
+                ("c@example.com", FailureKind::Rejected),
+                ("b@example.com", FailureKind::Rejected)
+            ]
+        );
+        assert_eq!(errors[0].message, "expired in queue; last error: 451 busy");
+        let acct = s.account("alice").unwrap();
+        assert_eq!((acct.sent_total, acct.error_total), (1, 3));
+        let today = s.daily_stats("alice", 1, T0).unwrap()[0];
+        assert_eq!((today.sent, today.errors), (1, 3));
+    }
+
+    /// A message deleted while on the wire is not resurrected by the
+    /// attempt's record.
+    #[test]
+    fn an_attempt_on_a_removed_message_records_nothing() {
+        let (_d, mut s) = store();
+        submit(&mut s, "Q1", false, T0);
+        let c = s.claim_next(T0).unwrap().unwrap();
+        s.conn()
+            .execute("DELETE FROM messages WHERE qid = 'Q1'", [])
+            .unwrap();
+        let a = attempt(&[("someone@example.com", RcptOutcome::Sent)], T0, false);
+        assert!(!s.record_attempt(&c, &a, T0 + 1).unwrap());
+        assert_eq!(s.account("alice").unwrap().sent_total, 0);
+    }
+
+    /// Every orphan comes back in one go, due at the time of the recovery
+    /// and without its lease; those of a blocked account are held and
+    /// counted so.
+    #[test]
+    fn all_orphans_come_back_at_once() {
+        let (_d, mut s) = store();
+        for (account, qid) in [("alice", "A1"), ("alice", "A2"), ("bob", "B1")] {
+            submit_to(&mut s, account, qid, &["x@example.com"], false, T0);
+        }
+        for _ in 0..3 {
+            s.claim_next(T0 + 1).unwrap().unwrap();
+        }
+        s.block("bob", BlockReason::Manual, "root", "", T0 + 2)
+            .unwrap();
+        assert_eq!(s.requeue_orphans(T0 + 3).unwrap(), 3);
+        for qid in ["A1", "A2"] {
+            let m = s.message(qid, false).unwrap().row;
+            assert_eq!(
+                (m.state, m.next_attempt, m.attempts),
+                (MessageState::Deferred, T0 + 3, 1)
+            );
+            assert_eq!(lease(&s, qid), 0);
+        }
+        assert_eq!(state_of(&s, "B1"), MessageState::Held);
+        assert_eq!(s.daily_stats("bob", 1, T0).unwrap()[0].held, 1);
+        assert_eq!(s.daily_stats("alice", 1, T0).unwrap()[0].held, 0);
+        assert_eq!(s.next_due().unwrap(), Some(T0 + 3));
     }
 }

@@ -497,8 +497,182 @@ pub(super) fn listing_sql(by_account: bool, state: Option<MessageState>) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::BlockReason;
-    use crate::store::testing::{T0, deliver_next, query_plan, store, submit};
+    use crate::account::{BlockReason, State};
+    use crate::clock::HOUR_MS;
+    use crate::store::testing::{T0, deliver_next, message, query_plan, store, submit, submit_to};
+    use crate::store::{Limit, Settings};
+
+    fn policy(max_per_day: u64, max_per_hour: u64) -> EnqueuePolicy {
+        EnqueuePolicy {
+            max_per_day,
+            max_per_hour,
+        }
+    }
+
+    fn enqueue(s: &mut Store, qid: &str, p: EnqueuePolicy, now: i64) -> Enqueued {
+        let rcpts = ["a@example.com".to_string()];
+        s.enqueue(&message("alice", qid, &rcpts), p, now).unwrap()
+    }
+
+    /// The first mail creates the account (`ok`); the message is queued,
+    /// due at once, with its body, its recipients (each once) and today's
+    /// and this hour's submission counted.
+    #[test]
+    fn enqueue_creates_the_account_and_queues_the_message_due_now() {
+        let (_d, mut s) = store();
+        let rcpts = ["a@example.com", "b@example.com", "a@example.com"];
+        let r = submit_to(&mut s, "alice", "Q1", &rcpts, false, T0);
+        assert_eq!(
+            r,
+            Enqueued {
+                held: false,
+                tripped: None
+            }
+        );
+        let a = s.account("alice").unwrap();
+        assert_eq!((a.state, a.first_seen, a.since), (State::Ok, T0, T0));
+        let d = s.message("Q1", true).unwrap();
+        assert_eq!(d.row.state, MessageState::Queued);
+        assert_eq!(
+            (d.row.created, d.row.next_attempt, d.row.attempts),
+            (T0, T0, 0)
+        );
+        assert_eq!((d.row.nrcpt, d.row.uid), (2, 1000));
+        assert_eq!(
+            d.recipients,
+            [
+                ("a@example.com".into(), RecipientState::Pending),
+                ("b@example.com".into(), RecipientState::Pending)
+            ]
+        );
+        assert_eq!(d.data.as_deref(), Some(&b"Subject: t\r\n\r\nbody\r\n"[..]));
+        assert_eq!(s.next_due().unwrap(), Some(T0));
+        let today = s.daily_stats("alice", 1, T0).unwrap()[0];
+        assert_eq!((today.submitted, today.held), (1, 0));
+        let pending = s.pending_of("alice").unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].recipients, ["a@example.com", "b@example.com"]);
+        // A queue id is unique: the same one again is refused, not queued twice.
+        let again = s.enqueue(
+            &message("alice", "Q1", &["c@example.com".into()]),
+            EnqueuePolicy::default(),
+            T0,
+        );
+        assert!(matches!(again, Err(StoreError::Sql(_))), "{again:?}");
+        assert_eq!(s.pending_of("alice").unwrap().len(), 1);
+    }
+
+    /// A blocked account's mail is held and counted as held, never queued.
+    #[test]
+    fn enqueue_for_a_blocked_account_holds() {
+        let (_d, mut s) = store();
+        submit(&mut s, "alice", "Q1", T0);
+        s.block("alice", BlockReason::Spam, "root", "", T0 + 1)
+            .unwrap();
+        assert!(submit(&mut s, "alice", "Q2", T0 + 2));
+        assert_eq!(
+            s.message("Q2", false).unwrap().row.state,
+            MessageState::Held
+        );
+        // Q1 was held by the block, Q2 on arrival.
+        assert_eq!(s.daily_stats("alice", 1, T0).unwrap()[0].held, 2);
+        assert_eq!(s.next_due().unwrap(), None);
+    }
+
+    /// The submission that goes over the daily limit blocks the account
+    /// (`ko`, reason `limit`, by scriptmail) and is held with the mail not
+    /// yet relayed; the ones before it went out as usual.
+    #[test]
+    fn the_submission_over_the_daily_limit_blocks_the_account() {
+        let (_d, mut s) = store();
+        for i in 0..3 {
+            let r = enqueue(&mut s, &format!("Q{i}"), policy(3, 0), T0 + i);
+            assert_eq!((r.held, r.tripped), (false, None), "Q{i}");
+        }
+        let r = enqueue(&mut s, "Q3", policy(3, 0), T0 + 3);
+        assert_eq!((r.held, r.tripped), (true, Some(RateLimit::PerDay)));
+        let a = s.account("alice").unwrap();
+        assert_eq!((a.state, a.reason.as_str()), (State::Ko, "limit"));
+        let event = s.history("alice", 1).unwrap().pop().unwrap();
+        assert_eq!(event.actor, account::SYSTEM_ACTOR);
+        assert_eq!(event.note, "max_per_day exceeded");
+        let q = s.queue_counts(a.id).unwrap();
+        assert_eq!((q.held, q.queued), (4, 0));
+        // Blocked now: more mail is held without tripping again.
+        let r = enqueue(&mut s, "Q4", policy(3, 0), T0 + 4);
+        assert_eq!((r.held, r.tripped), (true, None));
+        assert_eq!(s.daily_stats("alice", 1, T0).unwrap()[0].submitted, 5);
+    }
+
+    /// The hourly limit counts per UTC hour: the next hour starts afresh.
+    #[test]
+    fn the_hourly_limit_counts_per_hour() {
+        let (_d, mut s) = store();
+        let hour = (T0 / HOUR_MS + 1) * HOUR_MS;
+        for i in 0..2 {
+            assert_eq!(
+                enqueue(&mut s, &format!("A{i}"), policy(0, 2), hour - 10 + i).tripped,
+                None
+            );
+        }
+        for i in 0..2 {
+            assert_eq!(
+                enqueue(&mut s, &format!("B{i}"), policy(0, 2), hour + i).tripped,
+                None
+            );
+        }
+        let r = enqueue(&mut s, "B2", policy(0, 2), hour + 2);
+        assert_eq!((r.held, r.tripped), (true, Some(RateLimit::PerHour)));
+    }
+
+    /// The account's own limits beat the node's; 0 is unlimited.
+    #[test]
+    fn the_account_s_own_limit_applies() {
+        let (_d, mut s) = store();
+        let own = |day| Settings {
+            max_per_day: Some(day),
+            ..Settings::default()
+        };
+        s.configure("alice", &own(Limit::Value(0)), T0).unwrap();
+        for i in 0..5 {
+            assert_eq!(
+                enqueue(&mut s, &format!("Q{i}"), policy(2, 0), T0).tripped,
+                None
+            );
+        }
+        s.configure("alice", &own(Limit::Value(6)), T0).unwrap();
+        assert_eq!(enqueue(&mut s, "Q5", policy(2, 0), T0).tripped, None);
+        assert_eq!(
+            enqueue(&mut s, "Q6", policy(100, 0), T0).tripped,
+            Some(RateLimit::PerDay)
+        );
+    }
+
+    /// Scriptmail's own mail (reports) is queued for a blocked account, and
+    /// neither counted nor stopped by the limits.
+    #[test]
+    fn system_mail_is_not_counted_nor_held() {
+        let (_d, mut s) = store();
+        submit(&mut s, "alice", "Q0", T0);
+        s.block("alice", BlockReason::Manual, "root", "", T0)
+            .unwrap();
+        let rcpts = ["admin@example.com".to_string()];
+        for i in 0..3 {
+            let qid = format!("S{i}");
+            let m = NewMessage {
+                system: true,
+                ..message("alice", &qid, &rcpts)
+            };
+            let r = s.enqueue(&m, policy(1, 1), T0 + 1).unwrap();
+            assert_eq!((r.held, r.tripped), (false, None));
+        }
+        assert_eq!(
+            s.message("S2", false).unwrap().row.state,
+            MessageState::Queued
+        );
+        let today = s.daily_stats("alice", 1, T0).unwrap()[0];
+        assert_eq!((today.submitted, today.held), (1, 1));
+    }
 
     fn listed(
         s: &Store,
