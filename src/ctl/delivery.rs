@@ -1,6 +1,6 @@
 //! Delivery on demand: `flush` (relay what is queued now and report the
-//! outcome) and `test` (a test mail through the full path — the seed's
-//! first troubleshooting step).
+//! outcome) and `test` (a test mail through the full path — the first
+//! troubleshooting step).
 //!
 //! Both make their messages due now, then get them relayed: when no relayer
 //! holds the queue's relay lock we run a one-shot relayer in this process
@@ -216,8 +216,8 @@ struct TestJson<'a> {
 /// `test ACCOUNT --to ADDR`: enqueue a test mail for the account exactly as
 /// `sendmail` would (state check, limits, counters), relay it, report.
 pub fn test(ctx: &mut Ctx, name: &str, to: &str, wait: Duration) -> Result<()> {
-    super::accounts::check_account_name(name)?;
-    let to = super::accounts::check_address(to)?;
+    super::check_account_name(name)?;
+    let to = super::settings::check_address(to)?;
     // A known account, or a real user that could send: never create a
     // stray account from a typo.
     let user = os::user_by_name(name);

@@ -116,7 +116,7 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX events_account ON events(account_id, at);
     "#,
-    // 2: bounce intake (SPEC §6.3) and the daily report (§6.2).
+    // 2: bounce intake and the daily report (docs/bounces.md).
     r#"
     -- Bounces `scriptmail bounce` could not match to a message: kept (size
     -- capped) so nothing is lost silently; admins inspect them.
