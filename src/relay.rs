@@ -666,7 +666,7 @@ fn outcome(
 }
 
 /// The envelope sender on the wire: VERP-rewritten when configured, so a
-/// later DSN names the message it is about (SPEC §6.3).
+/// later DSN names the message it is about (docs/bounces.md, "Turn on VERP").
 pub fn envelope_sender(cfg: &Config, claim: &Claim) -> String {
     if cfg.bounce.verp && !claim.sender.is_empty() {
         format!(

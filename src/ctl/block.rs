@@ -11,7 +11,7 @@ use super::{CtlError, Ctx, Result, check_note, resolvable};
 use crate::account::{BlockReason, Reason, State};
 use crate::log;
 use crate::sanitize;
-use crate::store::StoreError;
+use crate::store::{Change, StoreError};
 
 /// Rows per purge transaction: short enough that `sendmail` never waits
 /// long for the lock, long enough that 100,000 messages go in seconds.
@@ -28,6 +28,22 @@ struct ChangeJson<'a> {
     note: &'a str,
     released: u64,
     held: u64,
+}
+
+impl<'a> ChangeJson<'a> {
+    fn new(c: &'a Change, reason: Reason, actor: &'a str, note: &'a str) -> ChangeJson<'a> {
+        ChangeJson {
+            account: &c.account,
+            old_state: c.old.as_str(),
+            new_state: c.new.as_str(),
+            changed: c.changed(),
+            reason: reason.as_str(),
+            actor,
+            note,
+            released: c.released,
+            held: c.held,
+        }
+    }
 }
 
 /// `block ACCOUNT`.
@@ -52,17 +68,7 @@ pub fn block(
         Reason::Block(reason),
         &format!(" held={}{}", c.held, note_field(&note)),
     );
-    let json = ChangeJson {
-        account: &c.account,
-        old_state: c.old.as_str(),
-        new_state: c.new.as_str(),
-        changed: c.changed(),
-        reason: reason.as_str(),
-        actor: &ctx.actor,
-        note: &note,
-        released: 0,
-        held: c.held,
-    };
+    let json = ChangeJson::new(&c, Reason::Block(reason), &ctx.actor, &note);
     ctx.output(&json, || {
         let mut s = format!(
             "{}: {} → {} ({}); new mail is held for at most {}\n",
@@ -103,17 +109,7 @@ pub fn unblock(ctx: &mut Ctx, name: &str, force: bool, note: Option<&str>, now: 
     if c.released > 0 {
         ctx.wake_relay();
     }
-    let json = ChangeJson {
-        account: &c.account,
-        old_state: c.old.as_str(),
-        new_state: c.new.as_str(),
-        changed: c.changed(),
-        reason: reason.as_str(),
-        actor: &ctx.actor,
-        note: &note,
-        released: c.released,
-        held: 0,
-    };
+    let json = ChangeJson::new(&c, reason, &ctx.actor, &note);
     ctx.output(&json, || {
         if c.changed() {
             format!(

@@ -28,7 +28,8 @@ pub struct Account {
     pub id: i64,
     pub name: String,
     pub state: State,
-    /// Why it is in this state (`manual`, `spam`, `limit`, `unblock`, `purge`, ...).
+    /// Why it is in this state, as stored: a [`Reason`] this build wrote,
+    /// `""` before the first change, or what another writer stored.
     pub reason: String,
     /// When it entered this state (ms).
     pub since: i64,
