@@ -229,7 +229,7 @@ impl Store {
     /// Every account, by name.
     pub fn accounts(&self) -> Result<Vec<Account>> {
         Ok(self
-            .conn()
+            .conn
             .prepare_cached(concat!(
                 "SELECT ",
                 account_cols!(),
@@ -250,7 +250,7 @@ impl Store {
         note: &str,
         now: i64,
     ) -> Result<Change> {
-        let tx = self.begin()?;
+        let tx = self.write_tx()?;
         let a = account_in(&tx, name)?;
         let new =
             account::block_target(a.state, reason).map_err(|refusal| refused(name, refusal))?;
@@ -284,7 +284,7 @@ impl Store {
         note: &str,
         now: i64,
     ) -> Result<Change> {
-        let tx = self.begin()?;
+        let tx = self.write_tx()?;
         let a = account_in(&tx, name)?;
         let held = count_held(&tx, a.id)?;
         let new = account::unblock_target(a.state, force, held)
@@ -324,7 +324,7 @@ impl Store {
     /// created. The caller has checked that the name resolves (`mailq-ctl`
     /// creates an account before its first mail only for such a name).
     pub fn ensure_account(&mut self, name: &str, now: i64) -> Result<bool> {
-        let tx = self.begin()?;
+        let tx = self.write_tx()?;
         let created = match account_in(&tx, name) {
             Ok(_) => false,
             Err(StoreError::NoAccount(_)) => {
@@ -341,7 +341,7 @@ impl Store {
     /// (the panel may configure it before its first mail). Returns the
     /// account as it is now and whether it was created.
     pub fn configure(&mut self, name: &str, s: &Settings, now: i64) -> Result<(Account, bool)> {
-        let tx = self.begin()?;
+        let tx = self.write_tx()?;
         let (id, created) = match account_in(&tx, name) {
             Ok(a) => (a.id, false),
             Err(StoreError::NoAccount(_)) => (create_account(&tx, name, now)?, true),

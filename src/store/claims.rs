@@ -206,11 +206,12 @@ impl Store {
 /// search of the `messages_pending` partial index (see `mod.rs`, "Indexes").
 pub(super) fn hold_pending(tx: &Transaction<'_>, account_id: i64, now: i64) -> Result<u64> {
     let n = tx
-        .prepare_cached(
+        .prepare_cached(concat!(
             "UPDATE messages SET state = 'held', released = 0
-             WHERE account_id = ?1 AND state IN ('held', 'queued', 'deferred', 'sending')
-               AND state IN ('queued', 'deferred') AND NOT system",
-        )?
+             WHERE account_id = ?1 AND ",
+            pending!(),
+            " AND state IN ('queued', 'deferred') AND NOT system"
+        ))?
         .execute([account_id])?;
     if n > 0 {
         bump_daily(tx, account_id, now, Counter::Held, n as i64)?;
@@ -353,7 +354,7 @@ mod tests {
 
     /// When the message was claimed (`lease_until`), 0 when it is not.
     fn lease(s: &Store, qid: &str) -> i64 {
-        s.conn()
+        s.conn
             .query_row(
                 "SELECT lease_until FROM messages WHERE qid = ?1",
                 [qid],
@@ -693,7 +694,7 @@ mod tests {
         let (_d, mut s) = store();
         submit(&mut s, "Q1", false, T0);
         let c = s.claim_next(T0).unwrap().unwrap();
-        s.conn()
+        s.conn
             .execute("DELETE FROM messages WHERE qid = 'Q1'", [])
             .unwrap();
         let a = attempt(&[("someone@example.com", RcptOutcome::Sent)], T0, false);

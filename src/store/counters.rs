@@ -136,7 +136,7 @@ impl Store {
     /// An account's not-yet-done mail, counted by state (one index search).
     pub fn queue_counts(&self, account_id: i64) -> Result<QueueCounts> {
         let mut q = QueueCounts::default();
-        let mut stmt = self.conn().prepare_cached(QUEUE_COUNTS)?;
+        let mut stmt = self.conn.prepare_cached(QUEUE_COUNTS)?;
         let rows = stmt.query_map([account_id], |r| {
             Ok((
                 r.get::<_, MessageState>(0)?,
@@ -154,7 +154,7 @@ impl Store {
     /// One day's counters of an account (zeros when nothing happened).
     fn day_counts(&self, account_id: i64, day: i64) -> Result<DayCounts> {
         Ok(self
-            .conn()
+            .conn
             .prepare_cached(DAY_COUNTS)?
             .query_row(params![account_id, day], day_from_row)
             .optional()?
@@ -170,7 +170,7 @@ impl Store {
         let today = self.day_counts(account.id, clock::day_of(now))?;
         let queue = self.queue_counts(account.id)?;
         let last_event = self
-            .conn()
+            .conn
             .prepare_cached(LAST_EVENT)?
             .query_row([account.id], event_from_row)
             .optional()?;
@@ -201,7 +201,7 @@ impl Store {
             .collect();
         {
             let mut stmt = self
-                .conn()
+                .conn
                 // CROSS JOIN keeps accounts as the outer loop: one key
                 // search per account instead of a scan of every daily row.
                 .prepare_cached(
@@ -218,7 +218,7 @@ impl Store {
                 }
             }
         }
-        let mut stmt = self.conn().prepare_cached(concat!(
+        let mut stmt = self.conn.prepare_cached(concat!(
             "SELECT account_id, state, count(*), min(created) FROM messages WHERE ",
             pending!(),
             " GROUP BY account_id, state"
@@ -247,7 +247,7 @@ impl Store {
         let today = clock::day_of(now);
         let first = today - days.max(1) + 1;
         let mut found: HashMap<i64, DayCounts> = self
-            .conn()
+            .conn
             .prepare_cached(DAY_RANGE)?
             .query_map(params![account.id, first, today], day_from_row)?
             .map(|r| r.map(|d| (d.day, d)))

@@ -47,7 +47,7 @@ pub struct ErrorRow {
 
 impl ErrorRow {
     /// From a row selecting `at, qid, rcpt, kind, message, subject, script`.
-    pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ErrorRow> {
+    pub(super) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ErrorRow> {
         Ok(ErrorRow {
             at: r.get(0)?,
             qid: r.get(1)?,
@@ -223,7 +223,7 @@ impl Store {
     pub fn errors_of(&self, name: &str, limit: i64) -> Result<Vec<ErrorRow>> {
         let account = self.account(name)?;
         Ok(self
-            .conn()
+            .conn
             .prepare_cached(ERRORS_OF)?
             .query_map(params![account.id, limit.max(1)], ErrorRow::from_row)?
             .collect::<rusqlite::Result<_>>()?)
@@ -232,7 +232,7 @@ impl Store {
     /// The permanent-failure texts recorded for a message (for `test`).
     pub fn error_texts(&self, qid: &str) -> Result<Vec<String>> {
         Ok(self
-            .conn()
+            .conn
             // Through `errors_account`: errors has no index on qid.
             .prepare_cached(
                 "SELECT rcpt || ': ' || message FROM errors

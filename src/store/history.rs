@@ -61,7 +61,7 @@ impl Store {
     pub fn history(&self, name: &str, limit: i64) -> Result<Vec<Event>> {
         let account = self.account(name)?;
         let mut events: Vec<Event> = self
-            .conn()
+            .conn
             .prepare_cached(HISTORY)?
             .query_map(params![account.id, limit.max(1)], event_from_row)?
             .collect::<rusqlite::Result<_>>()?;

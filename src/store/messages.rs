@@ -255,12 +255,13 @@ impl Store {
     /// An account's mail that is not done yet (held, queued, deferred,
     /// sending), oldest first: what `sendmail -bp` shows a tenant.
     pub fn pending_of(&self, account: &str) -> Result<Vec<Pending>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn.prepare_cached(concat!(
             "SELECT m.id, m.qid, m.size, m.created, m.state, m.sender FROM messages m
              JOIN accounts a ON a.id = m.account_id
-             WHERE a.name = ?1 AND m.state IN ('held', 'queued', 'deferred', 'sending')
-             ORDER BY m.created",
-        )?;
+             WHERE a.name = ?1 AND m.",
+            pending!(),
+            " ORDER BY m.created"
+        ))?;
         let rows = stmt
             .query_map([account], |r| {
                 Ok(Pending {
@@ -308,7 +309,7 @@ impl Store {
         }
         args.push(&limit);
         let sql = listing_sql(account_id.is_some(), f.state);
-        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(&*args, message_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -317,7 +318,7 @@ impl Store {
     /// it still has them) its bytes.
     pub fn message(&self, qid: &str, with_data: bool) -> Result<MessageDetail> {
         let row = self
-            .conn()
+            .conn
             .prepare_cached(concat!(
                 "SELECT ",
                 message_cols!(),
@@ -327,7 +328,7 @@ impl Store {
             .optional()?
             .ok_or_else(|| StoreError::NoMessage(qid.to_string()))?;
         let recipients = self
-            .conn()
+            .conn
             .prepare_cached(
                 "SELECT rcpt, state FROM recipients WHERE message_id = ?1 ORDER BY rcpt",
             )?
@@ -353,7 +354,7 @@ impl Store {
     /// from the block through its retries, until the account is blocked
     /// again; see `mod.rs`, "Claims and blocks").
     pub fn release(&mut self, qid: &str, now: i64) -> Result<MessageRow> {
-        let tx = self.begin()?;
+        let tx = self.write_tx()?;
         let n = tx
             .prepare_cached(
                 "UPDATE messages SET state = 'queued', next_attempt = ?2, released = 1
@@ -381,7 +382,7 @@ impl Store {
     /// the history of done mail cannot be deleted.
     pub fn delete_message(&mut self, qid: &str) -> Result<MessageRow> {
         let before = self.message(qid, false)?.row;
-        let tx = self.begin()?;
+        let tx = self.write_tx()?;
         let state: Option<MessageState> = tx
             .prepare_cached("SELECT state FROM messages WHERE id = ?1")?
             .query_row([before.id], |r| r.get(0))

@@ -295,20 +295,11 @@ impl Store {
         self.protection = p;
     }
 
+    /// A write transaction: `BEGIN IMMEDIATE` (see "Locking and durability").
     fn write_tx(&mut self) -> Result<rusqlite::Transaction<'_>> {
         Ok(self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?)
-    }
-
-    /// Direct access for the modules that extend the store (ctl queries).
-    pub(crate) fn conn(&self) -> &Connection {
-        &self.conn
-    }
-
-    /// A write transaction for the modules that extend the store.
-    pub(crate) fn begin(&mut self) -> Result<rusqlite::Transaction<'_>> {
-        self.write_tx()
     }
 }
 
@@ -329,13 +320,14 @@ mod testing;
 mod tests {
     use super::testing::{query_plan, store};
     use crate::account::State;
+    use crate::queue::MessageState;
 
     #[test]
     fn sql_sending_states_are_the_sending_states() {
         let (_d, s) = store();
         for st in State::ALL {
             let sql: bool = s
-                .conn()
+                .conn
                 .query_row(
                     concat!("SELECT ?1 IN ", sending_states!()),
                     [st.as_str()],
@@ -343,6 +335,22 @@ mod tests {
                 )
                 .unwrap();
             assert_eq!(sql, st.is_sending(), "{st}");
+        }
+    }
+
+    #[test]
+    fn sql_pending_states_are_the_pending_states() {
+        let (_d, s) = store();
+        for st in MessageState::ALL {
+            let sql: bool = s
+                .conn
+                .query_row(
+                    concat!("SELECT ", pending!(), " FROM (SELECT ?1 AS state)"),
+                    [st],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(sql, st.is_pending(), "{st}");
         }
     }
 

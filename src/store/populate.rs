@@ -26,7 +26,7 @@ impl Store {
     /// (the benchmark's fixture; hidden `mailq-ctl populate`). Accounts are
     /// `acct00000`...; the first one is blocked and holds `held` messages.
     pub fn populate(&mut self, spec: &PopulateSpec, now: i64) -> Result<()> {
-        let tx = self.begin()?;
+        let tx = self.write_tx()?;
         let days = spec.days.max(1);
         let first_day = clock::day_of(now) - days + 1;
         let n_accounts = spec.accounts.max(1);

@@ -105,7 +105,7 @@ impl Store {
     /// Start (or resume) a purge: the account goes to `purging`, so its new
     /// mail is held while its old mail is dropped chunk by chunk.
     pub fn purge_begin(&mut self, name: &str, actor: &str, note: &str, now: i64) -> Result<Purge> {
-        let tx = self.begin()?;
+        let tx = self.write_tx()?;
         let a = account_in(&tx, name)?;
         let mut held_at_begin = 0;
         let cutoff = if a.state == State::Purging {
@@ -161,7 +161,7 @@ impl Store {
     /// per connection, which may finish (see `mod.rs`, "Claims and
     /// blocks"); if it comes back undelivered, `purge_finish` drops it.
     pub fn purge_chunk(&mut self, p: &Purge, limit: usize) -> Result<Dropped> {
-        let tx = self.begin()?;
+        let tx = self.write_tx()?;
         let d = drop_purged(&tx, p, limit)?;
         tx.commit()?;
         Ok(d)
@@ -173,7 +173,7 @@ impl Store {
     /// arrived (held) during the purge is released. Returns what was
     /// dropped here and how many were released.
     pub fn purge_finish(&mut self, p: &Purge, actor: &str, now: i64) -> Result<(Dropped, u64)> {
-        let tx = self.begin()?;
+        let tx = self.write_tx()?;
         let a = account_in(&tx, &p.account)?;
         if a.state != State::Purging {
             return Err(StoreError::Conflict(format!(

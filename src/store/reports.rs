@@ -260,7 +260,7 @@ mod tests {
         assert_eq!(account_state(&s, "acme"), State::Bounce);
         assert_eq!(account_state(&s, "quiet"), State::Bounce);
         {
-            let tx = s.begin().unwrap();
+            let tx = s.write_tx().unwrap();
             tx.execute(
                 "UPDATE accounts SET report_to = 'admin@example.com' WHERE name = 'acme'",
                 [],

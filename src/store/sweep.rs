@@ -39,7 +39,7 @@ impl Store {
             };
         }
         let args = params![cutoff, limit as i64];
-        let tx = self.begin()?;
+        let tx = self.write_tx()?;
         let per_account: Vec<(i64, u64)> = tx
             .prepare_cached(concat!(
                 "SELECT account_id, count(*) FROM messages WHERE id IN (",
@@ -89,7 +89,7 @@ impl Store {
         let day_cutoff = clock::day_of(history_cutoff);
         // Done messages, through the `messages_done` index.
         loop {
-            let tx = self.begin()?;
+            let tx = self.write_tx()?;
             let ids: Vec<i64> = tx
                 .prepare_cached(
                     "SELECT id FROM messages WHERE done_at IS NOT NULL AND done_at < ?1 LIMIT ?2",
@@ -108,12 +108,12 @@ impl Store {
         // Per-account tables, through their (account_id, ...) keys: a search
         // per account instead of a scan of millions of daily rows.
         let ids: Vec<i64> = self
-            .conn()
+            .conn
             .prepare_cached("SELECT id FROM accounts ORDER BY id")?
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         for group in ids.chunks(chunk.max(1)) {
-            let tx = self.begin()?;
+            let tx = self.write_tx()?;
             for &id in group {
                 h.errors += tx
                     .prepare_cached("DELETE FROM errors WHERE account_id = ?1 AND at < ?2")?
@@ -137,7 +137,7 @@ impl Store {
         // Bodies of done (or vanished) messages: the relay deletes them as
         // it goes, so this only repairs what a crash left behind. `bodies`
         // holds only not-yet-done mail, so the scan is short.
-        let tx = self.begin()?;
+        let tx = self.write_tx()?;
         h.bodies = tx.execute(
             "DELETE FROM bodies WHERE message_id IN (
                  SELECT b.message_id FROM bodies b LEFT JOIN messages m ON m.id = b.message_id

@@ -98,7 +98,7 @@ pub fn account_state(s: &Store, account: &str) -> State {
 /// Move an account to `new` as an admin would (reason `unblock`).
 pub fn set_account_state(s: &mut Store, account: &str, new: State, now: i64) {
     let a = s.account(account).unwrap();
-    let tx = s.begin().unwrap();
+    let tx = s.write_tx().unwrap();
     let change = Transition {
         old: a.state,
         new,
@@ -118,7 +118,7 @@ pub fn fail() -> RcptOutcome {
 /// SQLite's plan for `sql` (parameters unbound), one step per `|`.
 pub fn query_plan(s: &Store, sql: &str) -> String {
     let mut stmt = s
-        .conn()
+        .conn
         .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
         .unwrap();
     let nulls = vec![rusqlite::types::Value::Null; stmt.parameter_count()];

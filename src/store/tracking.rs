@@ -49,7 +49,7 @@ impl Store {
     /// Make every queued and deferred message (of one account, or all) due
     /// now, and return them so the caller can wait for them.
     pub fn make_due(&mut self, account: Option<&str>, now: i64) -> Result<Vec<Tracked>> {
-        let tx = self.begin()?;
+        let tx = self.write_tx()?;
         let account_id = match account {
             Some(name) => Some(account_in(&tx, name)?.id),
             None => None,
@@ -90,7 +90,7 @@ impl Store {
 
     /// How far each tracked message has got.
     pub fn progress(&self, tracked: &[Tracked]) -> Result<Vec<Progress>> {
-        let mut stmt = self.conn().prepare_cached(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT m.qid, a.name, m.state, m.attempts, m.last_error, m.next_attempt
              FROM messages m JOIN accounts a ON a.id = m.account_id WHERE m.id = ?1",
         )?;
