@@ -190,7 +190,7 @@ pub fn flush(ctx: &mut Ctx, account: Option<&str>, wait: Duration) -> Result<()>
 /// What became of a test message, as `test` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-enum Verdict {
+enum TestVerdict {
     Delivered,
     Held,
     Deferred,
@@ -206,7 +206,7 @@ struct TestJson<'a> {
     account: &'a str,
     qid: &'a str,
     to: &'a str,
-    outcome: Verdict,
+    outcome: TestVerdict,
     state: Option<&'static str>,
     account_state: &'static str,
     answer: Option<&'a str>,
@@ -290,17 +290,17 @@ pub fn test(ctx: &mut Ctx, name: &str, to: &str, wait: Duration) -> Result<()> {
         .as_ref()
         .and_then(|o| o.state)
         .or(r.held.then_some(MessageState::Held));
-    let (verdict, answer): (Verdict, Option<String>) = match state {
-        Some(MessageState::Held) => (Verdict::Held, None),
-        Some(MessageState::Sent) => (Verdict::Delivered, None),
+    let (verdict, answer): (TestVerdict, Option<String>) = match state {
+        Some(MessageState::Held) => (TestVerdict::Held, None),
+        Some(MessageState::Sent) => (TestVerdict::Delivered, None),
         Some(MessageState::Deferred) => (
-            Verdict::Deferred,
+            TestVerdict::Deferred,
             outcome.as_ref().map(|o| o.last_error.clone()),
         ),
         Some(MessageState::Failed) => {
             let texts = ctx.store.error_texts(&qid)?;
             (
-                Verdict::Failed,
+                TestVerdict::Failed,
                 Some(if texts.is_empty() {
                     outcome
                         .as_ref()
@@ -311,9 +311,9 @@ pub fn test(ctx: &mut Ctx, name: &str, to: &str, wait: Duration) -> Result<()> {
                 }),
             )
         }
-        None if outcome.is_some() => (Verdict::Deleted, None),
+        None if outcome.is_some() => (TestVerdict::Deleted, None),
         None | Some(MessageState::Queued | MessageState::Sending | MessageState::Expired) => {
-            (Verdict::Pending, None)
+            (TestVerdict::Pending, None)
         }
     };
     let json = TestJson {
@@ -333,27 +333,27 @@ pub fn test(ctx: &mut Ctx, name: &str, to: &str, wait: Duration) -> Result<()> {
             sanitize::terminal(&to)
         );
         match verdict {
-            Verdict::Delivered => format!(
+            TestVerdict::Delivered => format!(
                 "{head}: delivered (accepted by {}:{})\n",
                 sanitize::terminal(&ctx.cfg.relay.host),
                 ctx.cfg.relay.port
             ),
-            Verdict::Held => format!(
+            TestVerdict::Held => format!(
                 "{head}: held — the account is {} ({}); `mailq-ctl unblock {}` relays it\n",
                 view::paint(account.state, ctx.color),
                 sanitize::terminal(&account.reason),
                 sanitize::terminal(name)
             ),
-            Verdict::Deferred => format!(
+            TestVerdict::Deferred => format!(
                 "{head}: deferred, will be retried; server answer: {}\n",
                 sanitize::terminal(answer.as_deref().unwrap_or(""))
             ),
-            Verdict::Failed => format!(
+            TestVerdict::Failed => format!(
                 "{head}: failed; server answer: {}\n",
                 sanitize::terminal(answer.as_deref().unwrap_or(""))
             ),
-            Verdict::Deleted => format!("{head}: deleted from the queue meanwhile\n"),
-            Verdict::Pending => format!(
+            TestVerdict::Deleted => format!("{head}: deleted from the queue meanwhile\n"),
+            TestVerdict::Pending => format!(
                 "{head}: still in the queue after {}s (is the relay running?)\n",
                 wait.as_secs()
             ),
