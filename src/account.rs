@@ -1,7 +1,9 @@
-//! Account states (SPEC §3) and the rules for moving between them.
+//! Account states and the rules for moving between them (docs/mailq-ctl.md,
+//! "Account states"), with the reasons and limits that move them.
 //!
 //! The rules are pure functions so they can be tested exhaustively; the
-//! `Store` applies them inside the same transaction that moves the mail.
+//! `Store` applies them inside the same transaction that moves the mail,
+//! and stores the values as their names (`store/columns.rs`).
 
 use std::fmt;
 
@@ -55,9 +57,13 @@ impl State {
 
 impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
+
+/// The actor recorded for the changes scriptmail makes itself (a tripped
+/// limit, the error ratio); only those are announced by a block notice.
+pub const SYSTEM_ACTOR: &str = "scriptmail";
 
 /// Why an account is blocked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +96,127 @@ impl BlockReason {
         match self {
             BlockReason::Spam => State::Spam,
             BlockReason::Manual | BlockReason::Limit => State::Ko,
+        }
+    }
+}
+
+/// Why an account's state changed, as recorded with the change (the
+/// `reason` of `status` and `history`). Reasons are read back as the text
+/// stored — an older build or another writer may have stored others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// A block (`block --reason`, or a tripped limit).
+    Block(BlockReason),
+    /// `unblock`.
+    Unblock,
+    /// `unblock --force`.
+    Force,
+    /// `purge`, at its start and at its end.
+    Purge,
+    /// The error-ratio rule.
+    Bounce,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Block(b) => b.as_str(),
+            Reason::Unblock => "unblock",
+            Reason::Force => "force",
+            Reason::Purge => "purge",
+            Reason::Bounce => "bounce",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Reason> {
+        match s {
+            "unblock" => Some(Reason::Unblock),
+            "force" => Some(Reason::Force),
+            "purge" => Some(Reason::Purge),
+            "bounce" => Some(Reason::Bounce),
+            other => BlockReason::parse(other).map(Reason::Block),
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A submission limit of an account (`[limits]`, or its own from `set`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimit {
+    PerDay,
+    PerHour,
+}
+
+impl RateLimit {
+    /// Its name as a configuration key and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateLimit::PerDay => "max_per_day",
+            RateLimit::PerHour => "max_per_hour",
+        }
+    }
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// One submission limit as it applies to an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppliedLimit {
+    /// Mails allowed in the period; 0 is unlimited.
+    pub max: u64,
+    /// Whether this is the node default (`[limits]`) rather than the
+    /// account's own (`mailq-ctl set`).
+    pub node_default: bool,
+}
+
+impl AppliedLimit {
+    /// The account's own limit if it has one (a negative value reads as 0,
+    /// unlimited), else the node default.
+    pub fn resolve(own: Option<i64>, node: u64) -> AppliedLimit {
+        match own {
+            Some(v) => AppliedLimit {
+                max: v.max(0) as u64,
+                node_default: false,
+            },
+            None => AppliedLimit {
+                max: node,
+                node_default: true,
+            },
+        }
+    }
+
+    /// Whether `count` submissions in the period go over it.
+    pub fn is_exceeded_by(self, count: u64) -> bool {
+        self.max > 0 && count > self.max
+    }
+}
+
+/// An account's submission limits as they apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub per_day: AppliedLimit,
+    pub per_hour: AppliedLimit,
+}
+
+impl Limits {
+    /// The limit a submission goes over, counting it (`today` and
+    /// `this_hour` include it); the daily one first.
+    pub fn exceeded(&self, today: u64, this_hour: u64) -> Option<RateLimit> {
+        if self.per_day.is_exceeded_by(today) {
+            Some(RateLimit::PerDay)
+        } else if self.per_hour.is_exceeded_by(this_hour) {
+            Some(RateLimit::PerHour)
+        } else {
+            None
         }
     }
 }
@@ -148,6 +275,18 @@ mod tests {
         assert_eq!(State::parse("OK"), None);
         let green: Vec<_> = State::ALL.into_iter().filter(|s| s.is_sending()).collect();
         assert_eq!(green, [State::Ok, State::Force]);
+        for r in [
+            Reason::Block(BlockReason::Manual),
+            Reason::Block(BlockReason::Spam),
+            Reason::Block(BlockReason::Limit),
+            Reason::Unblock,
+            Reason::Force,
+            Reason::Purge,
+            Reason::Bounce,
+        ] {
+            assert_eq!(Reason::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Reason::parse("test"), None);
     }
 
     #[test]
@@ -171,6 +310,28 @@ mod tests {
             block_target(State::Purging, BlockReason::Manual),
             Err(Refusal::Purging)
         );
+    }
+
+    #[test]
+    fn limits_apply_the_account_s_own_or_the_node_default() {
+        let own = AppliedLimit::resolve(Some(5), 100);
+        assert_eq!((own.max, own.node_default), (5, false));
+        let node = AppliedLimit::resolve(None, 100);
+        assert_eq!((node.max, node.node_default), (100, true));
+        assert_eq!(AppliedLimit::resolve(Some(-3), 100).max, 0);
+        let limits = Limits {
+            per_day: own,
+            per_hour: AppliedLimit::resolve(Some(2), 0),
+        };
+        assert_eq!(limits.exceeded(5, 2), None, "at the limit is allowed");
+        assert_eq!(limits.exceeded(6, 1), Some(RateLimit::PerDay));
+        assert_eq!(limits.exceeded(6, 3), Some(RateLimit::PerDay), "day first");
+        assert_eq!(limits.exceeded(1, 3), Some(RateLimit::PerHour));
+        let unlimited = Limits {
+            per_day: AppliedLimit::resolve(Some(0), 100),
+            per_hour: AppliedLimit::resolve(None, 0),
+        };
+        assert_eq!(unlimited.exceeded(u64::MAX, u64::MAX), None);
     }
 
     #[test]

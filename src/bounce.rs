@@ -41,7 +41,7 @@ use crate::dsn::{self, Action, RecipientStatus, Report};
 use crate::exit::Exit;
 use crate::log::{self, Level};
 use crate::sanitize;
-use crate::store::bounces::{BouncedMessage, DsnRecorded};
+use crate::store::{BouncedMessage, DsnRecorded};
 use crate::store::{Durability, Store, StoreError};
 
 /// Input beyond the message size limit plus this much report is not read.
@@ -527,7 +527,7 @@ mod tests {
         let errs = s.errors_of("acme", 10).unwrap();
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].message, "5.1.1 unknown user: \"nosuchuser\"");
-        assert_eq!(errs[0].kind, "dsn");
+        assert_eq!(errs[0].kind.as_str(), "dsn");
         assert_eq!(errs[0].script, "/var/www/contact.php");
         assert_eq!(s.account("acme").unwrap().error_total, 1);
         // The MTA delivers the same bounce twice: counted once.

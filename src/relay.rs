@@ -19,7 +19,7 @@
 //! connection, and record its outcome in its own transaction; only then do
 //! they claim the next. So `sending` means "on a connection": at most
 //! `connections` messages, and `block`, `purge` and `delete` can take every
-//! other one (issue 11; `store.rs`, "Claims and blocks"). When the
+//! other one (issue 11; `store/mod.rs`, "Claims and blocks"). When the
 //! connection had to be opened first, the claim is confirmed after the
 //! connect, so a block that came meanwhile still holds it. A crash between
 //! the smarthost's 250 and the recording commit re-sends one message per
@@ -666,7 +666,7 @@ fn outcome(
 }
 
 /// The envelope sender on the wire: VERP-rewritten when configured, so a
-/// later DSN names the message it is about (SPEC §6.3).
+/// later DSN names the message it is about (docs/bounces.md, "Turn on VERP").
 pub fn envelope_sender(cfg: &Config, claim: &Claim) -> String {
     if cfg.bounce.verp && !claim.sender.is_empty() {
         format!(

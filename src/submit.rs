@@ -344,7 +344,7 @@ impl Submission<'_> {
         let body_8bit = (self.declared_8bit && !refit.changed()) || !data.is_ascii();
         let subject = sanitize::truncate(&sanitize::line(subject.trim()), 200).into_owned();
         let script = sanitize::truncate(&sanitize::line(script.trim()), 200).into_owned();
-        let result = store.enqueue(
+        let result = store.submit(
             &NewMessage {
                 qid: &qid,
                 account: &self.caller.account,
@@ -363,21 +363,8 @@ impl Submission<'_> {
             },
             cfg.enqueue_policy(),
             now,
+            &format!(" cwd={}", log::quote(self.cwd)),
         )?;
-        log::log(
-            Level::Info,
-            &format!(
-                "qid={qid} account={} uid={} from=<{}> nrcpt={} size={} script={} cwd={} status={}",
-                self.caller.account,
-                self.caller.uid,
-                sanitize::line(sender),
-                recipients.len(),
-                data.len(),
-                log::quote(&script),
-                log::quote(self.cwd),
-                if result.held { "held" } else { "queued" }
-            ),
-        );
         if refit.changed() {
             log::log(
                 Level::Info,
@@ -385,15 +372,6 @@ impl Submission<'_> {
                     "qid={qid} account={} stat=\"lines over 998 octets: {} part(s) re-encoded, \
                      {} broken, {} header field(s) folded, {} dropped\"",
                     self.caller.account, refit.reencoded, refit.broken, refit.folded, refit.dropped
-                ),
-            );
-        }
-        if let Some(limit) = result.tripped {
-            log::log(
-                Level::Warning,
-                &format!(
-                    "account={} state=ko reason=limit stat=\"{limit} exceeded, new mail is held\"",
-                    self.caller.account
                 ),
             );
         }

@@ -1,6 +1,6 @@
 //! Delivery on demand: `flush` (relay what is queued now and report the
-//! outcome) and `test` (a test mail through the full path — the seed's
-//! first troubleshooting step).
+//! outcome) and `test` (a test mail through the full path — the first
+//! troubleshooting step).
 //!
 //! Both make their messages due now, then get them relayed: when no relayer
 //! holds the queue's relay lock we run a one-shot relayer in this process
@@ -19,10 +19,11 @@ use crate::address;
 use crate::clock;
 use crate::log::{self, Level};
 use crate::os::{self, signals};
+use crate::queue::MessageState;
 use crate::relay::{self, Mode};
 use crate::sanitize;
-use crate::store::admin::{Outcome, Tracked};
 use crate::store::{NewMessage, StoreError};
+use crate::store::{Progress, Tracked};
 
 /// How the messages were relayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,15 +42,15 @@ fn relay_and_wait(
     ctx: &mut Ctx,
     tracked: &[Tracked],
     wait: Duration,
-) -> Result<(Via, Vec<Outcome>)> {
+) -> Result<(Via, Vec<Progress>)> {
     let deadline = Instant::now() + wait;
     let mut via = Via::Daemon;
     let mut last_kick: Option<Instant> = None;
     loop {
-        let outcomes = ctx.store.outcomes(tracked)?;
-        let settled = outcomes.iter().zip(tracked).all(|(o, t)| o.settled(t));
+        let progress = ctx.store.progress(tracked)?;
+        let settled = progress.iter().zip(tracked).all(|(p, t)| p.settled(t));
         if settled || Instant::now() >= deadline || signals::stop_requested() {
-            return Ok((via, outcomes));
+            return Ok((via, progress));
         }
         if last_kick.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
             last_kick = Some(Instant::now());
@@ -80,24 +81,26 @@ fn relay_here(ctx: &Ctx) -> Result<bool> {
 }
 
 #[derive(Serialize)]
-struct OutcomeJson<'a> {
+struct ProgressJson<'a> {
     qid: &'a str,
     account: &'a str,
-    state: Option<&'a str>,
+    state: Option<&'static str>,
     attempts: i64,
     answer: &'a str,
     next_attempt: Option<String>,
 }
 
-fn outcome_json(o: &Outcome) -> OutcomeJson<'_> {
-    OutcomeJson {
-        qid: &o.qid,
-        account: &o.account,
-        state: o.state.as_deref(),
-        attempts: o.attempts,
-        answer: &o.last_error,
-        next_attempt: matches!(o.state.as_deref(), Some("queued" | "deferred"))
-            .then(|| view::time(o.next_attempt)),
+fn progress_json(p: &Progress) -> ProgressJson<'_> {
+    ProgressJson {
+        qid: &p.qid,
+        account: &p.account,
+        state: p.state.map(MessageState::as_str),
+        attempts: p.attempts,
+        answer: &p.last_error,
+        next_attempt: p
+            .state
+            .is_some_and(MessageState::is_waiting)
+            .then(|| view::time(p.next_attempt)),
     }
 }
 
@@ -111,7 +114,7 @@ struct FlushJson<'a> {
     failed: usize,
     pending: usize,
     gone: usize,
-    messages: Vec<OutcomeJson<'a>>,
+    messages: Vec<ProgressJson<'a>>,
 }
 
 /// `flush [--account A]`.
@@ -131,13 +134,12 @@ pub fn flush(ctx: &mut Ctx, account: Option<&str>, wait: Duration) -> Result<()>
     } else {
         relay_and_wait(ctx, &tracked, wait)?
     };
-    let count = |s: &str| {
-        outcomes
-            .iter()
-            .filter(|o| o.state.as_deref() == Some(s))
-            .count()
-    };
-    let (sent, deferred, failed) = (count("sent"), count("deferred"), count("failed"));
+    let count = |s: MessageState| outcomes.iter().filter(|o| o.state == Some(s)).count();
+    let (sent, deferred, failed) = (
+        count(MessageState::Sent),
+        count(MessageState::Deferred),
+        count(MessageState::Failed),
+    );
     let gone = outcomes.iter().filter(|o| o.state.is_none()).count();
     let pending = outcomes.len() - sent - deferred - failed - gone;
     let json = FlushJson {
@@ -149,7 +151,7 @@ pub fn flush(ctx: &mut Ctx, account: Option<&str>, wait: Duration) -> Result<()>
         failed,
         pending,
         gone,
-        messages: outcomes.iter().map(outcome_json).collect(),
+        messages: outcomes.iter().map(progress_json).collect(),
     };
     ctx.output(&json, || {
         let how = match via {
@@ -167,11 +169,14 @@ pub fn flush(ctx: &mut Ctx, account: Option<&str>, wait: Duration) -> Result<()>
             ("STATE", Align::Left),
             ("SERVER ANSWER", Align::Left),
         ]);
-        for o in outcomes.iter().filter(|o| o.state.as_deref() != Some("sent")) {
+        for o in outcomes
+            .iter()
+            .filter(|o| o.state != Some(MessageState::Sent))
+        {
             t.row(vec![
                 o.qid.as_str().into(),
                 Cell::untrusted(&o.account),
-                o.state.as_deref().unwrap_or("deleted").into(),
+                o.state.map_or("deleted", MessageState::as_str).into(),
                 Cell::untrusted(&o.last_error),
             ]);
         }
@@ -182,13 +187,27 @@ pub fn flush(ctx: &mut Ctx, account: Option<&str>, wait: Duration) -> Result<()>
     })
 }
 
+/// What became of a test message, as `test` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum TestVerdict {
+    Delivered,
+    Held,
+    Deferred,
+    Failed,
+    /// Deleted or purged while we waited.
+    Deleted,
+    /// Still in the queue when the wait was over.
+    Pending,
+}
+
 #[derive(Serialize)]
 struct TestJson<'a> {
     account: &'a str,
     qid: &'a str,
     to: &'a str,
-    outcome: &'static str,
-    state: Option<&'a str>,
+    outcome: TestVerdict,
+    state: Option<&'static str>,
     account_state: &'static str,
     answer: Option<&'a str>,
     via: Option<Via>,
@@ -197,8 +216,8 @@ struct TestJson<'a> {
 /// `test ACCOUNT --to ADDR`: enqueue a test mail for the account exactly as
 /// `sendmail` would (state check, limits, counters), relay it, report.
 pub fn test(ctx: &mut Ctx, name: &str, to: &str, wait: Duration) -> Result<()> {
-    super::accounts::check_account_name(name)?;
-    let to = super::accounts::check_address(to)?;
+    super::check_account_name(name)?;
+    let to = super::settings::check_address(to)?;
     // A known account, or a real user that could send: never create a
     // stray account from a typo.
     let user = os::user_by_name(name);
@@ -249,37 +268,16 @@ pub fn test(ctx: &mut Ctx, name: &str, to: &str, wait: Duration) -> Result<()> {
         date = clock::format_rfc5322(now),
     );
     let recipients = [to.clone()];
-    let r = ctx.store.enqueue(
+    let r = ctx.store.submit(
         &NewMessage {
-            qid: &qid,
-            account: name,
-            uid,
-            sender: &sender,
-            recipients: &recipients,
-            data: data.as_bytes(),
             subject: &subject,
             script: "mailq-ctl test",
-            cwd: "",
-            dsn_notify: None,
-            dsn_ret: None,
-            envid: None,
-            body_8bit: false,
-            system: false,
+            ..NewMessage::new(&qid, name, uid, &sender, &recipients, data.as_bytes())
         },
         cfg.enqueue_policy(),
         now,
+        &format!(" actor={}", log::quote(&ctx.actor)),
     )?;
-    log::log(
-        Level::Info,
-        &format!(
-            "qid={qid} account={} uid={uid} from=<{}> nrcpt=1 size={} script=\"mailq-ctl test\" actor={} status={}",
-            sanitize::line(name),
-            sanitize::line(&sender),
-            data.len(),
-            log::quote(&ctx.actor),
-            if r.held { "held" } else { "queued" }
-        ),
-    );
     let (via, outcome) = if r.held {
         (None, None)
     } else {
@@ -290,16 +288,19 @@ pub fn test(ctx: &mut Ctx, name: &str, to: &str, wait: Duration) -> Result<()> {
     let account = ctx.store.account(name)?;
     let state = outcome
         .as_ref()
-        .and_then(|o| o.state.as_deref())
-        .or(r.held.then_some("held"));
-    let (label, answer): (&'static str, Option<String>) = match state {
-        Some("held") => ("held", None),
-        Some("sent") => ("delivered", None),
-        Some("deferred") => ("deferred", outcome.as_ref().map(|o| o.last_error.clone())),
-        Some("failed") => {
+        .and_then(|o| o.state)
+        .or(r.held.then_some(MessageState::Held));
+    let (verdict, answer): (TestVerdict, Option<String>) = match state {
+        Some(MessageState::Held) => (TestVerdict::Held, None),
+        Some(MessageState::Sent) => (TestVerdict::Delivered, None),
+        Some(MessageState::Deferred) => (
+            TestVerdict::Deferred,
+            outcome.as_ref().map(|o| o.last_error.clone()),
+        ),
+        Some(MessageState::Failed) => {
             let texts = ctx.store.error_texts(&qid)?;
             (
-                "failed",
+                TestVerdict::Failed,
                 Some(if texts.is_empty() {
                     outcome
                         .as_ref()
@@ -310,15 +311,17 @@ pub fn test(ctx: &mut Ctx, name: &str, to: &str, wait: Duration) -> Result<()> {
                 }),
             )
         }
-        None if outcome.is_some() => ("deleted", None),
-        _ => ("pending", None),
+        None if outcome.is_some() => (TestVerdict::Deleted, None),
+        None | Some(MessageState::Queued | MessageState::Sending | MessageState::Expired) => {
+            (TestVerdict::Pending, None)
+        }
     };
     let json = TestJson {
         account: name,
         qid: &qid,
         to: &to,
-        outcome: label,
-        state,
+        outcome: verdict,
+        state: state.map(MessageState::as_str),
         account_state: account.state.as_str(),
         answer: answer.as_deref(),
         via,
@@ -329,28 +332,28 @@ pub fn test(ctx: &mut Ctx, name: &str, to: &str, wait: Duration) -> Result<()> {
             sanitize::terminal(name),
             sanitize::terminal(&to)
         );
-        match label {
-            "delivered" => format!(
+        match verdict {
+            TestVerdict::Delivered => format!(
                 "{head}: delivered (accepted by {}:{})\n",
                 sanitize::terminal(&ctx.cfg.relay.host),
                 ctx.cfg.relay.port
             ),
-            "held" => format!(
+            TestVerdict::Held => format!(
                 "{head}: held — the account is {} ({}); `mailq-ctl unblock {}` relays it\n",
                 view::paint(account.state, ctx.color),
                 sanitize::terminal(&account.reason),
                 sanitize::terminal(name)
             ),
-            "deferred" => format!(
+            TestVerdict::Deferred => format!(
                 "{head}: deferred, will be retried; server answer: {}\n",
                 sanitize::terminal(answer.as_deref().unwrap_or(""))
             ),
-            "failed" => format!(
+            TestVerdict::Failed => format!(
                 "{head}: failed; server answer: {}\n",
                 sanitize::terminal(answer.as_deref().unwrap_or(""))
             ),
-            "deleted" => format!("{head}: deleted from the queue meanwhile\n"),
-            _ => format!(
+            TestVerdict::Deleted => format!("{head}: deleted from the queue meanwhile\n"),
+            TestVerdict::Pending => format!(
                 "{head}: still in the queue after {}s (is the relay running?)\n",
                 wait.as_secs()
             ),

@@ -1,31 +1,53 @@
-//! `mailq-ctl`: the admin and control-panel interface (SPEC §6): account
-//! states (block, unblock, purge), counters, history, the queue, delivery
-//! on demand and the expiry sweep.
+//! `mailq-ctl`: the admin and control-panel interface (docs/mailq-ctl.md):
+//! account states (block, unblock, purge), counters, history, the queue,
+//! delivery on demand and the expiry sweep.
 //!
 //! Every verb prints an aligned table for people or, with `--json`, a
 //! stable JSON document (the panel's API, documented in docs/mailq-ctl.md).
-//! The SQL lives in `store::admin`; this module parses, checks, prints and
-//! logs. Run as root, it becomes the queue owner before it opens the queue
-//! (SPEC §7); every state change is recorded with its actor and logged.
+//! The SQL lives in `store`; this module parses, checks, prints and logs.
+//! Run as root, it becomes the queue owner before it opens the queue
+//! (SECURITY.md); every state change is recorded with its actor and logged.
+//!
+//! The verbs, by file: `status.rs` (status, metrics), `block.rs` (block,
+//! unblock, purge), `stats.rs` (stats, errors, history), `settings.rs`
+//! (set, accounts), `queue.rs` (queue, show, release, delete, sweep),
+//! `delivery.rs` (flush, test); `view.rs` prints.
+//!
+//! ## Accounts before their first mail (issue 11 item 17)
+//! A panel must be able to block or configure a site before it sends
+//! anything (a compromised site is pre-blocked). So `block`, `set` and
+//! `status` take any name the node resolves — a Unix user (`getpwnam`), or
+//! a name the configuration's `[accounts.map]` gives to uids — not only one
+//! with a row in the queue: `block` and `set` create the row, `status`
+//! shows a fresh `ok` account without writing anything. A name that
+//! resolves to nothing is still `no such account` (67), so a typo in a
+//! panel never creates an account nobody can send as. The other verbs need
+//! an account that exists.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::builder::PossibleValue;
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 
+use crate::account::{BlockReason, Reason, State};
 use crate::config::{Config, ConfigError};
 use crate::exit::Exit;
 use crate::log::{self, Level};
 use crate::privilege::{self, PrivilegeError};
+use crate::queue::MessageState;
 use crate::relay::RelayError;
 use crate::sanitize;
-use crate::store::admin::Limit;
+use crate::store::Limit;
 use crate::store::{Durability, Store, StoreError};
 use crate::{clock, os};
 
-mod accounts;
+mod block;
 mod delivery;
 mod queue;
+mod settings;
+mod stats;
+mod status;
 mod view;
 
 /// `mailq-ctl [--json] [--actor NAME] VERB ...`
@@ -45,7 +67,7 @@ pub struct Args {
     pub verb: Verb,
 }
 
-/// The verbs (SPEC §6.1).
+/// The verbs (docs/mailq-ctl.md, "Verbs").
 #[derive(Debug, Subcommand)]
 pub enum Verb {
     /// An account's state and counters; without ACCOUNT, one line per account.
@@ -61,8 +83,8 @@ pub enum Verb {
     /// most queue.hold_max_age.
     Block {
         account: String,
-        #[arg(long, value_enum, default_value_t = ReasonArg::Manual)]
-        reason: ReasonArg,
+        #[arg(long, value_enum, default_value_t = BlockReason::Manual)]
+        reason: BlockReason,
         /// A note kept in the history (ticket number, why).
         #[arg(long)]
         note: Option<String>,
@@ -149,7 +171,7 @@ pub enum Verb {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
-    /// The daily error report (SPEC §6.2): print it, or --send it to each
+    /// The daily error report (docs/bounces.md): print it, or --send it to each
     /// account's report recipient (run daily by a timer).
     Report {
         /// Only this account.
@@ -163,7 +185,7 @@ pub enum Verb {
         day: Option<i64>,
     },
     /// Per-account counters in the Prometheus text format (for node_exporter's
-    /// textfile collector or a scrape), SPEC §11.
+    /// textfile collector or a scrape).
     Metrics,
     /// Send a test mail for the account through the full path and say what happened.
     Test {
@@ -203,37 +225,26 @@ pub enum SortKey {
     Errors,
 }
 
-/// `block --reason`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReasonArg {
-    Manual,
-    Spam,
-    Limit,
+/// `block --reason`: the domain's reasons, by their names (the domain type
+/// knows nothing of clap).
+impl ValueEnum for BlockReason {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[BlockReason::Manual, BlockReason::Spam, BlockReason::Limit]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.as_str()))
+    }
 }
 
-/// `queue --state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MessageState {
-    Held,
-    Queued,
-    Sending,
-    Deferred,
-    Sent,
-    Failed,
-    Expired,
-}
+/// `queue --state`: the message states, by their names.
+impl ValueEnum for MessageState {
+    fn value_variants<'a>() -> &'a [Self] {
+        &MessageState::ALL
+    }
 
-impl MessageState {
-    fn as_str(self) -> &'static str {
-        match self {
-            MessageState::Held => "held",
-            MessageState::Queued => "queued",
-            MessageState::Sending => "sending",
-            MessageState::Deferred => "deferred",
-            MessageState::Sent => "sent",
-            MessageState::Failed => "failed",
-            MessageState::Expired => "expired",
-        }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.as_str()))
     }
 }
 
@@ -321,8 +332,9 @@ impl Ctx {
         Ok(())
     }
 
-    /// Log a state change (SPEC §8: one key=value line per event).
-    pub fn log_change(&self, account: &str, old: &str, new: &str, reason: &str, extra: &str) {
+    /// Log a state change: one key=value line per event (docs/mailq-ctl.md,
+    /// "Logging").
+    pub fn log_change(&self, account: &str, old: State, new: State, reason: Reason, extra: &str) {
         log::log(
             Level::Info,
             &format!(
@@ -384,24 +396,24 @@ fn run_verb(args: Args, config_path: Option<&Path>) -> Result<()> {
     match args.verb {
         Verb::Status {
             account: Some(a), ..
-        } => accounts::status(&ctx, &a, now),
+        } => status::status(&ctx, &a, now),
         Verb::Status {
             account: None,
             sort,
-        } => accounts::overview(&ctx, sort, now),
-        Verb::Accounts => accounts::list(&ctx),
+        } => status::overview(&ctx, sort, now),
+        Verb::Accounts => settings::list(&ctx),
         Verb::Block {
             account,
             reason,
             note,
-        } => accounts::block(&mut ctx, &account, reason, note.as_deref(), now),
+        } => block::block(&mut ctx, &account, reason, note.as_deref(), now),
         Verb::Unblock {
             account,
             force,
             note,
-        } => accounts::unblock(&mut ctx, &account, force, note.as_deref(), now),
+        } => block::unblock(&mut ctx, &account, force, note.as_deref(), now),
         Verb::Purge { account, yes, note } => {
-            accounts::purge(&mut ctx, &account, yes, note.as_deref(), now)
+            block::purge(&mut ctx, &account, yes, note.as_deref(), now)
         }
         Verb::Sweep => queue::sweep(&mut ctx, now),
         Verb::Report { account, send, day } => {
@@ -420,25 +432,25 @@ fn run_verb(args: Args, config_path: Option<&Path>) -> Result<()> {
             }
             ctx.output(&o.json, || o.text.clone())
         }
-        Verb::Metrics => accounts::metrics(&ctx, now),
+        Verb::Metrics => status::metrics(&ctx, now),
         Verb::Queue {
             account,
             state,
             limit,
-        } => queue::list(&ctx, account, state.map(MessageState::as_str), limit, now),
+        } => queue::list(&ctx, account, state, limit, now),
         Verb::Show { qid, body } => queue::show(&ctx, &qid, body),
         Verb::Release { qid } => queue::release(&mut ctx, &qid, now),
         Verb::Delete { qid } => queue::delete(&mut ctx, &qid),
         Verb::Flush { account, wait } => delivery::flush(&mut ctx, account.as_deref(), wait),
-        Verb::Stats { account, days } => accounts::stats(&ctx, &account, days, now),
-        Verb::Errors { account, limit } => accounts::errors(&ctx, &account, limit),
+        Verb::Stats { account, days } => stats::stats(&ctx, &account, days, now),
+        Verb::Errors { account, limit } => stats::errors(&ctx, &account, limit),
         Verb::Set {
             account,
             report_to,
             no_report,
             max_per_day,
             max_per_hour,
-        } => accounts::set(
+        } => settings::set(
             &mut ctx,
             &account,
             report_to.as_deref(),
@@ -447,7 +459,7 @@ fn run_verb(args: Args, config_path: Option<&Path>) -> Result<()> {
             max_per_hour,
             now,
         ),
-        Verb::History { account, limit } => accounts::history(&ctx, &account, limit),
+        Verb::History { account, limit } => stats::history(&ctx, &account, limit),
         Verb::Test { account, to, wait } => delivery::test(&mut ctx, &account, &to, wait),
         Verb::Populate {
             accounts: n,
@@ -492,4 +504,29 @@ pub(crate) fn check_note(note: Option<&str>) -> Result<String> {
         ));
     }
     Ok(sanitize::line(note).into_owned())
+}
+
+/// Whether this node can resolve `name` to an account without a mail from
+/// it: a Unix user, or a name of `[accounts.map]` (see "Accounts before
+/// their first mail" above).
+pub(crate) fn resolvable(ctx: &Ctx, name: &str) -> bool {
+    ctx.cfg.accounts.map.iter().any(|(_, _, n)| n == name)
+        || crate::os::user_by_name(name).is_some()
+}
+
+/// An account name the panel may create: a login-name-like word.
+pub(crate) fn check_account_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@+".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(CtlError::Usage(format!(
+            "{:?} is not a valid account name",
+            sanitize::line(name)
+        )))
+    }
 }

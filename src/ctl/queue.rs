@@ -7,8 +7,9 @@ use super::view::{self, Align, Cell, Table};
 use super::{CtlError, Ctx, Result};
 use crate::clock;
 use crate::log::{self, Level};
+use crate::queue::MessageState;
 use crate::sanitize;
-use crate::store::admin::{Housekeeping, MessageRow, PopulateSpec, QueueFilter};
+use crate::store::{Housekeeping, MessageRow, PopulateSpec, QueueFilter};
 
 /// Rows per sweep transaction (see `PURGE_CHUNK`).
 const SWEEP_CHUNK: usize = 5000;
@@ -34,10 +35,9 @@ fn message_json(m: &MessageRow) -> MessageJson<'_> {
     MessageJson {
         qid: &m.qid,
         account: &m.account,
-        state: &m.state,
+        state: m.state.as_str(),
         created: view::time(m.created),
-        next_attempt: matches!(m.state.as_str(), "queued" | "deferred")
-            .then(|| view::time(m.next_attempt)),
+        next_attempt: m.state.is_waiting().then(|| view::time(m.next_attempt)),
         attempts: m.attempts,
         sender: &m.sender,
         nrcpt: m.nrcpt,
@@ -58,13 +58,13 @@ struct QueueJson<'a> {
 pub fn list(
     ctx: &Ctx,
     account: Option<String>,
-    state: Option<&str>,
+    state: Option<MessageState>,
     limit: u32,
     now: i64,
 ) -> Result<()> {
     let rows = ctx.store.messages(&QueueFilter {
         account,
-        state: state.map(str::to_string),
+        state,
         limit: i64::from(limit),
     })?;
     let json = QueueJson {
@@ -150,7 +150,7 @@ pub fn show(ctx: &Ctx, qid: &str, with_body: bool) -> Result<()> {
             .iter()
             .map(|(a, s)| RecipientJson {
                 address: a,
-                state: s,
+                state: s.as_str(),
             })
             .collect(),
         headers: headers.clone(),
@@ -162,7 +162,7 @@ pub fn show(ctx: &Ctx, qid: &str, with_body: bool) -> Result<()> {
         t.row(vec!["account".into(), Cell::untrusted(&m.account)]);
         t.row(vec!["state".into(), m.state.as_str().into()]);
         t.row(vec!["created".into(), view::time(m.created).into()]);
-        if matches!(m.state.as_str(), "queued" | "deferred") {
+        if m.state.is_waiting() {
             t.row(vec![
                 "next attempt".into(),
                 view::time(m.next_attempt).into(),
@@ -238,8 +238,8 @@ pub fn release(ctx: &mut Ctx, qid: &str, now: i64) -> Result<()> {
     let json = MoveJson {
         qid: &m.qid,
         account: &m.account,
-        old_state: "held",
-        new_state: Some("queued"),
+        old_state: MessageState::Held.as_str(),
+        new_state: Some(MessageState::Queued.as_str()),
     };
     ctx.output(&json, || {
         format!(
@@ -266,7 +266,7 @@ pub fn delete(ctx: &mut Ctx, qid: &str) -> Result<()> {
     let json = MoveJson {
         qid: &m.qid,
         account: &m.account,
-        old_state: &m.state,
+        old_state: m.state.as_str(),
         new_state: None,
     };
     ctx.output(&json, || {

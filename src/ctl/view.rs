@@ -1,5 +1,5 @@
 //! How `mailq-ctl` prints: aligned tables for people, JSON for the panel,
-//! and the state colours of the seed's page (green sends, red does not).
+//! and the state colours of the control panel (green sends, red does not).
 //!
 //! Every untrusted string (addresses, subjects, script names, server
 //! answers, notes, actors) goes through [`sanitize::terminal`] before it
@@ -64,7 +64,7 @@ impl Color {
     }
 }
 
-/// The colour of an account state, as on the seed's page.
+/// The colour of an account state, as the control panel shows it.
 pub fn state_color(s: State) -> Color {
     if s.is_sending() {
         Color::Green
@@ -80,11 +80,6 @@ pub fn paint(s: State, color: bool) -> String {
     } else {
         s.to_string()
     }
-}
-
-/// The colour of a state spelled as text (history rows).
-pub fn state_name_color(s: &str) -> Option<Color> {
-    State::parse(s).map(state_color)
 }
 
 /// One table cell: already-safe text and an optional colour.
@@ -237,7 +232,7 @@ impl Table {
 }
 
 /// A horizontal bar of `value` out of `max`, at most `width` characters
-/// (the seed's "history of sent mails" graph, drawn in the terminal).
+/// (the panel's "history of sent mails" graph, drawn in the terminal).
 pub fn bar(value: i64, max: i64, width: usize) -> String {
     if value <= 0 || max <= 0 {
         return String::new();

@@ -8,7 +8,7 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::store::StoreError;
+use super::StoreError;
 
 /// Each entry is run once, in order, inside one exclusive transaction.
 const MIGRATIONS: &[&str] = &[
@@ -116,7 +116,7 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX events_account ON events(account_id, at);
     "#,
-    // 2: bounce intake (SPEC §6.3) and the daily report (§6.2).
+    // 2: bounce intake and the daily report (docs/bounces.md).
     r#"
     -- Bounces `scriptmail bounce` could not match to a message: kept (size
     -- capped) so nothing is lost silently; admins inspect them.
@@ -154,7 +154,7 @@ const MIGRATIONS: &[&str] = &[
     // 4: a message an admin released one by one from a blocked account
     // (`mailq-ctl release`) is relayed, and retried, although the account
     // does not send; everything else of a blocked account is held (see
-    // `store.rs`, "Claims and blocks"). A new block clears the mark.
+    // `store/mod.rs`, "Claims and blocks"). A new block clears the mark.
     r#"
     ALTER TABLE messages ADD COLUMN released INTEGER NOT NULL DEFAULT 0;
     "#,
