@@ -25,6 +25,7 @@ pub mod generate;
 pub mod log;
 pub mod message;
 pub mod migrations;
+pub mod mime;
 pub mod options;
 pub mod os;
 pub mod privilege;

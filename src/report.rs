@@ -159,7 +159,7 @@ fn decode_word(s: &str) -> Option<(String, usize)> {
     }
     let used = 2 + charset.len() + 1 + enc.len() + 1 + end + 2;
     let bytes = match enc {
-        "B" | "b" => crate::dsn::base64_decode(data, true)?,
+        "B" | "b" => crate::encoding::base64_decode(data, true)?,
         "Q" | "q" => q_decode(data)?,
         _ => return None,
     };
