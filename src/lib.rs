@@ -18,6 +18,7 @@ pub mod ctl;
 pub mod deadline;
 pub mod demo;
 pub mod dsn;
+pub mod dsn_params;
 pub mod encoding;
 pub mod envelope;
 pub mod exit;

@@ -11,6 +11,8 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
+use crate::dsn_params::{Envid, Notify, Ret};
+
 /// Why the command line cannot be honoured. The caller prints it (one line, prefixed
 /// `sendmail: `) and exits 64 (EX_USAGE) before reading stdin.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -105,12 +107,12 @@ pub struct Invocation {
     pub sender: Option<Sender>,
     /// `-F`.
     pub full_name: Option<String>,
-    /// `-N`, validated and normalised for `NOTIFY=`: `NEVER` or e.g. `SUCCESS,FAILURE`.
-    pub dsn_notify: Option<String>,
-    /// `-R`: `HDRS` or `FULL`, for `RET=`.
-    pub dsn_ret: Option<String>,
-    /// `-V`: the DSN envelope id, plain (not yet xtext-encoded).
-    pub envid: Option<String>,
+    /// `-N`, for `NOTIFY=`.
+    pub dsn_notify: Option<Notify>,
+    /// `-R`, for `RET=`.
+    pub dsn_ret: Option<Ret>,
+    /// `-V`: the DSN envelope id, plain (the relay xtext-encodes it).
+    pub envid: Option<Envid>,
     /// `-B`.
     pub body: Option<BodyType>,
     /// `-v`.
@@ -325,32 +327,19 @@ fn apply_with_argument(inv: &mut Invocation, c: char, optarg: &[u8]) -> Result<(
                 inv.warnings.push(Warning::BadBodyType(shown(optarg)));
             }
         }
-        'N' => match normalize_notify(&text()) {
-            Some(n) => inv.dsn_notify = Some(n),
-            None => inv.warnings.push(Warning::BadDsnNotify(shown(optarg))),
+        'N' => match text().parse::<Notify>() {
+            Ok(n) => inv.dsn_notify = Some(n),
+            Err(_) => inv.warnings.push(Warning::BadDsnNotify(shown(optarg))),
         },
-        'R' => {
-            let t = text();
-            if t.eq_ignore_ascii_case("hdrs") {
-                inv.dsn_ret = Some("HDRS".to_owned());
-            } else if t.eq_ignore_ascii_case("full") {
-                inv.dsn_ret = Some("FULL".to_owned());
-            } else {
-                inv.warnings.push(Warning::BadDsnRet(shown(optarg)));
-            }
-        }
-        'V' => {
-            // RFC 3461 §4.4: ENVID is at most 100 characters. Postfix also requires
-            // printable text (allprint). The relay sends it xtext-encoded (§4).
-            let ok = !optarg.is_empty()
-                && optarg.len() <= 100
-                && optarg.iter().all(|b| (0x20..0x7f).contains(b));
-            if ok {
-                inv.envid = Some(text());
-            } else {
-                inv.warnings.push(Warning::BadEnvid(shown(optarg)));
-            }
-        }
+        'R' => match text().parse::<Ret>() {
+            Ok(r) => inv.dsn_ret = Some(r),
+            Err(_) => inv.warnings.push(Warning::BadDsnRet(shown(optarg))),
+        },
+        // The relay sends it xtext-encoded (RFC 3461 §4).
+        'V' => match Envid::new(optarg) {
+            Ok(e) => inv.envid = Some(e),
+            Err(_) => inv.warnings.push(Warning::BadEnvid(shown(optarg))),
+        },
         // Accepted and ignored for sendmail compatibility (each takes an argument):
         //   -h N (hop count), -L tag (syslog tag), -A X (sendmail.cf/submit.cf choice),
         //   -O opt=val (long option), -p proto (protocol), -e* (error mode, old form).
@@ -359,35 +348,6 @@ fn apply_with_argument(inv: &mut Invocation, c: char, optarg: &[u8]) -> Result<(
         _ => return Err(UsageError::Unsupported(format!("-{c}"))),
     }
     Ok(())
-}
-
-/// Validate a `-N` value and normalise it for the SMTP `NOTIFY=` parameter
-/// (RFC 3461 §4.1): `NEVER` alone, or a non-empty list of SUCCESS, FAILURE, DELAY.
-/// Case-insensitive; blanks around items are allowed; duplicates are dropped.
-fn normalize_notify(value: &str) -> Option<String> {
-    let mut items: Vec<&'static str> = Vec::new();
-    for raw in value.split(',') {
-        let item = raw.trim();
-        let norm = if item.eq_ignore_ascii_case("never") {
-            "NEVER"
-        } else if item.eq_ignore_ascii_case("success") {
-            "SUCCESS"
-        } else if item.eq_ignore_ascii_case("failure") {
-            "FAILURE"
-        } else if item.eq_ignore_ascii_case("delay") {
-            "DELAY"
-        } else {
-            return None;
-        };
-        if !items.contains(&norm) {
-            items.push(norm);
-        }
-    }
-    // RFC 3461 §4.1: "NEVER" must appear by itself.
-    if items.contains(&"NEVER") && items.len() > 1 {
-        return None;
-    }
-    Some(items.join(","))
 }
 
 /// Every sendmail-compatible MTA changes its default mode by program name: `mailq` lists
@@ -438,6 +398,10 @@ mod tests {
 
     fn rcpts(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn notify(s: &str) -> Option<Notify> {
+        Some(s.parse().expect("a NOTIFY value"))
     }
 
     #[test]
@@ -554,42 +518,42 @@ mod tests {
             (
                 &["-N", "success,failure"],
                 Invocation {
-                    dsn_notify: Some("SUCCESS,FAILURE".into()),
+                    dsn_notify: notify("success,failure"),
                     ..inv()
                 },
             ),
             (
                 &["-N", "never"],
                 Invocation {
-                    dsn_notify: Some("NEVER".into()),
+                    dsn_notify: Some(Notify::Never),
                     ..inv()
                 },
             ),
             (
                 &["-Ndelay, Success"],
                 Invocation {
-                    dsn_notify: Some("DELAY,SUCCESS".into()),
+                    dsn_notify: notify("DELAY,SUCCESS"),
                     ..inv()
                 },
             ),
             (
                 &["-R", "hdrs"],
                 Invocation {
-                    dsn_ret: Some("HDRS".into()),
+                    dsn_ret: Some(Ret::Hdrs),
                     ..inv()
                 },
             ),
             (
                 &["-RFull"],
                 Invocation {
-                    dsn_ret: Some("FULL".into()),
+                    dsn_ret: Some(Ret::Full),
                     ..inv()
                 },
             ),
             (
                 &["-V", "envid123"],
                 Invocation {
-                    envid: Some("envid123".into()),
+                    envid: Envid::new(b"envid123").ok(),
                     ..inv()
                 },
             ),
@@ -778,7 +742,7 @@ mod tests {
         assert!(matches!(&long.warnings[..], [BadEnvid(v)] if v.ends_with("...\"")));
         // A good value stays when a later one is bad.
         let r = p(&["-N", "never", "-N", "x"]).unwrap();
-        assert_eq!(r.dsn_notify.as_deref(), Some("NEVER"));
+        assert_eq!(r.dsn_notify, Some(Notify::Never));
         // Messages are one line, the value escaped.
         let w = p(&["-R", "a\nb\u{1b}[31m"]).unwrap().warnings;
         let text = w[0].to_string();
@@ -853,16 +817,5 @@ mod tests {
             r.config.map(|p| p.into_os_string().into_vec()),
             Some(b"/x/\xff.toml".to_vec())
         );
-    }
-
-    #[test]
-    fn normalize_notify_rules() {
-        assert_eq!(normalize_notify("never").as_deref(), Some("NEVER"));
-        assert_eq!(
-            normalize_notify("failure,delay,failure").as_deref(),
-            Some("FAILURE,DELAY")
-        );
-        assert_eq!(normalize_notify("NEVER,NEVER").as_deref(), Some("NEVER"));
-        assert_eq!(normalize_notify("success;failure"), None);
     }
 }

@@ -12,6 +12,7 @@
 
 use std::io::{self, BufRead, Write};
 
+use crate::dsn_params::{self, Envid, Notify, Ret};
 use crate::{address, envelope};
 
 /// What one session may do.
@@ -35,9 +36,6 @@ pub struct Settings<'a> {
 /// too long").
 pub const MAX_COMMAND_LINE: usize = 2048;
 
-/// RFC 3461 §4.4: an ENVID is at most 100 characters.
-const MAX_ENVID: usize = 100;
-
 /// One mail transaction's envelope, as handed to `accept`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Envelope {
@@ -48,12 +46,12 @@ pub struct Envelope {
     /// `BODY=8BITMIME` was declared (RFC 6152), or the data turned out to contain 8-bit
     /// bytes anyway (so the relay still asks for 8BITMIME).
     pub body_8bit: bool,
-    /// `RET=` (RFC 3461 §4.3), upper-cased: `FULL` or `HDRS`.
-    pub dsn_ret: Option<String>,
+    /// `RET=` (RFC 3461 §4.3).
+    pub dsn_ret: Option<Ret>,
     /// `ENVID=` (RFC 3461 §4.4), xtext-decoded to plain printable ASCII.
-    pub envid: Option<String>,
-    /// `NOTIFY=` of the first RCPT that had one (RFC 3461 §4.1), normalised upper-case.
-    pub dsn_notify: Option<String>,
+    pub envid: Option<Envid>,
+    /// `NOTIFY=` of the first RCPT that had one (RFC 3461 §4.1).
+    pub dsn_notify: Option<Notify>,
 }
 
 /// What `accept` decided about a completed message.
@@ -329,18 +327,8 @@ fn parse_mail(arg: &str, limit: u64, domain: &str) -> Result<Envelope, Reply> {
                     ));
                 }
             }
-            ("RET", Some(v))
-                if v.eq_ignore_ascii_case("FULL") || v.eq_ignore_ascii_case("HDRS") =>
-            {
-                env.dsn_ret = Some(v.to_ascii_uppercase());
-            }
-            ("ENVID", Some(v)) => {
-                let id = xtext_decode(v).ok_or(BAD_PARAM)?;
-                if id.is_empty() || id.len() > MAX_ENVID {
-                    return Err(BAD_PARAM);
-                }
-                env.envid = Some(id);
-            }
+            ("RET", Some(v)) => env.dsn_ret = Some(v.parse().map_err(|_| BAD_PARAM)?),
+            ("ENVID", Some(v)) => env.envid = Some(Envid::from_xtext(v).map_err(|_| BAD_PARAM)?),
             ("BODY" | "SIZE" | "RET" | "ENVID", _) => return Err(BAD_PARAM),
             _ => return Err(UNKNOWN_PARAM),
         }
@@ -350,8 +338,8 @@ fn parse_mail(arg: &str, limit: u64, domain: &str) -> Result<Envelope, Reply> {
 }
 
 /// `RCPT TO:<forward-path> [params]` (RFC 5321 §4.1.1.3). Returns the address and the
-/// normalised NOTIFY value, if any.
-fn parse_rcpt(arg: &str, domain: &str) -> Result<(String, Option<String>), Reply> {
+/// NOTIFY value, if any.
+fn parse_rcpt(arg: &str, domain: &str) -> Result<(String, Option<Notify>), Reply> {
     let (path, params) = split_path(arg, "TO:").ok_or(BAD_RCPT)?;
     // The null path is only a reverse-path (RFC 5321 §4.1.2).
     if path.is_empty() || !sendable(&path, domain) {
@@ -365,12 +353,15 @@ fn parse_rcpt(arg: &str, domain: &str) -> Result<(String, Option<String>), Reply
             return Err(DUP_PARAM);
         }
         match (key.as_str(), value) {
-            ("NOTIFY", Some(v)) => notify = Some(normalize_notify(v).ok_or(BAD_PARAM)?),
+            ("NOTIFY", Some(v)) => notify = Some(v.parse().map_err(|_| BAD_PARAM)?),
             // RFC 3461 §4.2: ORCPT=addr-type;xtext. Checked, then not used: we relay with
-            // the recipient as given.
+            // the recipient as given. What it decodes to must be printable text, as it
+            // would end up in headers and logs.
             ("ORCPT", Some(v)) => {
                 let (kind, addr) = v.split_once(';').ok_or(BAD_PARAM)?;
-                if kind.is_empty() || addr.is_empty() || xtext_decode(addr).is_none() {
+                let printable = dsn_params::xtext_decode(addr)
+                    .is_some_and(|a| a.iter().all(|b| (0x20..0x7f).contains(b)));
+                if kind.is_empty() || addr.is_empty() || !printable {
                     return Err(BAD_PARAM);
                 }
             }
@@ -474,57 +465,6 @@ fn valid_mailbox_text(s: &str) -> bool {
         }
     }
     !in_quote && !escaped
-}
-
-/// NOTIFY=NEVER or a list of SUCCESS, FAILURE, DELAY (RFC 3461 §4.1), upper-cased,
-/// duplicates dropped. `None` if invalid, including NEVER combined with anything.
-fn normalize_notify(value: &str) -> Option<String> {
-    let mut items: Vec<&'static str> = Vec::new();
-    for item in value.split(',') {
-        let norm = ["NEVER", "SUCCESS", "FAILURE", "DELAY"]
-            .into_iter()
-            .find(|k| k.eq_ignore_ascii_case(item))?;
-        if !items.contains(&norm) {
-            items.push(norm);
-        }
-    }
-    if items.contains(&"NEVER") && items.len() > 1 {
-        return None;
-    }
-    Some(items.join(","))
-}
-
-/// Decode RFC 3461 §4 xtext: printable ASCII except `+` and `=`, with `+XX` (upper-case
-/// hex) for anything else. The result must itself be printable ASCII, since it ends up in
-/// headers and logs.
-fn xtext_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = String::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c == b'+' {
-            let hex = s.get(i + 1..i + 3)?;
-            if !hex
-                .bytes()
-                .all(|h| h.is_ascii_digit() || (b'A'..=b'F').contains(&h))
-            {
-                return None;
-            }
-            let v = u8::from_str_radix(hex, 16).ok()?;
-            if !(0x20..0x7f).contains(&v) {
-                return None;
-            }
-            out.push(char::from(v));
-            i += 3;
-        } else if (0x21..0x7f).contains(&c) && c != b'=' {
-            out.push(char::from(c));
-            i += 1;
-        } else {
-            return None;
-        }
-    }
-    Some(out)
 }
 
 /// Turn the callback's rejection into a valid reply: a 4xx/5xx code, one line of text,
@@ -847,9 +787,9 @@ mod tests {
                 sender: Some("s@x".into()),
                 recipients: vec!["r1@y".into(), "r2@y".into()],
                 body_8bit: true,
-                dsn_ret: Some("HDRS".into()),
-                envid: Some("ab+c".into()),
-                dsn_notify: Some("SUCCESS,FAILURE".into()),
+                dsn_ret: Some(Ret::Hdrs),
+                envid: Envid::new(b"ab+c").ok(),
+                dsn_notify: "success,failure".parse().ok(),
             }
         );
         assert_eq!(body.as_slice(), b"x\r\n");
@@ -1379,18 +1319,5 @@ mod tests {
             Verdict::Accepted("x".into())
         });
         assert_eq!(r.map_err(|e| e.kind()), Err(io::ErrorKind::BrokenPipe));
-    }
-
-    #[test]
-    fn xtext_and_notify_helpers() {
-        assert_eq!(xtext_decode("a+2Bb+3Dc").as_deref(), Some("a+b=c"));
-        assert_eq!(xtext_decode("a+2b"), None); // hex must be upper-case
-        assert_eq!(xtext_decode("a+2"), None);
-        assert_eq!(xtext_decode("a b"), None);
-        assert_eq!(
-            normalize_notify("delay,Failure").as_deref(),
-            Some("DELAY,FAILURE")
-        );
-        assert_eq!(normalize_notify(""), None);
     }
 }

@@ -60,6 +60,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 
 use crate::account::{BlockReason, Refusal, State};
 use crate::clock::{self, DAY_MS};
+use crate::dsn_params::{Envid, Notify, Ret};
 use crate::exit::Exit;
 
 /// SQL: the account states whose mail is relayed, the same set as
@@ -166,9 +167,9 @@ pub struct NewMessage<'a> {
     pub subject: &'a str,
     pub script: &'a str,
     pub cwd: &'a str,
-    pub dsn_notify: Option<&'a str>,
-    pub dsn_ret: Option<&'a str>,
-    pub envid: Option<&'a str>,
+    pub dsn_notify: Option<Notify>,
+    pub dsn_ret: Option<Ret>,
+    pub envid: Option<&'a Envid>,
     pub body_8bit: bool,
     /// Mail from scriptmail itself (reports): relayed even for a blocked
     /// account and not counted against it.
@@ -545,9 +546,10 @@ pub(crate) fn insert_message(
         m.script,
         m.cwd,
         m.uid,
-        m.dsn_notify,
-        m.dsn_ret,
-        m.envid,
+        // Stored as the text the relay sends (`dsn_params`).
+        m.dsn_notify.map(|n| n.to_string()),
+        m.dsn_ret.map(|r| r.to_string()),
+        m.envid.map(Envid::as_str),
         m.body_8bit,
         m.system,
     ])?;

@@ -588,6 +588,7 @@ mod tests {
 
     fn enqueue(s: &mut Store, account: &str, qid: &str, rcpts: &[&str], system: bool, now: i64) {
         let rcpts: Vec<String> = rcpts.iter().map(|r| r.to_string()).collect();
+        let envid = crate::dsn_params::Envid::new(b"ENV-1").unwrap();
         s.enqueue(
             &NewMessage {
                 qid,
@@ -601,7 +602,7 @@ mod tests {
                 cwd: "/var/www",
                 dsn_notify: None,
                 dsn_ret: None,
-                envid: Some("ENV-1"),
+                envid: Some(&envid),
                 body_8bit: false,
                 system,
             },
