@@ -390,7 +390,8 @@ fn mailq_and_newaliases_names() {
 
 use std::os::unix::process::CommandExt;
 
-/// The privileged drop-in links no SMTP, TLS or clap code (SPEC §2).
+/// The privileged drop-in links no SMTP, TLS, clap or bounce-parsing code
+/// (README, "Code layout").
 #[test]
 fn sendmail_binary_links_no_smtp_tls_or_clap() {
     let out = Command::new("nm")
@@ -404,7 +405,14 @@ fn sendmail_binary_links_no_smtp_tls_or_clap() {
         symbols.contains("scriptmail::submit::run"),
         "nm saw no symbols"
     );
-    for forbidden in ["lettre::", "rustls::", "clap::", "clap_builder::", "ring::"] {
+    for forbidden in [
+        "lettre::",
+        "rustls::",
+        "clap::",
+        "clap_builder::",
+        "ring::",
+        "mail_parser::",
+    ] {
         // A crate path, not a suffix of another name (`String::`).
         let linked = symbols.match_indices(forbidden).any(|(i, _)| {
             !symbols[..i]
