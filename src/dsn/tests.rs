@@ -1,5 +1,6 @@
 //! The DSN parser against whole bounces: real ones from Postfix (captured from
-//! the private instance of tests/it/bounce.rs) and hand-made ones.
+//! the private instance of tests/it/bounce.rs), and ones written from what Exim,
+//! Exchange Online and Gmail send (tests/fixtures/bounces/README.md says which).
 
 use super::*;
 
@@ -249,4 +250,248 @@ fn deeply_nested_messages_do_not_overflow_the_stack() {
         ));
     }
     let _ = parse(m.as_bytes());
+}
+
+// ---------------------------------------------------------------------------
+// One fixture per MTA (tests/fixtures/bounces/README.md).
+
+const PF_THREE: &[u8] = include_bytes!("../../tests/fixtures/bounces/postfix-three-recipients.eml");
+const EXIM_DSN: &[u8] = include_bytes!("../../tests/fixtures/bounces/exim-4.96-failed.eml");
+const EXCHANGE: &[u8] = include_bytes!("../../tests/fixtures/bounces/exchange-online-ndr.eml");
+const GMAIL: &[u8] = include_bytes!("../../tests/fixtures/bounces/gmail-no-such-user.eml");
+const CP1252: &[u8] = include_bytes!("../../tests/fixtures/bounces/windows-1252-text.eml");
+
+/// (address, status, reason) of each failure, in report order.
+fn failures(r: &Report) -> Vec<(&str, &str, String)> {
+    r.failures()
+        .map(|f| {
+            (
+                f.address().unwrap_or(""),
+                f.status.as_deref().unwrap_or(""),
+                f.reason(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn postfix_three_recipients_local_and_remote() {
+    let r = parse(PF_THREE);
+    assert_eq!(r.format, Some(Format::Rfc3464));
+    assert_eq!(r.envid.as_deref(), Some("6740A1B2C3D4E5F8"));
+    assert_eq!(
+        failures(&r),
+        [
+            (
+                "ghost2@test.example",
+                "5.1.1",
+                "5.1.1 unknown user: \"ghost2\"".to_string()
+            ),
+            (
+                "bob@reject.example",
+                "5.1.1",
+                // The folded Diagnostic-Code, on one line.
+                "550 5.1.1 <bob@reject.example>: Recipient address rejected: User unknown \
+                 in virtual mailbox table"
+                    .to_string()
+            ),
+            (
+                "ghost1@test.example",
+                "5.1.1",
+                "5.1.1 unknown user: \"ghost1\"".to_string()
+            ),
+        ]
+    );
+    assert_eq!(r.recipients[1].remote_mta.as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        trace_qid(&r.original_headers, "node1.example.net").as_deref(),
+        Some("6740A1B2C3D4E5F8")
+    );
+    // Header values stay as written: the encoded word is not decoded.
+    assert_eq!(
+        r.original_headers_named("Subject").next(),
+        Some("=?UTF-8?Q?Bestellbest=C3=A4tigung?=")
+    );
+    assert!(r.text.contains("<ghost1@test.example>: unknown user"));
+}
+
+#[test]
+fn exim_multipart_report() {
+    let r = parse(EXIM_DSN);
+    assert_eq!(r.format, Some(Format::Rfc3464));
+    assert_eq!(r.reporting_mta.as_deref(), Some("mx.example.com"));
+    assert_eq!(
+        failures(&r),
+        [
+            (
+                "nobody@example.com",
+                // Exim's "Status: 5.0.0" gives way to the server's 5.1.1.
+                "5.1.1",
+                "550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown"
+                    .to_string()
+            ),
+            (
+                "list@example.com",
+                "5.0.0",
+                "5.0.0 (no diagnostic in the report)".to_string()
+            ),
+        ]
+    );
+    assert_eq!(
+        r.recipients[0].remote_mta.as_deref(),
+        Some("mx2.example.com")
+    );
+    // The returned message (message/rfc822) carries our trace and Message-ID.
+    assert_eq!(
+        trace_qid(&r.original_headers, "node1.example.net").as_deref(),
+        Some("6740A1B2C3D4E5F9")
+    );
+    let mid = r.original_headers_named("Message-ID").next().unwrap();
+    assert_eq!(
+        message_id_qid(mid, "node1.example.net").as_deref(),
+        Some("6740A1B2C3D4E5F9")
+    );
+    assert_eq!(
+        r.header("To"),
+        Some("bounces+6740A1B2C3D4E5F9@node1.example.net")
+    );
+    assert!(!r.is_auto_reply());
+}
+
+#[test]
+fn exchange_online_ndr() {
+    let r = parse(EXCHANGE);
+    assert_eq!(r.format, Some(Format::Rfc3464));
+    assert_eq!(
+        r.reporting_mta.as_deref(),
+        Some("AM9PR01MB7250.eurprd01.prod.exchangelabs.com")
+    );
+    assert_eq!(
+        failures(&r),
+        [(
+            "ghost@contoso.example",
+            // RFC 3463 allows three digits of detail.
+            "5.1.10",
+            "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP \
+             address lookup"
+                .to_string()
+        )]
+    );
+    // The plain alternative, quoted-printable soft breaks undone; not the HTML.
+    assert!(
+        r.text.contains(
+            "Remote Server returned '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found"
+        ),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains("<html>"));
+    // text/rfc822-headers with CRLF line ends and folded trace fields.
+    assert_eq!(
+        trace_qid(&r.original_headers, "node1.example.net").as_deref(),
+        Some("6740A1B2C3D4E5FA")
+    );
+    assert_eq!(
+        r.header("To"),
+        Some("<bounces+6740A1B2C3D4E5FA@node1.example.net>")
+    );
+    // An NDR says Auto-Submitted too; it is still a bounce.
+    assert!(!r.is_auto_reply());
+}
+
+#[test]
+fn gmail_no_such_user() {
+    let r = parse(GMAIL);
+    assert_eq!(r.format, Some(Format::Rfc3464));
+    assert_eq!(r.reporting_mta.as_deref(), Some("googlemail.com"));
+    let f: Vec<_> = r.failures().collect();
+    assert_eq!(f.len(), 1);
+    assert_eq!(
+        f[0].final_recipient.as_deref(),
+        Some("nosuchuser.4711@gmail.com")
+    );
+    assert_eq!(f[0].status.as_deref(), Some("5.1.1"));
+    let d = f[0].diagnostic.as_deref().unwrap();
+    assert!(
+        d.starts_with("550-5.1.1 The email account that you tried to reach does not exist.")
+            && d.ends_with(" - gsmtp"),
+        "{d}"
+    );
+    assert_eq!(
+        f[0].remote_mta.as_deref(),
+        Some("gmail-smtp-in.l.google.com. (142.250.153.26, the server for the domain gmail.com.)")
+    );
+    // The text/plain three multiparts down (report > related > alternative).
+    assert!(r.text.contains("** Address not found **"), "{}", r.text);
+    assert_eq!(
+        trace_qid(&r.original_headers, "node1.example.net").as_deref(),
+        Some("6740A1B2C3D4E5FB")
+    );
+}
+
+#[test]
+fn windows_1252_text_bounce_keeps_its_euro_sign() {
+    let r = parse(CP1252);
+    assert_eq!(r.format, Some(Format::PostfixText));
+    assert_eq!(
+        failures(&r),
+        [(
+            "kunde@beispiel.example",
+            "5.2.2",
+            "552 5.2.2 Postfach voll – Speicherplatz erschöpft (Erweiterung für 2 € im Monat: \
+             https://beispiel.example/speicher)"
+                .to_string()
+        )]
+    );
+    assert!(r.text.contains("„Rechnung über 100 €“"), "{}", r.text);
+    assert!(!r.text.contains('\u{fffd}'));
+}
+
+/// A bounce whose only text is HTML (no RFC 3464 part, no text/plain): the
+/// HTML is read as text, so the last-resort reading still finds the code.
+#[test]
+fn html_only_bounce() {
+    let m = "From: postmaster@mail.example.org\n\
+Subject: =?utf-8?Q?Unzustellbar=3A_Ihre_Nachricht?=\n\
+Content-Type: text/html; charset=utf-8\n\
+Content-Transfer-Encoding: quoted-printable\n\
+\n\
+<html><body><p>Delivery has failed to these recipients:</p>\n\
+<p><a href=3D\"mailto:ann@example.org\">ann@example.org</a><br>\n\
+550 5.1.1 RESOLVER.ADR.RecipNotFound; not found</p></body></html>\n";
+    let r = parse(m.as_bytes());
+    assert_eq!(r.format, Some(Format::Heuristic));
+    assert_eq!(
+        r.recipients[0].diagnostic.as_deref(),
+        Some("550 5.1.1 RESOLVER.ADR.RecipNotFound; not found")
+    );
+    assert!(r.text.contains("ann@example.org"));
+    assert!(!r.text.contains("<p>"));
+}
+
+/// The heuristic reads the Subject with its RFC 2047 words decoded.
+#[test]
+fn encoded_subject_counts_for_the_heuristic() {
+    let m = "From: robot@isp.example\n\
+Subject: =?utf-8?B?VW5kZWxpdmVyYWJsZTogQmVzdGVsbGJlc3TDpHRpZ3VuZw==?=\n\
+\n\
+Remote said: 550 mailbox unavailable\n";
+    let r = parse(m.as_bytes());
+    assert_eq!(r.format, Some(Format::Heuristic));
+    assert_eq!(
+        r.recipients[0].reason(),
+        "Remote said: 550 mailbox unavailable"
+    );
+}
+
+#[test]
+fn mbox_from_line_is_skipped() {
+    let mut m = b"From MAILER-DAEMON Wed Dec  2 17:43:02 2026\n".to_vec();
+    m.extend_from_slice(PF_THREE);
+    let r = parse(&m);
+    assert_eq!(
+        r.header("From"),
+        Some("Mail Delivery System <MAILER-DAEMON@mx.test.example>")
+    );
+    assert_eq!(r.failures().count(), 3);
 }
