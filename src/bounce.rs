@@ -1,7 +1,7 @@
 //! `scriptmail bounce [RECIPIENT]`: DSN intake from the node MTA's pipe
-//! transport (SPEC §6.3). Reads one message on stdin, parses it
-//! (`dsn.rs`), matches it to the message and account it is about, and
-//! records each permanently failed recipient as a mail in error.
+//! transport (docs/bounces.md, "Bounce capture"). Reads one message on
+//! stdin, parses it (`dsn`), matches it to the message and account it is
+//! about, and records each permanently failed recipient as a mail in error.
 //!
 //! ## Matching, most reliable first
 //! 1. VERP: with `bounce.verp`, the relay sends as

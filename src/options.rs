@@ -6,7 +6,8 @@
 //! `sendmail_path`, so this is also what keeps `-- user-arguments` from being read as
 //! options. Options that could be abused through that 5th argument (`-X` log files, `-C`
 //! config files, `-be` expansion, debug flags) are refused before stdin is read.
-//! See shared/research/sendmail-compat.md §2.1 and SPEC.md §4.
+//! The options and what each does: README, "The `sendmail` interface", and docs/design.md,
+//! "The sendmail interface".
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -118,7 +119,8 @@ pub struct Invocation {
     /// `-v`.
     pub verbose: bool,
     /// `--config PATH` / `--config=PATH`; only honoured as the first argument(s). Whether
-    /// it may be used at all (not when privileged) is the caller's decision (SPEC §7).
+    /// it may be used at all (not when privileged) is the caller's decision (docs/design.md,
+    /// "Privilege model").
     pub config: Option<PathBuf>,
     /// Arguments after the options (lossy UTF-8), in order.
     pub recipients: Vec<String>,
@@ -211,7 +213,8 @@ pub fn parse(argv0: &OsStr, args: &[OsString]) -> Result<Invocation, UsageError>
                 }
                 // Accepted and ignored for sendmail compatibility (no argument):
                 //   -m  (me too), -U (initial user submission), -G (gateway submission),
-                //   -n  (no aliasing; Postfix refuses it, SPEC §4 says ignore),
+                //   -n  (no aliasing: there are no aliases here, so nothing to turn off;
+                //        Postfix refuses it),
                 //   -x, -c (historical no-ops).
                 'm' | 'U' | 'G' | 'n' | 'x' | 'c' => {}
                 // Refused: -D/-d are debugging switches of other MTAs (-D file, -d
@@ -223,7 +226,7 @@ pub fn parse(argv0: &OsStr, args: &[OsString]) -> Result<Invocation, UsageError>
                     }
                     // Refuse -C (alternate config) and -X (traffic log file) before even
                     // looking for their argument: both were used to attack mail() through
-                    // its 5th argument (sendmail-compat.md §1.4, §4.10).
+                    // its 5th argument (README, "The `sendmail` interface").
                     if c == 'C' || c == 'X' {
                         return Err(UsageError::Unsupported(format!("-{c}")));
                     }

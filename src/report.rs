@@ -1,5 +1,6 @@
-//! The daily error report (SPEC §6.2) and the immediate notice of an
-//! automatic block (§6.4): what goes to an account's report recipient.
+//! The daily error report and the immediate notice of an automatic block
+//! (docs/bounces.md, "The daily error report", "Immediate notices"): what
+//! goes to an account's report recipient.
 //!
 //! Building the text is pure ([`render`], [`render_notice`], [`compose`]);
 //! [`execute`] gathers the reports of one UTC day from the store and prints

@@ -21,7 +21,8 @@ pub(super) const SECTION: &str = "8";
 const MANUAL: &str = "System Administration";
 /// The man page of the drop-in. Not `sendmail.8`: that path belongs to
 /// whichever MTA owns `/usr/sbin/sendmail`, and this package must install
-/// next to any of them (SPEC §2) without a file conflict.
+/// next to any of them (README, "Install (Debian package)") without a file
+/// conflict.
 pub const SENDMAIL_PAGE: &str = "scriptmail-sendmail";
 
 /// Write `scriptmail.8`, `mailq-ctl.8` and `scriptmail-sendmail.8` into `dir`.

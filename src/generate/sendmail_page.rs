@@ -53,7 +53,8 @@ const fn flag(
     }
 }
 
-/// The drop-in's options, as `src/options.rs` parses them (SPEC §4).
+/// The drop-in's options, as `src/options.rs` parses them (README, "The `sendmail`
+/// interface").
 pub(super) const SENDMAIL_FLAGS: &[Flag] = &[
     flag(
         "t",

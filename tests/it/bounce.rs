@@ -1,6 +1,6 @@
 //! Integration tests: bounce capture (`scriptmail bounce`, fed real DSNs by a
 //! real private Postfix instance through its pipe transport), the daily
-//! error report, and the error-ratio rule (SPEC §6.2–§6.4).
+//! error report, and the error-ratio rule (docs/bounces.md).
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;

@@ -1,5 +1,5 @@
-//! Integration tests: the sendmail interface (SPEC §4) through the real
-//! binary, with real PHP and Postfix's smtp-sink as the smarthost.
+//! Integration tests: the sendmail interface (README, "The `sendmail` interface")
+//! through the real binary, with real PHP and Postfix's smtp-sink as the smarthost.
 
 use std::process::Command;
 use std::time::Duration;
@@ -425,7 +425,7 @@ fn sendmail_binary_links_no_smtp_tls_or_clap() {
 }
 
 /// `scriptmail sendmail ...` and a `mailq-ctl` link behave like the drop-in
-/// and the admin CLI (SPEC §2: one program, dispatching on argv[0]).
+/// and the admin CLI (README, "Code layout": one program, dispatching on argv[0]).
 #[test]
 fn scriptmail_program_dispatches_on_subcommand_and_argv0() {
     let sink = Sink::start();
