@@ -1,6 +1,5 @@
 //! The Content-Transfer-Encodings `reencode` writes: quoted-printable and base64
-//! (RFC 2045 §6.7, §6.8), re-cutting content already in them into short lines, and
-//! reading base64 back (the daily report's RFC 2047 words, the tests).
+//! (RFC 2045 §6.7, §6.8), and re-cutting content already in them into short lines.
 
 use crate::reencode::MAX_LINE;
 
@@ -130,33 +129,6 @@ pub fn base64_encode(content: &[u8]) -> Vec<u8> {
         }
     }
     lines_of(&chars, content.ends_with(b"\r\n"))
-}
-
-/// Decode base64 (RFC 2045 §6.8). A MIME body part carries line breaks and may carry
-/// junk, which is skipped; an encoded word (RFC 2047 §4.1) must be clean, so `strict`
-/// refuses any other character. Decoding stops at the first `=`.
-pub fn base64_decode(s: &str, strict: bool) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0);
-    for b in s.bytes() {
-        let v = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ if strict => return None,
-            _ => continue,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
 }
 
 /// Base64 content re-cut into lines of 76 characters (decoders skip line breaks).

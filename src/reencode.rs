@@ -605,9 +605,28 @@ pub(crate) mod tests {
         out
     }
 
+    /// Decode base64 (RFC 2045 §6.8), skipping line breaks, up to the first `=`.
     pub(crate) fn b64_decode(s: &[u8]) -> Vec<u8> {
-        let text: String = String::from_utf8_lossy(s).into_owned();
-        crate::encoding::base64_decode(&text, false).expect("base64")
+        let mut out = Vec::with_capacity(s.len() * 3 / 4);
+        let (mut acc, mut bits) = (0u32, 0);
+        for &b in s {
+            let v = match b {
+                b'A'..=b'Z' => b - b'A',
+                b'a'..=b'z' => b - b'a' + 26,
+                b'0'..=b'9' => b - b'0' + 52,
+                b'+' => 62,
+                b'/' => 63,
+                b'=' => break,
+                _ => continue,
+            };
+            acc = (acc << 6) | u32::from(v);
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((acc >> bits) as u8);
+            }
+        }
+        out
     }
 
     /// No line of `bytes` is longer than 998 octets, and CR and LF only come as CRLF.
