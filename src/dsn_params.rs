@@ -300,4 +300,72 @@ mod tests {
             assert_eq!(xtext_decode(bad), None, "{bad:?}");
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// xtext (RFC 3461 §4) of any bytes, as a client would write it.
+        fn xtext_encode(b: &[u8]) -> String {
+            b.iter()
+                .map(|&c| {
+                    if (0x21..0x7f).contains(&c) && c != b'+' && c != b'=' {
+                        char::from(c).to_string()
+                    } else {
+                        format!("+{c:02X}")
+                    }
+                })
+                .collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Whatever a caller passes, parsing never panics, and a value that
+            /// parses writes itself as text that parses back to it.
+            #[test]
+            fn notify_round_trips(
+                items in proptest::collection::vec(
+                    proptest::sample::select(vec![
+                        "never", "NEVER", "success", "Success", "failure", "FAILURE",
+                        "delay", " delay\t", "", "sometimes", "success;delay",
+                    ]),
+                    1..5,
+                ),
+                junk in any::<String>(),
+            ) {
+                let s = items.join(",");
+                for v in [&s, &junk] {
+                    if let Ok(n) = v.parse::<Notify>() {
+                        let text = n.to_string();
+                        prop_assert_eq!(text.parse::<Notify>(), Ok(n));
+                        prop_assert!(text.bytes().all(|b| b.is_ascii_uppercase() || b == b','));
+                    }
+                }
+                // Valid exactly when every item is a condition, NEVER stands alone,
+                // and something is there.
+                let words: Vec<String> = items.iter().map(|i| i.trim().to_ascii_lowercase()).collect();
+                let known = words.iter().all(|w| ["never", "success", "failure", "delay"].contains(&w.as_str()));
+                let never = words.iter().any(|w| w == "never");
+                let alone = !never || words.iter().all(|w| w == "never");
+                prop_assert_eq!(s.parse::<Notify>().is_ok(), known && alone);
+            }
+
+            #[test]
+            fn envid_keeps_exactly_its_bytes(b in proptest::collection::vec(any::<u8>(), 0..120)) {
+                if let Ok(e) = Envid::new(&b) {
+                    prop_assert_eq!(e.as_str().as_bytes(), &b[..]);
+                    prop_assert_eq!(Envid::from_xtext(&xtext_encode(&b)), Ok(e));
+                }
+            }
+
+            #[test]
+            fn xtext_decodes_what_was_encoded(b in proptest::collection::vec(any::<u8>(), 0..64),
+                                              junk in any::<String>()) {
+                prop_assert_eq!(xtext_decode(&xtext_encode(&b)), Some(b));
+                let _ = xtext_decode(&junk);
+            }
+        }
+    }
 }
