@@ -21,7 +21,9 @@
 //! Content-Type parameters (RFC 2045, RFC 2231), multipart bodies (RFC 2046),
 //! base64 and quoted-printable, RFC 2047 encoded words, and the charsets
 //! (the single-byte ones — ISO 8859, windows-125x, KOI8 — UTF-7 and UTF-16;
-//! a windows-1252 "€" stays a "€"). No library reads what the parts *mean*,
+//! a windows-1252 "€" stays a "€"; the multi-byte CJK ones would need its
+//! `full_encoding` feature, encoding_rs, left out: what is matched and
+//! recorded is ASCII). No library reads what the parts *mean*,
 //! so that is hand-written: the RFC 3464 fields and their sloppy variants
 //! (`rfc3464.rs`), the non-standard text formats (`legacy.rs`), and finding
 //! scriptmail's own queue id in what came back (`qid.rs`).
