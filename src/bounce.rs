@@ -1,7 +1,7 @@
 //! `scriptmail bounce [RECIPIENT]`: DSN intake from the node MTA's pipe
-//! transport (SPEC §6.3). Reads one message on stdin, parses it
-//! (`dsn.rs`), matches it to the message and account it is about, and
-//! records each permanently failed recipient as a mail in error.
+//! transport (docs/bounces.md, "Bounce capture"). Reads one message on
+//! stdin, parses it (`dsn`), matches it to the message and account it is
+//! about, and records each permanently failed recipient as a mail in error.
 //!
 //! ## Matching, most reliable first
 //! 1. VERP: with `bounce.verp`, the relay sends as
@@ -445,9 +445,9 @@ mod tests {
     use crate::store::{EnqueuePolicy, NewMessage, Protection};
 
     const T0: i64 = 1_795_353_858_000;
-    const PF_LOCAL: &[u8] = include_bytes!("../tests/fixtures/dsn/postfix-local-unknown.eml");
-    const PF_SMTP: &[u8] = include_bytes!("../tests/fixtures/dsn/postfix-smtp-reject.eml");
-    const PF_DELAY: &[u8] = include_bytes!("../tests/fixtures/dsn/postfix-delayed.eml");
+    const PF_LOCAL: &[u8] = include_bytes!("../tests/fixtures/bounces/postfix-local-unknown.eml");
+    const PF_SMTP: &[u8] = include_bytes!("../tests/fixtures/bounces/postfix-smtp-reject.eml");
+    const PF_DELAY: &[u8] = include_bytes!("../tests/fixtures/bounces/postfix-delayed.eml");
 
     fn setup() -> (tempfile::TempDir, Config, Store) {
         let dir = tempfile::tempdir().unwrap();

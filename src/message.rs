@@ -3,7 +3,8 @@
 //! fields and body, header editing, `-t` recipient extraction and the CRLF wire form.
 //!
 //! Line rules follow Postfix sendmail (`sendmail_fix_line_endings = always`,
-//! `cleanup_replace_stray_cr_lf = yes`); see research/sendmail-compat.md §2.5–2.6.
+//! `cleanup_replace_stray_cr_lf = yes`); README, "The `sendmail` interface", says what
+//! that means for a script.
 
 use std::io::{BufRead, ErrorKind};
 

@@ -6,10 +6,13 @@
 //! `sendmail_path`, so this is also what keeps `-- user-arguments` from being read as
 //! options. Options that could be abused through that 5th argument (`-X` log files, `-C`
 //! config files, `-be` expansion, debug flags) are refused before stdin is read.
-//! See shared/research/sendmail-compat.md §2.1 and SPEC.md §4.
+//! The options and what each does: README, "The `sendmail` interface", and docs/design.md,
+//! "The sendmail interface".
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
+
+use crate::dsn_params::{Envid, Notify, Ret};
 
 /// Why the command line cannot be honoured. The caller prints it (one line, prefixed
 /// `sendmail: `) and exits 64 (EX_USAGE) before reading stdin.
@@ -105,18 +108,19 @@ pub struct Invocation {
     pub sender: Option<Sender>,
     /// `-F`.
     pub full_name: Option<String>,
-    /// `-N`, validated and normalised for `NOTIFY=`: `NEVER` or e.g. `SUCCESS,FAILURE`.
-    pub dsn_notify: Option<String>,
-    /// `-R`: `HDRS` or `FULL`, for `RET=`.
-    pub dsn_ret: Option<String>,
-    /// `-V`: the DSN envelope id, plain (not yet xtext-encoded).
-    pub envid: Option<String>,
+    /// `-N`, for `NOTIFY=`.
+    pub dsn_notify: Option<Notify>,
+    /// `-R`, for `RET=`.
+    pub dsn_ret: Option<Ret>,
+    /// `-V`: the DSN envelope id, plain (the relay xtext-encodes it).
+    pub envid: Option<Envid>,
     /// `-B`.
     pub body: Option<BodyType>,
     /// `-v`.
     pub verbose: bool,
     /// `--config PATH` / `--config=PATH`; only honoured as the first argument(s). Whether
-    /// it may be used at all (not when privileged) is the caller's decision (SPEC §7).
+    /// it may be used at all (not when privileged) is the caller's decision (docs/design.md,
+    /// "Privilege model").
     pub config: Option<PathBuf>,
     /// Arguments after the options (lossy UTF-8), in order.
     pub recipients: Vec<String>,
@@ -209,7 +213,8 @@ pub fn parse(argv0: &OsStr, args: &[OsString]) -> Result<Invocation, UsageError>
                 }
                 // Accepted and ignored for sendmail compatibility (no argument):
                 //   -m  (me too), -U (initial user submission), -G (gateway submission),
-                //   -n  (no aliasing; Postfix refuses it, SPEC §4 says ignore),
+                //   -n  (no aliasing: there are no aliases here, so nothing to turn off;
+                //        Postfix refuses it),
                 //   -x, -c (historical no-ops).
                 'm' | 'U' | 'G' | 'n' | 'x' | 'c' => {}
                 // Refused: -D/-d are debugging switches of other MTAs (-D file, -d
@@ -221,7 +226,7 @@ pub fn parse(argv0: &OsStr, args: &[OsString]) -> Result<Invocation, UsageError>
                     }
                     // Refuse -C (alternate config) and -X (traffic log file) before even
                     // looking for their argument: both were used to attack mail() through
-                    // its 5th argument (sendmail-compat.md §1.4, §4.10).
+                    // its 5th argument (README, "The `sendmail` interface").
                     if c == 'C' || c == 'X' {
                         return Err(UsageError::Unsupported(format!("-{c}")));
                     }
@@ -325,32 +330,19 @@ fn apply_with_argument(inv: &mut Invocation, c: char, optarg: &[u8]) -> Result<(
                 inv.warnings.push(Warning::BadBodyType(shown(optarg)));
             }
         }
-        'N' => match normalize_notify(&text()) {
-            Some(n) => inv.dsn_notify = Some(n),
-            None => inv.warnings.push(Warning::BadDsnNotify(shown(optarg))),
+        'N' => match text().parse::<Notify>() {
+            Ok(n) => inv.dsn_notify = Some(n),
+            Err(_) => inv.warnings.push(Warning::BadDsnNotify(shown(optarg))),
         },
-        'R' => {
-            let t = text();
-            if t.eq_ignore_ascii_case("hdrs") {
-                inv.dsn_ret = Some("HDRS".to_owned());
-            } else if t.eq_ignore_ascii_case("full") {
-                inv.dsn_ret = Some("FULL".to_owned());
-            } else {
-                inv.warnings.push(Warning::BadDsnRet(shown(optarg)));
-            }
-        }
-        'V' => {
-            // RFC 3461 §4.4: ENVID is at most 100 characters. Postfix also requires
-            // printable text (allprint). The relay sends it xtext-encoded (§4).
-            let ok = !optarg.is_empty()
-                && optarg.len() <= 100
-                && optarg.iter().all(|b| (0x20..0x7f).contains(b));
-            if ok {
-                inv.envid = Some(text());
-            } else {
-                inv.warnings.push(Warning::BadEnvid(shown(optarg)));
-            }
-        }
+        'R' => match text().parse::<Ret>() {
+            Ok(r) => inv.dsn_ret = Some(r),
+            Err(_) => inv.warnings.push(Warning::BadDsnRet(shown(optarg))),
+        },
+        // The relay sends it xtext-encoded (RFC 3461 §4).
+        'V' => match Envid::new(optarg) {
+            Ok(e) => inv.envid = Some(e),
+            Err(_) => inv.warnings.push(Warning::BadEnvid(shown(optarg))),
+        },
         // Accepted and ignored for sendmail compatibility (each takes an argument):
         //   -h N (hop count), -L tag (syslog tag), -A X (sendmail.cf/submit.cf choice),
         //   -O opt=val (long option), -p proto (protocol), -e* (error mode, old form).
@@ -359,35 +351,6 @@ fn apply_with_argument(inv: &mut Invocation, c: char, optarg: &[u8]) -> Result<(
         _ => return Err(UsageError::Unsupported(format!("-{c}"))),
     }
     Ok(())
-}
-
-/// Validate a `-N` value and normalise it for the SMTP `NOTIFY=` parameter
-/// (RFC 3461 §4.1): `NEVER` alone, or a non-empty list of SUCCESS, FAILURE, DELAY.
-/// Case-insensitive; blanks around items are allowed; duplicates are dropped.
-fn normalize_notify(value: &str) -> Option<String> {
-    let mut items: Vec<&'static str> = Vec::new();
-    for raw in value.split(',') {
-        let item = raw.trim();
-        let norm = if item.eq_ignore_ascii_case("never") {
-            "NEVER"
-        } else if item.eq_ignore_ascii_case("success") {
-            "SUCCESS"
-        } else if item.eq_ignore_ascii_case("failure") {
-            "FAILURE"
-        } else if item.eq_ignore_ascii_case("delay") {
-            "DELAY"
-        } else {
-            return None;
-        };
-        if !items.contains(&norm) {
-            items.push(norm);
-        }
-    }
-    // RFC 3461 §4.1: "NEVER" must appear by itself.
-    if items.contains(&"NEVER") && items.len() > 1 {
-        return None;
-    }
-    Some(items.join(","))
 }
 
 /// Every sendmail-compatible MTA changes its default mode by program name: `mailq` lists
@@ -438,6 +401,10 @@ mod tests {
 
     fn rcpts(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn notify(s: &str) -> Option<Notify> {
+        Some(s.parse().expect("a NOTIFY value"))
     }
 
     #[test]
@@ -554,42 +521,42 @@ mod tests {
             (
                 &["-N", "success,failure"],
                 Invocation {
-                    dsn_notify: Some("SUCCESS,FAILURE".into()),
+                    dsn_notify: notify("success,failure"),
                     ..inv()
                 },
             ),
             (
                 &["-N", "never"],
                 Invocation {
-                    dsn_notify: Some("NEVER".into()),
+                    dsn_notify: Some(Notify::Never),
                     ..inv()
                 },
             ),
             (
                 &["-Ndelay, Success"],
                 Invocation {
-                    dsn_notify: Some("DELAY,SUCCESS".into()),
+                    dsn_notify: notify("DELAY,SUCCESS"),
                     ..inv()
                 },
             ),
             (
                 &["-R", "hdrs"],
                 Invocation {
-                    dsn_ret: Some("HDRS".into()),
+                    dsn_ret: Some(Ret::Hdrs),
                     ..inv()
                 },
             ),
             (
                 &["-RFull"],
                 Invocation {
-                    dsn_ret: Some("FULL".into()),
+                    dsn_ret: Some(Ret::Full),
                     ..inv()
                 },
             ),
             (
                 &["-V", "envid123"],
                 Invocation {
-                    envid: Some("envid123".into()),
+                    envid: Envid::new(b"envid123").ok(),
                     ..inv()
                 },
             ),
@@ -778,7 +745,7 @@ mod tests {
         assert!(matches!(&long.warnings[..], [BadEnvid(v)] if v.ends_with("...\"")));
         // A good value stays when a later one is bad.
         let r = p(&["-N", "never", "-N", "x"]).unwrap();
-        assert_eq!(r.dsn_notify.as_deref(), Some("NEVER"));
+        assert_eq!(r.dsn_notify, Some(Notify::Never));
         // Messages are one line, the value escaped.
         let w = p(&["-R", "a\nb\u{1b}[31m"]).unwrap().warnings;
         let text = w[0].to_string();
@@ -853,16 +820,5 @@ mod tests {
             r.config.map(|p| p.into_os_string().into_vec()),
             Some(b"/x/\xff.toml".to_vec())
         );
-    }
-
-    #[test]
-    fn normalize_notify_rules() {
-        assert_eq!(normalize_notify("never").as_deref(), Some("NEVER"));
-        assert_eq!(
-            normalize_notify("failure,delay,failure").as_deref(),
-            Some("FAILURE,DELAY")
-        );
-        assert_eq!(normalize_notify("NEVER,NEVER").as_deref(), Some("NEVER"));
-        assert_eq!(normalize_notify("success;failure"), None);
     }
 }

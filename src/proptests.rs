@@ -273,7 +273,7 @@ proptest! {
         };
         let param = lettre::transport::smtp::extension::MailParameter::Other {
             keyword: "ENVID".into(),
-            value: Some(envid.clone()),
+            value: Some(envid.to_string()),
         }
         .to_string();
         let xtext = param.strip_prefix("ENVID=").expect("keyword");
@@ -293,7 +293,7 @@ proptest! {
                 i += 1;
             }
         }
-        prop_assert_eq!(decoded, envid.into_bytes());
+        prop_assert_eq!(decoded, envid.as_str().as_bytes());
         prop_assert!(xtext.len() <= 300);
     }
 

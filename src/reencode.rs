@@ -22,11 +22,11 @@
 //!   line break is added, nothing is lost. Preamble and epilogue lines, which no reader
 //!   shows, are folded with CRLF + space, so no new line can look like a boundary.
 
-use crate::dsn;
 use crate::encoding::{
     base64_encode, base64_len, qp_encode, rewrap_base64, soft_break_qp, split_crlf,
 };
 use crate::message::{Header, Message};
+use crate::mime;
 
 /// RFC 5321 §4.5.3.1.6: 1000 octets per line including CRLF.
 pub const MAX_LINE: usize = 998;
@@ -376,9 +376,9 @@ fn refit_entity(
         return None;
     }
     let declared = fields.get("Content-Type");
-    let (mime, params) = dsn::content_type(declared.as_deref());
-    if mime.starts_with("multipart/") {
-        if let Some(boundary) = dsn::param(&params, "boundary")
+    let (media, params) = mime::content_type(declared.as_deref());
+    if media.starts_with("multipart/") {
+        if let Some(boundary) = mime::param(&params, "boundary")
             && depth < MAX_DEPTH
             && let Some(new) = refit_multipart(content, boundary, depth, r)
         {
@@ -387,7 +387,7 @@ fn refit_entity(
         r.broken += 1;
         return Some(break_lines(content));
     }
-    if mime == "message/rfc822" || mime == "message/global" {
+    if media == "message/rfc822" || media == "message/global" {
         if depth < MAX_DEPTH {
             let mut inner = Entity::split(content);
             inner.fields.message = true;
@@ -396,7 +396,7 @@ fn refit_entity(
         r.broken += 1;
         return Some(break_lines(content));
     }
-    if mime.starts_with("message/") {
+    if media.starts_with("message/") {
         // RFC 2046 §5.2.2, §5.2.3: partial and external-body must stay 7bit.
         r.broken += 1;
         return Some(break_lines(content));
@@ -409,7 +409,7 @@ fn refit_entity(
         "base64" => (rewrap_base64(content), None),
         "quoted-printable" => (soft_break_qp(content), None),
         "" | "7bit" | "8bit" | "binary" => {
-            if mime.starts_with("text/") {
+            if media.starts_with("text/") {
                 let qp = qp_encode(content);
                 if qp.len() <= base64_len(content.len()) {
                     (qp, Some("quoted-printable"))
@@ -605,9 +605,28 @@ pub(crate) mod tests {
         out
     }
 
+    /// Decode base64 (RFC 2045 §6.8), skipping line breaks, up to the first `=`.
     pub(crate) fn b64_decode(s: &[u8]) -> Vec<u8> {
-        let text: String = String::from_utf8_lossy(s).into_owned();
-        crate::dsn::base64_decode(&text, false).expect("base64")
+        let mut out = Vec::with_capacity(s.len() * 3 / 4);
+        let (mut acc, mut bits) = (0u32, 0);
+        for &b in s {
+            let v = match b {
+                b'A'..=b'Z' => b - b'A',
+                b'a'..=b'z' => b - b'a' + 26,
+                b'0'..=b'9' => b - b'0' + 52,
+                b'+' => 62,
+                b'/' => 63,
+                b'=' => break,
+                _ => continue,
+            };
+            acc = (acc << 6) | u32::from(v);
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((acc >> bits) as u8);
+            }
+        }
+        out
     }
 
     /// No line of `bytes` is longer than 998 octets, and CR and LF only come as CRLF.

@@ -21,6 +21,7 @@ use crate::address::{self, AddressError};
 use crate::clock;
 use crate::config::{self, Config, ConfigError};
 use crate::deadline::{self, Deadline, TimedStdin};
+use crate::dsn_params::{Envid, Notify, Ret};
 use crate::envelope::{self, Unsendable};
 use crate::exit::Exit;
 use crate::log::{self, Level};
@@ -266,9 +267,9 @@ struct Submission<'a> {
     caller: &'a Caller,
     cwd: &'a str,
     full_name: Option<&'a str>,
-    dsn_notify: Option<&'a str>,
-    dsn_ret: Option<&'a str>,
-    envid: Option<&'a str>,
+    dsn_notify: Option<Notify>,
+    dsn_ret: Option<Ret>,
+    envid: Option<&'a Envid>,
     declared_8bit: bool,
 }
 
@@ -486,9 +487,9 @@ fn submission<'a>(
         caller,
         cwd,
         full_name: inv.full_name.as_deref(),
-        dsn_notify: inv.dsn_notify.as_deref(),
-        dsn_ret: inv.dsn_ret.as_deref(),
-        envid: inv.envid.as_deref(),
+        dsn_notify: inv.dsn_notify,
+        dsn_ret: inv.dsn_ret,
+        envid: inv.envid.as_ref(),
         declared_8bit: inv.body == Some(BodyType::EightBitMime),
     }
 }
@@ -584,9 +585,9 @@ fn smtp_session(
                     },
                 )?;
                 let sub = Submission {
-                    dsn_notify: env.dsn_notify.as_deref().or(base.dsn_notify),
-                    dsn_ret: env.dsn_ret.as_deref().or(base.dsn_ret),
-                    envid: env.envid.as_deref().or(base.envid),
+                    dsn_notify: env.dsn_notify.or(base.dsn_notify),
+                    dsn_ret: env.dsn_ret.or(base.dsn_ret),
+                    envid: env.envid.as_ref().or(base.envid),
                     declared_8bit: base.declared_8bit || env.body_8bit,
                     ..base
                 };

@@ -22,85 +22,26 @@ pub(super) fn shown(s: &str, max: usize) -> String {
     sanitize::truncate(&sanitize::line(&decode_encoded_words(s)), max).into_owned()
 }
 
-/// Decode RFC 2047 encoded words (`=?utf-8?B?...?=`, `=?iso-8859-1?Q?...?=`)
-/// in a header value, so subjects read as the sender meant them. Unknown
-/// charsets and malformed words are left as they are.
+/// Decode RFC 2047 encoded words (`=?utf-8?B?...?=`, `=?windows-1252?Q?...?=`)
+/// in a header value, so subjects read as the sender meant them, in any
+/// charset mail-parser knows (the bounce parser's MIME library, `dsn`):
+/// a windows-1252 "€" stays a "€". Malformed words are left as they are.
 pub fn decode_encoded_words(s: &str) -> String {
     if !s.contains("=?") {
         return s.to_string();
     }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    let mut last_was_word = false;
-    while let Some(start) = rest.find("=?") {
-        let (before, tail) = rest.split_at(start);
-        match decode_word(tail) {
-            Some((text, used)) => {
-                // RFC 2047 §6.2: whitespace between two encoded words is dropped.
-                if !(last_was_word && before.trim().is_empty()) {
-                    out.push_str(before);
-                }
-                out.push_str(&text);
-                rest = &tail[used..];
-                last_was_word = true;
-            }
-            None => {
-                out.push_str(before);
-                out.push_str("=?");
-                rest = &tail[2..];
-                last_was_word = false;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// One encoded word at the start of `s`: its text and its length.
-fn decode_word(s: &str) -> Option<(String, usize)> {
-    let body = s.strip_prefix("=?")?;
-    let (charset, body) = body.split_once('?')?;
-    let (enc, body) = body.split_once('?')?;
-    let end = body.find("?=")?;
-    let data = &body[..end];
-    if data.contains(char::is_whitespace) {
-        return None;
-    }
-    let used = 2 + charset.len() + 1 + enc.len() + 1 + end + 2;
-    let bytes = match enc {
-        "B" | "b" => crate::dsn::base64_decode(data, true)?,
-        "Q" | "q" => q_decode(data)?,
-        _ => return None,
-    };
-    // RFC 2231 §5: a language may follow the charset after `*`.
-    let charset = charset.split('*').next()?.to_ascii_lowercase();
-    let text = match charset.as_str() {
-        "utf-8" | "utf8" | "us-ascii" => String::from_utf8_lossy(&bytes).into_owned(),
-        "iso-8859-1" | "latin1" | "iso-8859-15" | "windows-1252" => {
-            bytes.iter().map(|&b| char::from(b)).collect()
-        }
-        _ => return None,
-    };
-    Some((text, used))
-}
-
-fn q_decode(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'_' => out.push(b' '),
-            b'=' => {
-                let h = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(h, 16).ok()?);
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    Some(out)
+    // A line break would end the field: one line at a time.
+    s.split_inclusive('\n')
+        .map(|line| {
+            let text = line.trim_end_matches(['\r', '\n']);
+            let field = format!("Subject: {text}\n\n");
+            let decoded = mail_parser::MessageParser::new()
+                .parse_headers(field.as_bytes())
+                .and_then(|m| m.subject().map(str::to_owned))
+                .unwrap_or_else(|| text.to_owned());
+            decoded + &line[text.len()..]
+        })
+        .collect()
 }
 
 /// An account name as it may appear in a header: letters, digits and
@@ -553,10 +494,14 @@ mod tests {
             "café crème ok"
         );
         assert_eq!(decode_encoded_words("=?utf-8?q?a?= =?utf-8?q?b?="), "ab");
+        // Charsets beyond Latin-1 and UTF-8: windows-1252's euro sign and
+        // quotes (they came out as C1 controls, then "?"), KOI8-R.
         assert_eq!(
-            decode_encoded_words("=?koi8-r?B?xxx?= plain"),
-            "=?koi8-r?B?xxx?= plain"
+            decode_encoded_words("=?windows-1252?Q?=84Rechnung_=FCber_100_=80=93?="),
+            "„Rechnung über 100 €“"
         );
+        assert_eq!(decode_encoded_words("=?koi8-r?B?8NLJ18XU?="), "Привет");
+        assert_eq!(shown("=?windows-1252?Q?100_=80?=", 20), "100 €");
         assert_eq!(decode_encoded_words("=?utf-8?B?!!!?="), "=?utf-8?B?!!!?=");
         assert_eq!(decode_encoded_words("no words"), "no words");
         // A decoded control character is still sanitised by `shown`.

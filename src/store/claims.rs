@@ -525,8 +525,8 @@ mod tests {
         assert!(s.claim_next(T0).unwrap().is_none(), "empty queue");
         let rcpts = ["a@example.com".to_string(), "b@example.com".to_string()];
         let m = NewMessage {
-            dsn_notify: Some("FAILURE"),
-            dsn_ret: Some("HDRS"),
+            dsn_notify: Some("FAILURE".parse().unwrap()),
+            dsn_ret: Some("HDRS".parse().unwrap()),
             body_8bit: true,
             ..message("alice", "Q1", &rcpts)
         };

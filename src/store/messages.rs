@@ -9,6 +9,7 @@ use super::accounts::{Transition, account_for_submit, set_state};
 use super::counters::{Counter, bump_daily, count_submission};
 use super::{Result, Store, StoreError};
 use crate::account::{self, BlockReason, RateLimit, Reason};
+use crate::dsn_params::{Envid, Notify, Ret};
 use crate::log::{self, Level};
 use crate::queue::{MessageState, RecipientState};
 use crate::sanitize;
@@ -34,9 +35,9 @@ pub struct NewMessage<'a> {
     pub subject: &'a str,
     pub script: &'a str,
     pub cwd: &'a str,
-    pub dsn_notify: Option<&'a str>,
-    pub dsn_ret: Option<&'a str>,
-    pub envid: Option<&'a str>,
+    pub dsn_notify: Option<Notify>,
+    pub dsn_ret: Option<Ret>,
+    pub envid: Option<&'a Envid>,
     pub body_8bit: bool,
     /// Mail from scriptmail itself (reports): relayed even for a blocked
     /// account and not counted against it.
@@ -431,9 +432,10 @@ pub(super) fn insert_message(
         m.script,
         m.cwd,
         m.uid,
-        m.dsn_notify,
-        m.dsn_ret,
-        m.envid,
+        // Stored as the text the relay sends (`dsn_params`).
+        m.dsn_notify.map(|n| n.to_string()),
+        m.dsn_ret.map(|r| r.to_string()),
+        m.envid.map(Envid::as_str),
         m.body_8bit,
         m.system,
     ])?;

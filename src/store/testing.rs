@@ -19,6 +19,10 @@ pub fn store() -> (tempfile::TempDir, Store) {
     (dir, s)
 }
 
+/// The ENVID of [`message`]'s messages.
+static ENV_1: std::sync::LazyLock<crate::dsn_params::Envid> =
+    std::sync::LazyLock::new(|| crate::dsn_params::Envid::new(b"ENV-1").unwrap());
+
 /// A message of `account` to `rcpts`, as a PHP script would submit it
 /// (ENVID `ENV-1`).
 pub fn message<'a>(account: &'a str, qid: &'a str, rcpts: &'a [String]) -> NewMessage<'a> {
@@ -27,7 +31,7 @@ pub fn message<'a>(account: &'a str, qid: &'a str, rcpts: &'a [String]) -> NewMe
         subject: "t",
         script: "/var/www/x.php",
         cwd: "/var/www",
-        envid: Some("ENV-1"),
+        envid: Some(&ENV_1),
         ..NewMessage::new(qid, account, 1000, "www@node.example.net", rcpts, data)
     }
 }

@@ -1,6 +1,6 @@
 //! Integration tests: bounce capture (`scriptmail bounce`, fed real DSNs by a
 //! real private Postfix instance through its pipe transport), the daily
-//! error report, and the error-ratio rule (SPEC §6.2–§6.4).
+//! error report, and the error-ratio rule (docs/bounces.md).
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -23,7 +23,7 @@ const LONG: Duration = Duration::from_secs(60);
 /// A bounce a real Postfix 3.7 produced for an unknown local user (see
 /// `postfix_bounces_are_piped_into_scriptmail_bounce`, which makes such
 /// bounces live; this copy lets the other tests forge one for any message).
-const PF_LOCAL: &str = include_str!("../fixtures/dsn/postfix-local-unknown.eml");
+const PF_LOCAL: &str = include_str!("../fixtures/bounces/postfix-local-unknown.eml");
 
 // ---------------------------------------------------------------------------
 // A private Postfix instance.

@@ -3,4 +3,4 @@
 //! .deb with cargo-deb, runs lintian, installs it next to Postfix, relays a PHP
 //! `mail()` through it, reinstalls it with held mail in the queue, removes and purges
 //! it. It needs a release build and dpkg, so it is a script rather than a test here;
-//! the generated man pages and completions are unit-tested in `src/generate.rs`.
+//! the generated man pages and completions are unit-tested in `src/generate/`.

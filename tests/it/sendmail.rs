@@ -1,5 +1,5 @@
-//! Integration tests: the sendmail interface (SPEC §4) through the real
-//! binary, with real PHP and Postfix's smtp-sink as the smarthost.
+//! Integration tests: the sendmail interface (README, "The `sendmail` interface")
+//! through the real binary, with real PHP and Postfix's smtp-sink as the smarthost.
 
 use std::process::Command;
 use std::time::Duration;
@@ -390,7 +390,8 @@ fn mailq_and_newaliases_names() {
 
 use std::os::unix::process::CommandExt;
 
-/// The privileged drop-in links no SMTP, TLS or clap code (SPEC §2).
+/// The privileged drop-in links no SMTP, TLS, clap or bounce-parsing code
+/// (README, "Code layout").
 #[test]
 fn sendmail_binary_links_no_smtp_tls_or_clap() {
     let out = Command::new("nm")
@@ -404,7 +405,14 @@ fn sendmail_binary_links_no_smtp_tls_or_clap() {
         symbols.contains("scriptmail::submit::run"),
         "nm saw no symbols"
     );
-    for forbidden in ["lettre::", "rustls::", "clap::", "clap_builder::", "ring::"] {
+    for forbidden in [
+        "lettre::",
+        "rustls::",
+        "clap::",
+        "clap_builder::",
+        "ring::",
+        "mail_parser::",
+    ] {
         // A crate path, not a suffix of another name (`String::`).
         let linked = symbols.match_indices(forbidden).any(|(i, _)| {
             !symbols[..i]
@@ -417,7 +425,7 @@ fn sendmail_binary_links_no_smtp_tls_or_clap() {
 }
 
 /// `scriptmail sendmail ...` and a `mailq-ctl` link behave like the drop-in
-/// and the admin CLI (SPEC §2: one program, dispatching on argv[0]).
+/// and the admin CLI (README, "Code layout": one program, dispatching on argv[0]).
 #[test]
 fn scriptmail_program_dispatches_on_subcommand_and_argv0() {
     let sink = Sink::start();
