@@ -13,17 +13,13 @@ use serde::Serialize;
 
 use crate::account::State;
 use crate::clock;
+use crate::control::Time;
 use crate::sanitize;
 
 /// Whether to colour the output: stdout is a terminal and `NO_COLOR` is
 /// unset or empty (https://no-color.org).
 pub fn use_color() -> bool {
     crate::os::is_tty(1) && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
-/// A timestamp as people and the panel read it: RFC 3339, UTC.
-pub fn time(ms: i64) -> String {
-    clock::format_rfc3339(ms)
 }
 
 /// An age (`3h12m`) from milliseconds.
@@ -71,6 +67,11 @@ pub fn state_color(s: State) -> Color {
     } else {
         Color::Red
     }
+}
+
+/// A table cell with a state name, in its colour.
+pub fn state_cell(s: State) -> Cell {
+    Cell::colored(s.as_str(), Some(state_color(s)))
 }
 
 /// A state name, coloured when `color`.
@@ -121,6 +122,12 @@ impl From<String> for Cell {
 impl From<&str> for Cell {
     fn from(s: &str) -> Cell {
         Cell::plain(s)
+    }
+}
+
+impl From<Time> for Cell {
+    fn from(t: Time) -> Cell {
+        Cell::plain(t.to_string())
     }
 }
 
@@ -176,6 +183,15 @@ impl Table {
 
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
+    }
+
+    /// The table as text, or `empty` when it has no rows.
+    pub fn render_or(&self, color: bool, empty: impl FnOnce() -> String) -> String {
+        if self.is_empty() {
+            empty()
+        } else {
+            self.render(color)
+        }
     }
 
     /// The table as text, colours only when `color`.
