@@ -5,11 +5,17 @@
 //! answers, notes, actors) goes through [`sanitize::terminal`] before it
 //! reaches a terminal — a [`Cell::untrusted`] does that; JSON carries the
 //! exact strings, escaped by serde_json.
+//!
+//! Columns are as wide as their text on a terminal, not as many
+//! characters: `unicode-width` counts an East Asian wide character or an
+//! emoji as two columns and a combining mark as none (Unicode UAX #11), so
+//! a subject in Japanese does not push the columns after it out of line.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 
 use serde::Serialize;
+use unicode_width::UnicodeWidthStr;
 
 use crate::account::State;
 use crate::clock;
@@ -202,11 +208,11 @@ impl Table {
             .max(self.rows.iter().map(Vec::len).max().unwrap_or(0));
         let mut width = vec![0usize; ncols];
         for (i, h) in self.headers.iter().enumerate() {
-            width[i] = width[i].max(h.chars().count());
+            width[i] = width[i].max(h.width());
         }
         for row in &self.rows {
             for (i, c) in row.iter().enumerate() {
-                width[i] = width[i].max(c.text.chars().count());
+                width[i] = width[i].max(c.text.width());
             }
         }
         let mut out = String::new();
@@ -224,7 +230,7 @@ impl Table {
         let mut line = String::new();
         for (i, c) in cells.iter().enumerate() {
             let last = i + 1 == cells.len();
-            let pad = width[i].saturating_sub(c.text.chars().count());
+            let pad = width[i].saturating_sub(c.text.width());
             let align = self.align.get(i).copied().unwrap_or(Align::Left);
             if i > 0 {
                 line.push_str("  ");
@@ -292,6 +298,25 @@ mod tests {
             "{coloured:?}"
         );
         assert!(!coloured.contains("\x1b[2J"));
+    }
+
+    /// Wide characters take two columns, combining marks none: the
+    /// columns after them stay in line on a terminal.
+    #[test]
+    fn wide_and_combining_characters_keep_columns_aligned() {
+        let mut t = Table::new(&[("SUBJECT", Align::Left), ("N", Align::Right)]);
+        t.row(vec![Cell::untrusted("注文確認"), 1i64.into()]);
+        t.row(vec![Cell::untrusted("🎉 party"), 22i64.into()]);
+        t.row(vec![Cell::untrusted("cafe\u{301}"), 333i64.into()]);
+        t.row(vec![Cell::untrusted("plain"), 4i64.into()]);
+        let text = t.render(false);
+        assert_eq!(
+            text,
+            "SUBJECT     N\n注文確認    1\n🎉 party   22\ncafe\u{301}      333\nplain       4\n"
+        );
+        // Every line ends in the same terminal column.
+        let widths: Vec<usize> = text.lines().map(UnicodeWidthStr::width).collect();
+        assert!(widths.iter().all(|w| *w == widths[0]), "{widths:?}");
     }
 
     #[test]
