@@ -4,8 +4,8 @@
 use std::io::BufRead;
 use std::time::Duration;
 
-use super::{CtlError, Out, Result, view};
-use crate::control::{ChangeDoc, Control, PurgeDoc};
+use super::{CtlError, Out, Result, held, view};
+use crate::control::{ChangeDoc, Control, HeldFilter, PurgeDoc};
 use crate::sanitize;
 
 /// `block ACCOUNT`.
@@ -47,28 +47,43 @@ pub fn unblock(d: &ChangeDoc, color: bool) -> String {
     }
 }
 
-/// `purge ACCOUNT`: asked on a terminal unless `--yes`.
+/// `purge ACCOUNT [FILTER]`: asked on a terminal unless `--yes`; a whole
+/// purge without a filter, else only the held mail the filter matches.
 pub fn purge(
     c: &mut Control,
     out: Out,
     name: &str,
     yes: bool,
     note: Option<&str>,
+    filter: &HeldFilter,
     now: i64,
 ) -> Result<()> {
     // Asked only once the command line is known to be right.
     crate::control::check_note(note)?;
+    if filter.is_empty() {
+        if !yes {
+            let q = c.queue_counts(name, now)?;
+            confirm(&format!(
+                "Drop {} held and {} queued/deferred message(s) of {} and unblock it?",
+                q.held,
+                q.queued + q.deferred,
+                sanitize::terminal(name)
+            ))?;
+        }
+        let d = c.purge(name, note, now)?;
+        return out.print(&d, || purged(&d, out.color));
+    }
     if !yes {
-        let q = c.queue_counts(name, now)?;
+        let h = c.held(name, filter, 0, now)?;
         confirm(&format!(
-            "Drop {} held and {} queued/deferred message(s) of {} and unblock it?",
-            q.held,
-            q.queued + q.deferred,
-            sanitize::terminal(name)
+            "Drop {} held message(s) of {} ({})?",
+            h.held,
+            sanitize::terminal(name),
+            held::filter_text(&h.filter)
         ))?;
     }
-    let d = c.purge(name, note, now)?;
-    out.print(&d, || purged(&d, out.color))
+    let d = c.purge_held(name, filter, note, now)?;
+    out.print(&d, || held::purged(&d))
 }
 
 /// Ask `question [y/N]` on the terminal; refused unless the answer is yes.

@@ -10,7 +10,8 @@
 //! `purge`, and the JSON error document.
 //!
 //! The views, by file: `status.rs` (status, metrics), `block.rs` (block,
-//! unblock, purge), `stats.rs` (stats, errors, history), `settings.rs` (set, accounts),
+//! unblock, purge), `held.rs` (the held mail, released or purged in part),
+//! `stats.rs` (stats, errors, history), `settings.rs` (set, accounts),
 //! `queue.rs` (queue, show, release, delete, sweep, populate),
 //! `delivery.rs` (flush, test); `view.rs` draws tables.
 
@@ -23,7 +24,7 @@ use serde::Serialize;
 
 use crate::account::BlockReason;
 use crate::config::{Config, ConfigError};
-use crate::control::{self, Control, ControlError, SettingsChange, SortKey};
+use crate::control::{self, Control, ControlError, HeldFilter, SettingsChange, SortKey};
 use crate::exit::Exit;
 use crate::log;
 use crate::privilege::{self, PrivilegeError};
@@ -33,6 +34,7 @@ use crate::{clock, os};
 
 mod block;
 mod delivery;
+mod held;
 mod queue;
 mod settings;
 mod stats;
@@ -88,6 +90,9 @@ pub enum Verb {
         note: Option<String>,
     },
     /// Drop an account's held and not-yet-sent mail, then unblock it (asks on a terminal).
+    ///
+    /// With a filter (--script, --domain, --older-than, --newer-than), drop
+    /// only the held mail it matches; the account's state does not change.
     Purge {
         account: String,
         /// Do not ask (required when stdin is not a terminal).
@@ -95,6 +100,20 @@ pub enum Verb {
         yes: bool,
         #[arg(long)]
         note: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// The account's held mail: how many, the oldest, which scripts, which recipient domains.
+    ///
+    /// With a filter, only the held mail it matches: what `release ACCOUNT`
+    /// or `purge ACCOUNT` with the same filter would take.
+    Held {
+        account: String,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Scripts and domains listed (most held first).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
     },
     /// Expire held mail older than queue.hold_max_age and delete history
     /// older than queue.history_days (run by a timer).
@@ -115,7 +134,15 @@ pub enum Verb {
         body: bool,
     },
     /// Release one held message for delivery (even from a blocked account).
-    Release { qid: String },
+    ///
+    /// With a filter (--script, --domain, --older-than, --newer-than), release
+    /// the held mail of ACCOUNT it matches; the account stays blocked.
+    Release {
+        #[arg(value_name = "QID|ACCOUNT")]
+        target: String,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
     /// Delete one held, queued or deferred message.
     Delete { qid: String },
     /// Relay what is queued now, in the foreground, and report the outcome.
@@ -197,6 +224,36 @@ pub enum Verb {
         #[arg(long, default_value_t = 400)]
         days: u32,
     },
+}
+
+/// Which held mail `held`, `release ACCOUNT` and `purge ACCOUNT` take:
+/// every filter given must match.
+#[derive(Debug, Clone, Default, ClapArgs)]
+pub struct FilterArgs {
+    /// Only mail from this script, as recorded (`1001:contact.php`) or
+    /// without the UID: prefix (`contact.php`).
+    #[arg(long, value_name = "PATH")]
+    pub script: Option<String>,
+    /// Only mail with a recipient at this domain.
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    /// Only mail submitted at least this long ago (e.g. 2h).
+    #[arg(long, value_name = "AGE", value_parser = parse_wait)]
+    pub older_than: Option<Duration>,
+    /// Only mail submitted less than this long ago (e.g. 30m).
+    #[arg(long, value_name = "AGE", value_parser = parse_wait)]
+    pub newer_than: Option<Duration>,
+}
+
+impl FilterArgs {
+    fn filter(&self) -> Result<HeldFilter> {
+        Ok(control::held_filter(
+            self.script.as_deref(),
+            self.domain.as_deref(),
+            self.older_than,
+            self.newer_than,
+        )?)
+    }
 }
 
 /// `status --sort`: the orders, by their names.
@@ -391,8 +448,27 @@ fn run_verb(args: Args, config_path: Option<&Path>) -> Result<()> {
             let d = c.unblock(&account, force, note.as_deref(), now)?;
             out.print(&d, || block::unblock(&d, out.color))
         }
-        Verb::Purge { account, yes, note } => {
-            block::purge(&mut c, out, &account, yes, note.as_deref(), now)
+        Verb::Purge {
+            account,
+            yes,
+            note,
+            filter,
+        } => block::purge(
+            &mut c,
+            out,
+            &account,
+            yes,
+            note.as_deref(),
+            &filter.filter()?,
+            now,
+        ),
+        Verb::Held {
+            account,
+            filter,
+            limit,
+        } => {
+            let d = c.held(&account, &filter.filter()?, limit as usize, now)?;
+            out.print(&d, || held::summary(&d))
         }
         Verb::Sweep => {
             let d = c.sweep(now)?;
@@ -423,9 +499,15 @@ fn run_verb(args: Args, config_path: Option<&Path>) -> Result<()> {
             let d = c.show(&qid, body)?;
             out.print(&d, || queue::show(&d, out.color))
         }
-        Verb::Release { qid } => {
-            let d = c.release(&qid, now)?;
-            out.print(&d, || queue::released(&d))
+        Verb::Release { target, filter } => {
+            let filter = filter.filter()?;
+            if filter.is_empty() {
+                let d = c.release(&target, now)?;
+                out.print(&d, || queue::released(&d))
+            } else {
+                let d = c.release_held(&target, &filter, now)?;
+                out.print(&d, || held::released(&d))
+            }
         }
         Verb::Delete { qid } => {
             let d = c.delete(&qid)?;

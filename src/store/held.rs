@@ -27,9 +27,10 @@ pub struct HeldFilter {
     /// A recipient domain: the message has at least one recipient there
     /// (compared without regard to ASCII case, RFC 5321 §2.4).
     pub domain: Option<String>,
-    /// Held at least this long (ms).
+    /// Submitted at least this long before `now` (ms): the age the
+    /// sweep's expiry counts.
     pub older_than: Option<i64>,
-    /// Held less than this long (ms).
+    /// Submitted less than this long before `now` (ms).
     pub newer_than: Option<i64>,
 }
 
