@@ -138,6 +138,15 @@ pub fn held_filter(
     })
 }
 
+/// The first `limit` entries of a ranked count, as documents.
+fn top<T>(counts: Vec<(String, u64)>, limit: usize, doc: fn(String, u64) -> T) -> Vec<T> {
+    counts
+        .into_iter()
+        .take(limit)
+        .map(|(key, n)| doc(key, n))
+        .collect()
+}
+
 /// ` script="…" domain=… older_than=…s newer_than=…s` for a log line.
 fn filter_fields(f: &HeldFilter) -> String {
     let mut s = String::new();
@@ -157,6 +166,22 @@ fn filter_fields(f: &HeldFilter) -> String {
 }
 
 impl Control {
+    /// Log a partial release or purge: `account=… released=N held=LEFT`
+    /// (or `dropped=`), the filter, the actor (docs/mailq-ctl.md, "Logging").
+    fn log_moved(&self, m: &HeldMoved, what: &str, filter: &HeldFilter, extra: &str) {
+        log::log(
+            Level::Info,
+            &format!(
+                "account={} {what}={} held={}{} actor={}{extra}",
+                sanitize::line(&m.account.name),
+                m.moved,
+                m.left,
+                filter_fields(filter),
+                log::quote(&self.actor)
+            ),
+        );
+    }
+
     /// `held ACCOUNT`: what it holds (the part `filter` matches), with at
     /// most `limit` scripts and `limit` domains listed.
     pub fn held(&self, name: &str, filter: &HeldFilter, limit: usize, now: i64) -> Result<HeldDoc> {
@@ -174,19 +199,15 @@ impl Control {
             expires_in_s: oldest_age.map(|age| (hold_ms - age).max(0) / 1000),
             newest: s.newest.map(Time),
             distinct_scripts: s.scripts.len() as u64,
-            scripts: s
-                .scripts
-                .into_iter()
-                .take(limit)
-                .map(|(script, held)| ScriptCount { script, held })
-                .collect(),
+            scripts: top(s.scripts, limit, |script, held| ScriptCount {
+                script,
+                held,
+            }),
             distinct_domains: s.domains.len() as u64,
-            domains: s
-                .domains
-                .into_iter()
-                .take(limit)
-                .map(|(domain, held)| DomainCount { domain, held })
-                .collect(),
+            domains: top(s.domains, limit, |domain, held| DomainCount {
+                domain,
+                held,
+            }),
         })
     }
 
@@ -200,18 +221,8 @@ impl Control {
         filter: &HeldFilter,
         now: i64,
     ) -> Result<HeldReleaseDoc> {
-        let r: HeldMoved = self.authority.release_held(name, filter, now)?;
-        log::log(
-            Level::Info,
-            &format!(
-                "account={} released={} held={}{} actor={}",
-                sanitize::line(&r.account.name),
-                r.moved,
-                r.left,
-                filter_fields(filter),
-                log::quote(&self.actor)
-            ),
-        );
+        let r = self.authority.release_held(name, filter, now)?;
+        self.log_moved(&r, "released", filter, "");
         if r.moved > 0 {
             self.wake_relay();
         }
@@ -237,18 +248,7 @@ impl Control {
     ) -> Result<HeldPurgeDoc> {
         let note = check_note(note)?;
         let p = self.authority.purge_held(name, filter, now)?;
-        log::log(
-            Level::Info,
-            &format!(
-                "account={} dropped={} held={}{} actor={}{}",
-                sanitize::line(&p.account.name),
-                p.moved,
-                p.left,
-                filter_fields(filter),
-                log::quote(&self.actor),
-                note_field(&note)
-            ),
-        );
+        self.log_moved(&p, "dropped", filter, &note_field(&note));
         Ok(HeldPurgeDoc {
             account: p.account.name,
             state: p.account.state,

@@ -3,6 +3,7 @@
 //! `release` or `purge` did.
 
 use super::view::{self, Align, Cell, Table};
+use crate::account::State;
 use crate::control::{FilterDoc, HeldDoc, HeldPurgeDoc, HeldReleaseDoc};
 use crate::sanitize;
 
@@ -85,24 +86,28 @@ pub fn summary(d: &HeldDoc) -> String {
 
 /// `release ACCOUNT FILTER`.
 pub fn released(d: &HeldReleaseDoc) -> String {
-    format!(
-        "{}: released {} held message(s) ({}) for delivery; {} still held, the account stays {}\n",
-        sanitize::terminal(&d.account),
-        d.released,
-        filter_text(&d.filter),
+    let done = format!("released {} held message(s)", d.released);
+    moved(
+        &d.account,
+        &done,
+        &d.filter,
+        " for delivery",
         d.held,
-        d.state
+        d.state,
     )
 }
 
 /// `purge ACCOUNT FILTER`.
 pub fn purged(d: &HeldPurgeDoc) -> String {
+    let done = format!("dropped {} held message(s)", d.dropped);
+    moved(&d.account, &done, &d.filter, "", d.held, d.state)
+}
+
+/// `ACCOUNT: DONE (FILTER)AFTER; N still held, the account stays STATE`.
+fn moved(account: &str, done: &str, f: &FilterDoc, after: &str, held: u64, state: State) -> String {
     format!(
-        "{}: dropped {} held message(s) ({}); {} still held, the account stays {}\n",
-        sanitize::terminal(&d.account),
-        d.dropped,
-        filter_text(&d.filter),
-        d.held,
-        d.state
+        "{}: {done} ({}){after}; {held} still held, the account stays {state}\n",
+        sanitize::terminal(account),
+        filter_text(f),
     )
 }

@@ -182,28 +182,35 @@ fn add(counts: &mut std::collections::HashMap<String, u64>, key: &str) {
     *counts.entry(key.to_string()).or_default() += 1;
 }
 
-/// Which of the account's held messages a partial release or purge
-/// takes, and how many it holds; refused while a purge runs.
-fn matching(
-    tx: &rusqlite::Transaction<'_>,
+/// One transaction of a partial release or purge: find the account's
+/// held messages `filter` matches (refused while a purge runs), apply
+/// `act` to each (it says whether it moved the message), commit.
+fn move_matching(
+    store: &mut Store,
     name: &str,
     filter: &HeldFilter,
     now: i64,
-) -> Result<(Account, Vec<i64>, u64)> {
-    let a = account_in(tx, name)?;
-    if a.state == State::Purging {
+    act: impl Fn(&rusqlite::Transaction<'_>, i64) -> Result<bool>,
+) -> Result<HeldMoved> {
+    let tx = store.write_tx()?;
+    let account = account_in(&tx, name)?;
+    if account.state == State::Purging {
         return Err(StoreError::Conflict(format!(
             "{}: a purge is running (finish it with mailq-ctl purge {})",
-            a.name, a.name
+            account.name, account.name
         )));
     }
-    let held = held_messages(tx, a.id)?;
-    let ids = held
-        .iter()
-        .filter(|m| filter.matches(m, now))
-        .map(|m| m.id)
-        .collect();
-    Ok((a, ids, held.len() as u64))
+    let held = held_messages(&tx, account.id)?;
+    let mut moved = 0;
+    for m in held.iter().filter(|m| filter.matches(m, now)) {
+        moved += u64::from(act(&tx, m.id)?);
+    }
+    tx.commit()?;
+    Ok(HeldMoved {
+        account,
+        moved,
+        left: held.len() as u64 - moved,
+    })
 }
 
 impl Store {
@@ -225,23 +232,14 @@ impl Store {
         filter: &HeldFilter,
         now: i64,
     ) -> Result<HeldMoved> {
-        let tx = self.write_tx()?;
-        let (account, ids, held) = matching(&tx, name, filter, now)?;
-        let mut moved = 0;
-        {
-            let mut up = tx.prepare_cached(
-                "UPDATE messages SET state = 'queued', next_attempt = ?2, released = 1
-                 WHERE id = ?1 AND state = 'held'",
-            )?;
-            for id in &ids {
-                moved += up.execute(params![id, now])? as u64;
-            }
-        }
-        tx.commit()?;
-        Ok(HeldMoved {
-            account,
-            moved,
-            left: held - moved,
+        move_matching(self, name, filter, now, |tx, id| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE messages SET state = 'queued', next_attempt = ?2, released = 1
+                     WHERE id = ?1 AND state = 'held'",
+                )?
+                .execute(params![id, now])?;
+            Ok(n > 0)
         })
     }
 
@@ -253,21 +251,12 @@ impl Store {
         filter: &HeldFilter,
         now: i64,
     ) -> Result<HeldMoved> {
-        let tx = self.write_tx()?;
-        let (account, ids, held) = matching(&tx, name, filter, now)?;
-        for id in &ids {
-            delete_message_rows(&tx, *id)?;
-        }
-        tx.commit()?;
-        let moved = ids.len() as u64;
-        Ok(HeldMoved {
-            account,
-            moved,
-            left: held - moved,
+        move_matching(self, name, filter, now, |tx, id| {
+            delete_message_rows(tx, id)?;
+            Ok(true)
         })
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
