@@ -1,7 +1,8 @@
-//! Integration tests: `mailq-ctl` (SPEC §3, §6; issue 4) — every state
-//! transition and refusal through the real binaries, the submit/unblock race,
-//! expiry, purge counts, limits, delivery on demand, and the `--json` schema
-//! of every verb checked against the documented one (docs/mailq-ctl.md).
+//! Integration tests: `mailq-ctl` (docs/mailq-ctl.md; docs/design.md,
+//! "Account states"; issue 4) — every state transition and refusal through
+//! the real binaries, the submit/unblock race, expiry, purge counts, limits,
+//! delivery on demand, the held mail in part, and the `--json` schema of
+//! every verb checked against the documented one (docs/mailq-ctl.md).
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -477,7 +478,7 @@ fn subjects(sink: &Sink) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------
-// State transitions (SPEC §3).
+// State transitions (docs/design.md, "Account states").
 
 #[test]
 fn block_holds_with_exit_0_and_unblock_relays_the_held_mail() {
@@ -759,7 +760,8 @@ fn purge_reports_what_it_dropped_and_ends_ok() {
     assert_eq!(fake.delivered().len(), 0);
 }
 
-/// SPEC §3: a state change and a concurrent enqueue never strand a message.
+/// A state change and a concurrent enqueue never strand a message
+/// (docs/design.md, "Invariants").
 /// sendmail submits in a loop (two processes at a time) while block/unblock
 /// toggle; a reader checks throughout that no message is ever held in a
 /// sending account; at the end every message is delivered exactly as sent.
@@ -1445,8 +1447,8 @@ fn status_of_all_accounts_accounts_and_stats() {
     );
 }
 
-/// On a terminal the state is coloured as on the seed's page (green sends,
-/// red does not), and NO_COLOR turns it off.
+/// On a terminal the state is coloured as a control panel shows it (green
+/// sends, red does not; docs/mailq-ctl.md), and NO_COLOR turns it off.
 #[test]
 fn state_is_coloured_on_a_terminal_unless_no_color() {
     let sink = Sink::start();
