@@ -274,3 +274,6 @@ fn check_address(addr: &str) -> Result<String> {
         _ => Err(bad()),
     }
 }
+
+#[cfg(test)]
+mod tests;
