@@ -13,7 +13,6 @@
 use rusqlite::{Connection, params};
 
 use super::accounts::account_in;
-use super::messages::delete_message_rows;
 use super::{Account, Result, Store, StoreError};
 use crate::account::State;
 
@@ -183,14 +182,15 @@ fn add(counts: &mut std::collections::HashMap<String, u64>, key: &str) {
 }
 
 /// One transaction of a partial release or purge: find the account's
-/// held messages `filter` matches (refused while a purge runs), apply
-/// `act` to each (it says whether it moved the message), commit.
+/// held messages `filter` matches (refused while a purge runs) and apply
+/// `act` to them, set-based: it gets their ids as a JSON array for
+/// `json_each` and says how many it moved.
 fn move_matching(
     store: &mut Store,
     name: &str,
     filter: &HeldFilter,
     now: i64,
-    act: impl Fn(&rusqlite::Transaction<'_>, i64) -> Result<bool>,
+    act: impl Fn(&rusqlite::Transaction<'_>, &str) -> Result<u64>,
 ) -> Result<HeldMoved> {
     let tx = store.write_tx()?;
     let account = account_in(&tx, name)?;
@@ -201,10 +201,16 @@ fn move_matching(
         )));
     }
     let held = held_messages(&tx, account.id)?;
-    let mut moved = 0;
-    for m in held.iter().filter(|m| filter.matches(m, now)) {
-        moved += u64::from(act(&tx, m.id)?);
-    }
+    let ids: Vec<String> = held
+        .iter()
+        .filter(|m| filter.matches(m, now))
+        .map(|m| m.id.to_string())
+        .collect();
+    let moved = if ids.is_empty() {
+        0
+    } else {
+        act(&tx, &format!("[{}]", ids.join(",")))?
+    };
     tx.commit()?;
     Ok(HeldMoved {
         account,
@@ -212,6 +218,30 @@ fn move_matching(
         left: held.len() as u64 - moved,
     })
 }
+
+/// SQL: the ids of the JSON array `?1`.
+macro_rules! ids {
+    () => {
+        "(SELECT value FROM json_each(?1))"
+    };
+}
+
+/// A partial release: the messages `?1` to `queued`, due at `?2`, marked
+/// `released`.
+const RELEASE_IDS: &str = concat!(
+    "UPDATE messages SET state = 'queued', next_attempt = ?2, released = 1
+     WHERE id IN ",
+    ids!(),
+    " AND state = 'held'"
+);
+
+/// A partial purge: the messages `?1` and what hangs off them. The ids
+/// were read as held in the same write transaction, so they still are.
+const DELETE_IDS: [&str; 3] = [
+    concat!("DELETE FROM recipients WHERE message_id IN ", ids!()),
+    concat!("DELETE FROM bodies WHERE message_id IN ", ids!()),
+    concat!("DELETE FROM messages WHERE id IN ", ids!()),
+];
 
 impl Store {
     /// What the account holds, by script and recipient domain: all of its
@@ -232,14 +262,9 @@ impl Store {
         filter: &HeldFilter,
         now: i64,
     ) -> Result<HeldMoved> {
-        move_matching(self, name, filter, now, |tx, id| {
-            let n = tx
-                .prepare_cached(
-                    "UPDATE messages SET state = 'queued', next_attempt = ?2, released = 1
-                     WHERE id = ?1 AND state = 'held'",
-                )?
-                .execute(params![id, now])?;
-            Ok(n > 0)
+        move_matching(self, name, filter, now, |tx, ids| {
+            let n = tx.prepare_cached(RELEASE_IDS)?.execute(params![ids, now])?;
+            Ok(n as u64)
         })
     }
 
@@ -251,12 +276,17 @@ impl Store {
         filter: &HeldFilter,
         now: i64,
     ) -> Result<HeldMoved> {
-        move_matching(self, name, filter, now, |tx, id| {
-            delete_message_rows(tx, id)?;
-            Ok(true)
+        move_matching(self, name, filter, now, |tx, ids| {
+            let mut n = 0;
+            for sql in DELETE_IDS {
+                n = tx.prepare_cached(sql)?.execute([ids])?;
+            }
+            // The last statement deletes the messages themselves.
+            Ok(n as u64)
         })
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +403,15 @@ mod tests {
             "{plan}"
         );
         assert!(!plan.contains("SCAN"), "{plan}");
+        // Each message a partial release or purge moves is one rowid
+        // search, not a scan of the history.
+        for sql in DELETE_IDS.iter().chain([&RELEASE_IDS]) {
+            let plan = crate::store::testing::query_plan(&s, sql);
+            assert!(
+                plan.contains("PRIMARY KEY") && !plan.contains("SCAN messages"),
+                "{sql}: {plan}"
+            );
+        }
     }
 
     #[test]
