@@ -14,6 +14,7 @@ pub mod bounce;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod ctl;
 pub mod deadline;
 pub mod demo;

@@ -4,7 +4,7 @@
 //! logging framework: the privileged `sendmail` must stay small, and the
 //! socket path must be configurable so tests can read what was logged. The
 //! socket is non-blocking: a stalled syslog daemon must never stall a
-//! submission (SPEC §8: never fail a submission because logging failed).
+//! submission, nor may logging ever fail one (docs/design.md, "Logging").
 //! Without a socket, daemons log to stderr and `sendmail` stays silent.
 
 use std::os::unix::net::UnixDatagram;

@@ -594,7 +594,7 @@ fn server_text(e: &lettre::transport::smtp::Error) -> String {
 /// Read the credentials file: `username password` on its first line (the
 /// password is the rest of the line, so it may contain spaces). Refuse a
 /// file that group or others could read, so a password never sits in a
-/// world-readable file unnoticed (SPEC §7).
+/// world-readable file unnoticed (SECURITY.md, "Operating it safely").
 fn read_credentials(path: &std::path::Path) -> Result<Credentials, String> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;

@@ -1,269 +1,43 @@
-//! `mailq-ctl`: the admin and control-panel interface (docs/mailq-ctl.md):
-//! account states (block, unblock, purge), counters, history, the queue,
-//! delivery on demand and the expiry sweep.
+//! `mailq-ctl`: the admin and control-panel interface (docs/mailq-ctl.md).
 //!
-//! Every verb prints an aligned table for people or, with `--json`, a
-//! stable JSON document (the panel's API, documented in docs/mailq-ctl.md).
-//! The SQL lives in `store`; this module parses, checks, prints and logs.
-//! Run as root, it becomes the queue owner before it opens the queue
-//! (SECURITY.md); every state change is recorded with its actor and logged.
+//! This module is the command line around [`crate::control`]: clap
+//! arguments become one call of a [`Control`] operation, and the typed
+//! document it returns is printed — an aligned table for people or, with
+//! `--json`, the document itself (the panel's API, documented in
+//! docs/mailq-ctl.md). What is checked, changed and logged is decided in
+//! `control`; here are only the process-level concerns: the actor behind
+//! `sudo`, becoming the queue owner (SECURITY.md), the `[y/N]` question of
+//! `purge`, and the JSON error document.
 //!
-//! The verbs, by file: `status.rs` (status, metrics), `block.rs` (block,
-//! unblock, purge), `stats.rs` (stats, errors, history), `settings.rs`
-//! (set, accounts), `queue.rs` (queue, show, release, delete, sweep),
-//! `delivery.rs` (flush, test); `view.rs` prints.
-//!
-//! ## Accounts before their first mail (issue 11 item 17)
-//! A panel must be able to block or configure a site before it sends
-//! anything (a compromised site is pre-blocked). So `block`, `set` and
-//! `status` take any name the node resolves — a Unix user (`getpwnam`), or
-//! a name the configuration's `[accounts.map]` gives to uids — not only one
-//! with a row in the queue: `block` and `set` create the row, `status`
-//! shows a fresh `ok` account without writing anything. A name that
-//! resolves to nothing is still `no such account` (67), so a typo in a
-//! panel never creates an account nobody can send as. The other verbs need
-//! an account that exists.
+//! `args.rs` is the command line. The views, by file: `status.rs` (status,
+//! metrics), `block.rs` (block, unblock, purge), `held.rs` (the held mail,
+//! released or purged in part), `stats.rs` (stats, errors, history),
+//! `settings.rs` (set, accounts), `queue.rs` (queue, show, release, delete,
+//! sweep, populate), `delivery.rs` (flush, test); `view.rs` draws tables.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
-use clap::builder::PossibleValue;
-use clap::{Args as ClapArgs, Subcommand, ValueEnum};
+use serde::Serialize;
 
-use crate::account::{BlockReason, Reason, State};
 use crate::config::{Config, ConfigError};
+use crate::control::{self, Control, ControlError, SettingsChange};
 use crate::exit::Exit;
-use crate::log::{self, Level};
+use crate::log;
 use crate::privilege::{self, PrivilegeError};
-use crate::queue::MessageState;
-use crate::relay::RelayError;
-use crate::sanitize;
-use crate::store::Limit;
-use crate::store::{Durability, Store, StoreError};
+use crate::store::PopulateSpec;
 use crate::{clock, os};
 
+mod args;
 mod block;
 mod delivery;
+mod held;
 mod queue;
 mod settings;
 mod stats;
 mod status;
 mod view;
 
-/// `mailq-ctl [--json] [--actor NAME] VERB ...`
-#[derive(Debug, ClapArgs)]
-#[command(
-    about = "Administer accounts and the queue: states, counters, history, delivery",
-    after_help = "Every verb takes --json (the control panel's API, see docs/mailq-ctl.md)."
-)]
-pub struct Args {
-    /// Print JSON (the control panel's API) instead of a table.
-    #[arg(long, global = true)]
-    pub json: bool,
-    /// Who is acting, recorded with every state change [default: $SUDO_USER, else your login name].
-    #[arg(long, global = true, value_name = "NAME")]
-    pub actor: Option<String>,
-    #[command(subcommand)]
-    pub verb: Verb,
-}
-
-/// The verbs (docs/mailq-ctl.md, "Verbs").
-#[derive(Debug, Subcommand)]
-pub enum Verb {
-    /// An account's state and counters; without ACCOUNT, one line per account.
-    Status {
-        account: Option<String>,
-        /// Order of the lines when listing every account.
-        #[arg(long, value_enum, default_value_t = SortKey::Name)]
-        sort: SortKey,
-    },
-    /// Every account with its settings (report recipient, limits).
-    Accounts,
-    /// Block an account: its new mail is held (exit 0 for the sender), at
-    /// most queue.hold_max_age.
-    Block {
-        account: String,
-        #[arg(long, value_enum, default_value_t = BlockReason::Manual)]
-        reason: BlockReason,
-        /// A note kept in the history (ticket number, why).
-        #[arg(long)]
-        note: Option<String>,
-    },
-    /// Unblock an account and relay its held mail at once. From spam or
-    /// bounce, refused while mail is held unless --force (bounce → force).
-    Unblock {
-        account: String,
-        #[arg(long)]
-        force: bool,
-        #[arg(long)]
-        note: Option<String>,
-    },
-    /// Drop an account's held and not-yet-sent mail, then unblock it (asks on a terminal).
-    Purge {
-        account: String,
-        /// Do not ask (required when stdin is not a terminal).
-        #[arg(long, short = 'y')]
-        yes: bool,
-        #[arg(long)]
-        note: Option<String>,
-    },
-    /// Expire held mail older than queue.hold_max_age and delete history
-    /// older than queue.history_days (run by a timer).
-    Sweep,
-    /// List messages: not-yet-done mail oldest first, or one state newest first.
-    Queue {
-        #[arg(long)]
-        account: Option<String>,
-        #[arg(long, value_enum)]
-        state: Option<MessageState>,
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
-    },
-    /// One message: envelope, recipients and headers (the body only with --body).
-    Show {
-        qid: String,
-        #[arg(long)]
-        body: bool,
-    },
-    /// Release one held message for delivery (even from a blocked account).
-    Release { qid: String },
-    /// Delete one held, queued or deferred message.
-    Delete { qid: String },
-    /// Relay what is queued now, in the foreground, and report the outcome.
-    Flush {
-        #[arg(long)]
-        account: Option<String>,
-        /// How long to wait for the outcome.
-        #[arg(long, default_value = "60s", value_parser = parse_wait)]
-        wait: Duration,
-    },
-    /// Per-day sent, errors, held and expired, with a bar chart of sent mail.
-    Stats {
-        account: String,
-        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3660))]
-        days: u32,
-    },
-    /// The account's mails in error: date, recipient, server answer, script.
-    Errors {
-        account: String,
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
-    },
-    /// Configure an account (created if unknown): report recipient, limits.
-    Set {
-        account: String,
-        /// Where the daily error report goes.
-        #[arg(long, value_name = "ADDR")]
-        report_to: Option<String>,
-        /// Send no daily error report.
-        #[arg(long, conflicts_with = "report_to")]
-        no_report: bool,
-        /// Mails per UTC day before the account is blocked (0: unlimited; `default`: node default).
-        #[arg(long, value_name = "N|default", value_parser = parse_limit)]
-        max_per_day: Option<Limit>,
-        /// Mails per UTC hour before the account is blocked (0: unlimited; `default`: node default).
-        #[arg(long, value_name = "N|default", value_parser = parse_limit)]
-        max_per_hour: Option<Limit>,
-    },
-    /// The account's state changes: time, old, new, reason, actor, note.
-    History {
-        account: String,
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
-    },
-    /// The daily error report (docs/bounces.md): print it, or --send it to each
-    /// account's report recipient (run daily by a timer).
-    Report {
-        /// Only this account.
-        #[arg(long)]
-        account: Option<String>,
-        /// Queue the reports for delivery instead of printing them.
-        #[arg(long)]
-        send: bool,
-        /// The UTC day to report on [default: yesterday].
-        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day)]
-        day: Option<i64>,
-    },
-    /// Per-account counters in the Prometheus text format (for node_exporter's
-    /// textfile collector or a scrape).
-    Metrics,
-    /// Send a test mail for the account through the full path and say what happened.
-    Test {
-        account: String,
-        #[arg(long, value_name = "ADDR")]
-        to: String,
-        /// How long to wait for the outcome.
-        #[arg(long, default_value = "30s", value_parser = parse_wait)]
-        wait: Duration,
-    },
-    /// Fill the queue with synthetic accounts and history (benchmarks).
-    #[command(hide = true)]
-    Populate {
-        #[arg(long, default_value_t = 10_000)]
-        accounts: u64,
-        #[arg(long, default_value_t = 1_000_000)]
-        messages: u64,
-        #[arg(long, default_value_t = 0)]
-        held: u64,
-        #[arg(long, default_value_t = 400)]
-        days: u32,
-    },
-}
-
-/// `status --sort`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SortKey {
-    /// By account name.
-    Name,
-    /// Blocked accounts first.
-    State,
-    /// Most sent first (total).
-    Sent,
-    /// Most held first.
-    Held,
-    /// Most mails in error first (total).
-    Errors,
-}
-
-/// `block --reason`: the domain's reasons, by their names (the domain type
-/// knows nothing of clap).
-impl ValueEnum for BlockReason {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[BlockReason::Manual, BlockReason::Spam, BlockReason::Limit]
-    }
-
-    fn to_possible_value(&self) -> Option<PossibleValue> {
-        Some(PossibleValue::new(self.as_str()))
-    }
-}
-
-/// `queue --state`: the message states, by their names.
-impl ValueEnum for MessageState {
-    fn value_variants<'a>() -> &'a [Self] {
-        &MessageState::ALL
-    }
-
-    fn to_possible_value(&self) -> Option<PossibleValue> {
-        Some(PossibleValue::new(self.as_str()))
-    }
-}
-
-fn parse_wait(s: &str) -> std::result::Result<Duration, String> {
-    crate::config::parse_duration(s)
-}
-
-fn parse_day(s: &str) -> std::result::Result<i64, String> {
-    clock::parse_day(s).ok_or_else(|| format!("{s:?} is not YYYY-MM-DD"))
-}
-
-fn parse_limit(s: &str) -> std::result::Result<Limit, String> {
-    if s == "default" {
-        return Ok(Limit::Default);
-    }
-    s.parse::<u64>()
-        .map(Limit::Value)
-        .map_err(|_| format!("{s:?} is not a number or `default`"))
-}
+pub use args::{Args, FilterArgs, Verb};
 
 /// Why a verb failed; each knows its exit status.
 #[derive(Debug, thiserror::Error)]
@@ -273,17 +47,14 @@ pub enum CtlError {
     #[error("{0}")]
     Privilege(#[from] PrivilegeError),
     #[error("{0}")]
-    Store(#[from] StoreError),
-    #[error("{0}")]
-    Relay(#[from] RelayError),
+    Control(#[from] ControlError),
     /// The command line is wrong (64).
     #[error("{0}")]
     Usage(String),
-    /// Not allowed, or the admin said no (77).
+    /// The admin said no (77).
     #[error("{0}")]
     Refused(String),
-    #[error("{0}")]
-    Report(#[from] crate::report::ReportError),
+    /// stdout or the terminal failed (74).
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -293,11 +64,9 @@ impl CtlError {
         match self {
             CtlError::Config(e) => e.exit_code(),
             CtlError::Privilege(e) => e.exit_code(),
-            CtlError::Store(e) => e.exit_code(),
-            CtlError::Relay(e) => e.exit_code(),
+            CtlError::Control(e) => e.exit_code(),
             CtlError::Usage(_) => Exit::Usage,
             CtlError::Refused(_) => Exit::NoPerm,
-            CtlError::Report(e) => e.exit_code(),
             CtlError::Io(_) => Exit::IoErr,
         }
     }
@@ -305,49 +74,23 @@ impl CtlError {
 
 type Result<T> = std::result::Result<T, CtlError>;
 
-/// What every verb needs.
-pub(crate) struct Ctx {
-    pub cfg: Config,
-    /// The configuration file named explicitly, passed on to a one-shot relayer.
-    pub config_path: Option<PathBuf>,
-    /// Recorded with state changes.
-    pub actor: String,
+/// How the verbs print: the document as JSON, or the text for people
+/// (coloured on a terminal).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Out {
     pub json: bool,
     pub color: bool,
-    pub store: Store,
 }
 
-impl Ctx {
-    /// Print a verb's result: JSON or the human text.
-    pub fn output<T: serde::Serialize>(
-        &self,
-        json: &T,
-        human: impl FnOnce() -> String,
-    ) -> Result<()> {
+impl Out {
+    /// Print a verb's document: as JSON, or as `human` renders it.
+    pub fn print<T: Serialize>(&self, doc: &T, human: impl FnOnce() -> String) -> Result<()> {
         if self.json {
-            view::print_json(json)?;
+            view::print_json(doc)?;
         } else {
             view::print(&human())?;
         }
         Ok(())
-    }
-
-    /// Log a state change: one key=value line per event (docs/mailq-ctl.md,
-    /// "Logging").
-    pub fn log_change(&self, account: &str, old: State, new: State, reason: Reason, extra: &str) {
-        log::log(
-            Level::Info,
-            &format!(
-                "account={} old={old} new={new} reason={reason} actor={}{extra}",
-                sanitize::line(account),
-                log::quote(&self.actor)
-            ),
-        );
-    }
-
-    /// Wake the relay (start a one-shot if no daemon listens).
-    pub fn wake_relay(&self) {
-        crate::wake::relay(&self.cfg, self.config_path.as_deref());
     }
 }
 
@@ -362,14 +105,21 @@ pub fn run(args: Args, config_path: Option<&Path>) -> std::result::Result<Exit, 
             let code = e.exit_code();
             let msg = e.to_string();
             if json {
-                let _ = view::print_json(&serde_json::json!({
-                    "error": msg,
-                    "exit": code.code(),
-                }));
+                let _ = view::print_json(&ErrorDoc {
+                    error: &msg,
+                    exit: code.code(),
+                });
             }
             Err((code, msg))
         }
     }
+}
+
+/// `--json` on failure.
+#[derive(Serialize)]
+struct ErrorDoc<'a> {
+    error: &'a str,
+    exit: u8,
 }
 
 fn run_verb(args: Args, config_path: Option<&Path>) -> Result<()> {
@@ -379,94 +129,169 @@ fn run_verb(args: Args, config_path: Option<&Path>) -> Result<()> {
     log::init(&cfg.log_socket, "scriptmail/mailq-ctl", false);
     // Who is acting: asked before we switch to the queue owner.
     let actor = match args.actor {
-        Some(a) => check_actor(&a)?,
+        Some(a) => control::check_actor(&a)?,
         None => default_actor(),
     };
     privilege::become_queue_owner(&cfg)?;
-    let store = Store::open(&cfg.db_path(), Durability::Full)?;
-    let mut ctx = Ctx {
-        cfg,
-        config_path: config_path.map(Path::to_path_buf),
-        actor,
+    let mut c = Control::open(cfg, config_path, actor)?;
+    let out = Out {
         json: args.json,
         color: !args.json && view::use_color(),
-        store,
     };
     let now = clock::now_ms();
     match args.verb {
         Verb::Status {
             account: Some(a), ..
-        } => status::status(&ctx, &a, now),
+        } => {
+            let d = c.status(&a, now)?;
+            out.print(&d, || status::one(&d, now, out.color))
+        }
         Verb::Status {
             account: None,
             sort,
-        } => status::overview(&ctx, sort, now),
-        Verb::Accounts => settings::list(&ctx),
+        } => {
+            let d = c.overview(sort, now)?;
+            out.print(&d, || status::all(&d, out.color))
+        }
+        Verb::Accounts => {
+            let d = c.accounts()?;
+            out.print(&d, || settings::accounts(&d, out.color))
+        }
         Verb::Block {
             account,
             reason,
             note,
-        } => block::block(&mut ctx, &account, reason, note.as_deref(), now),
+        } => {
+            let d = c.block(&account, reason, note.as_deref(), now)?;
+            out.print(&d, || block::block(&d, c.cfg().hold_max_age, out.color))
+        }
         Verb::Unblock {
             account,
             force,
             note,
-        } => block::unblock(&mut ctx, &account, force, note.as_deref(), now),
-        Verb::Purge { account, yes, note } => {
-            block::purge(&mut ctx, &account, yes, note.as_deref(), now)
+        } => {
+            let d = c.unblock(&account, force, note.as_deref(), now)?;
+            out.print(&d, || block::unblock(&d, out.color))
         }
-        Verb::Sweep => queue::sweep(&mut ctx, now),
+        Verb::Purge {
+            account,
+            yes,
+            note,
+            filter,
+        } => block::purge(
+            &mut c,
+            out,
+            &account,
+            yes,
+            note.as_deref(),
+            &filter.filter()?,
+            now,
+        ),
+        Verb::Held {
+            account,
+            filter,
+            limit,
+        } => {
+            let d = c.held(&account, &filter.filter()?, limit as usize, now)?;
+            out.print(&d, || held::summary(&d))
+        }
+        Verb::Sweep => {
+            let d = c.sweep(now)?;
+            out.print(&d, || queue::sweep(&d))
+        }
         Verb::Report { account, send, day } => {
-            let o = crate::report::execute(
-                &ctx.cfg,
-                &mut ctx.store,
-                &crate::report::Options {
-                    account: account.as_deref(),
-                    send,
-                    day,
-                },
-                now,
-            )?;
-            if o.queued > 0 {
-                ctx.wake_relay();
-            }
-            ctx.output(&o.json, || o.text.clone())
+            let opts = crate::report::Options {
+                account: account.as_deref(),
+                send,
+                day,
+            };
+            let r = c.report(&opts, now)?;
+            out.print(&r.json, || r.text.clone())
         }
-        Verb::Metrics => status::metrics(&ctx, now),
+        Verb::Metrics => {
+            let d = c.metrics(now)?;
+            out.print(&d, || d.prometheus())
+        }
         Verb::Queue {
             account,
             state,
             limit,
-        } => queue::list(&ctx, account, state, limit, now),
-        Verb::Show { qid, body } => queue::show(&ctx, &qid, body),
-        Verb::Release { qid } => queue::release(&mut ctx, &qid, now),
-        Verb::Delete { qid } => queue::delete(&mut ctx, &qid),
-        Verb::Flush { account, wait } => delivery::flush(&mut ctx, account.as_deref(), wait),
-        Verb::Stats { account, days } => stats::stats(&ctx, &account, days, now),
-        Verb::Errors { account, limit } => stats::errors(&ctx, &account, limit),
+        } => {
+            let d = c.queue(account.as_deref(), state, limit)?;
+            out.print(&d, || queue::list(&d, now, out.color))
+        }
+        Verb::Show { qid, body } => {
+            let d = c.show(&qid, body)?;
+            out.print(&d, || queue::show(&d, out.color))
+        }
+        Verb::Release { target, filter } => {
+            let filter = filter.filter()?;
+            if filter.is_empty() {
+                let d = c.release(&target, now)?;
+                out.print(&d, || queue::released(&d))
+            } else {
+                let d = c.release_held(&target, &filter, now)?;
+                out.print(&d, || held::released(&d))
+            }
+        }
+        Verb::Delete { qid } => {
+            let d = c.delete(&qid)?;
+            out.print(&d, || queue::deleted(&d))
+        }
+        Verb::Flush { account, wait } => {
+            let d = c.flush(account.as_deref(), wait)?;
+            out.print(&d, || delivery::flush(&d, out.color))
+        }
+        Verb::Stats { account, days } => {
+            let d = c.stats(&account, days, now)?;
+            out.print(&d, || stats::stats(&d, out.color))
+        }
+        Verb::Errors { account, limit } => {
+            let d = c.errors(&account, limit)?;
+            out.print(&d, || stats::errors(&d, out.color))
+        }
         Verb::Set {
             account,
             report_to,
             no_report,
             max_per_day,
             max_per_hour,
-        } => settings::set(
-            &mut ctx,
-            &account,
-            report_to.as_deref(),
-            no_report,
-            max_per_day,
-            max_per_hour,
-            now,
-        ),
-        Verb::History { account, limit } => stats::history(&ctx, &account, limit),
-        Verb::Test { account, to, wait } => delivery::test(&mut ctx, &account, &to, wait),
+        } => {
+            let change = SettingsChange {
+                report_to: match (report_to.as_deref(), no_report) {
+                    (Some(addr), _) => Some(Some(addr)),
+                    (None, true) => Some(None),
+                    (None, false) => None,
+                },
+                max_per_day,
+                max_per_hour,
+            };
+            let d = c.set(&account, &change, now)?;
+            out.print(&d, || settings::set(&d))
+        }
+        Verb::History { account, limit } => {
+            let d = c.history(&account, limit)?;
+            out.print(&d, || stats::history(&d, out.color))
+        }
+        Verb::Test { account, to, wait } => {
+            let d = c.test(&account, &to, wait)?;
+            out.print(&d, || delivery::test(&d, c.cfg(), wait, out.color))
+        }
         Verb::Populate {
-            accounts: n,
+            accounts,
             messages,
             held,
             days,
-        } => queue::populate(&mut ctx, n, messages, held, days, now),
+        } => {
+            let spec = PopulateSpec {
+                accounts,
+                messages,
+                held,
+                days: i64::from(days),
+            };
+            let d = c.populate(&spec, now)?;
+            out.print(&d, || queue::populated(&d))
+        }
     }
 }
 
@@ -476,57 +301,10 @@ fn run_verb(args: Args, config_path: Option<&Path>) -> Result<()> {
 fn default_actor() -> String {
     if let Some(u) = std::env::var("SUDO_USER")
         .ok()
-        .and_then(|u| check_actor(&u).ok())
+        .and_then(|u| control::check_actor(&u).ok())
     {
         return u;
     }
     let uid = os::real_uid();
     os::user_by_uid(uid).map_or_else(|| format!("uid {uid}"), |u| u.name)
-}
-
-/// An actor name from `--actor`: short, printable, one line.
-fn check_actor(a: &str) -> Result<String> {
-    let a = a.trim();
-    if a.is_empty() || a.chars().count() > 64 || a.chars().any(sanitize::is_unsafe) {
-        return Err(CtlError::Usage(
-            "--actor must be 1 to 64 printable characters".into(),
-        ));
-    }
-    Ok(a.to_string())
-}
-
-/// A note from `--note`: one line, bounded.
-pub(crate) fn check_note(note: Option<&str>) -> Result<String> {
-    let note = note.unwrap_or("").trim();
-    if note.chars().count() > 500 {
-        return Err(CtlError::Usage(
-            "--note is limited to 500 characters".into(),
-        ));
-    }
-    Ok(sanitize::line(note).into_owned())
-}
-
-/// Whether this node can resolve `name` to an account without a mail from
-/// it: a Unix user, or a name of `[accounts.map]` (see "Accounts before
-/// their first mail" above).
-pub(crate) fn resolvable(ctx: &Ctx, name: &str) -> bool {
-    ctx.cfg.accounts.map.iter().any(|(_, _, n)| n == name)
-        || crate::os::user_by_name(name).is_some()
-}
-
-/// An account name the panel may create: a login-name-like word.
-pub(crate) fn check_account_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-@+".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(CtlError::Usage(format!(
-            "{:?} is not a valid account name",
-            sanitize::line(name)
-        )))
-    }
 }

@@ -5,25 +5,27 @@
 //! answers, notes, actors) goes through [`sanitize::terminal`] before it
 //! reaches a terminal — a [`Cell::untrusted`] does that; JSON carries the
 //! exact strings, escaped by serde_json.
+//!
+//! Columns are as wide as their text on a terminal, not as many
+//! characters: `unicode-width` counts an East Asian wide character or an
+//! emoji as two columns and a combining mark as none (Unicode UAX #11), so
+//! a subject in Japanese does not push the columns after it out of line.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 
 use serde::Serialize;
+use unicode_width::UnicodeWidthStr;
 
 use crate::account::State;
 use crate::clock;
+use crate::control::Time;
 use crate::sanitize;
 
 /// Whether to colour the output: stdout is a terminal and `NO_COLOR` is
 /// unset or empty (https://no-color.org).
 pub fn use_color() -> bool {
     crate::os::is_tty(1) && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
-/// A timestamp as people and the panel read it: RFC 3339, UTC.
-pub fn time(ms: i64) -> String {
-    clock::format_rfc3339(ms)
 }
 
 /// An age (`3h12m`) from milliseconds.
@@ -71,6 +73,11 @@ pub fn state_color(s: State) -> Color {
     } else {
         Color::Red
     }
+}
+
+/// A table cell with a state name, in its colour.
+pub fn state_cell(s: State) -> Cell {
+    Cell::colored(s.as_str(), Some(state_color(s)))
 }
 
 /// A state name, coloured when `color`.
@@ -121,6 +128,12 @@ impl From<String> for Cell {
 impl From<&str> for Cell {
     fn from(s: &str) -> Cell {
         Cell::plain(s)
+    }
+}
+
+impl From<Time> for Cell {
+    fn from(t: Time) -> Cell {
+        Cell::plain(t.to_string())
     }
 }
 
@@ -178,6 +191,15 @@ impl Table {
         self.rows.is_empty()
     }
 
+    /// The table as text, or `empty` when it has no rows.
+    pub fn render_or(&self, color: bool, empty: impl FnOnce() -> String) -> String {
+        if self.is_empty() {
+            empty()
+        } else {
+            self.render(color)
+        }
+    }
+
     /// The table as text, colours only when `color`.
     pub fn render(&self, color: bool) -> String {
         let ncols = self
@@ -186,11 +208,11 @@ impl Table {
             .max(self.rows.iter().map(Vec::len).max().unwrap_or(0));
         let mut width = vec![0usize; ncols];
         for (i, h) in self.headers.iter().enumerate() {
-            width[i] = width[i].max(h.chars().count());
+            width[i] = width[i].max(h.width());
         }
         for row in &self.rows {
             for (i, c) in row.iter().enumerate() {
-                width[i] = width[i].max(c.text.chars().count());
+                width[i] = width[i].max(c.text.width());
             }
         }
         let mut out = String::new();
@@ -208,7 +230,7 @@ impl Table {
         let mut line = String::new();
         for (i, c) in cells.iter().enumerate() {
             let last = i + 1 == cells.len();
-            let pad = width[i].saturating_sub(c.text.chars().count());
+            let pad = width[i].saturating_sub(c.text.width());
             let align = self.align.get(i).copied().unwrap_or(Align::Left);
             if i > 0 {
                 line.push_str("  ");
@@ -276,6 +298,25 @@ mod tests {
             "{coloured:?}"
         );
         assert!(!coloured.contains("\x1b[2J"));
+    }
+
+    /// Wide characters take two columns, combining marks none: the
+    /// columns after them stay in line on a terminal.
+    #[test]
+    fn wide_and_combining_characters_keep_columns_aligned() {
+        let mut t = Table::new(&[("SUBJECT", Align::Left), ("N", Align::Right)]);
+        t.row(vec![Cell::untrusted("注文確認"), 1i64.into()]);
+        t.row(vec![Cell::untrusted("🎉 party"), 22i64.into()]);
+        t.row(vec![Cell::untrusted("cafe\u{301}"), 333i64.into()]);
+        t.row(vec![Cell::untrusted("plain"), 4i64.into()]);
+        let text = t.render(false);
+        assert_eq!(
+            text,
+            "SUBJECT     N\n注文確認    1\n🎉 party   22\ncafe\u{301}      333\nplain       4\n"
+        );
+        // Every line ends in the same terminal column.
+        let widths: Vec<usize> = text.lines().map(UnicodeWidthStr::width).collect();
+        assert!(widths.iter().all(|w| *w == widths[0]), "{widths:?}");
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //!   attempt, and gets back the claims of a dead relayer;
 //! - `accounts.rs`: account rows, settings, `block` and `unblock`;
 //! - `purge.rs`: dropping an account's mail in chunks;
+//! - `held.rs`: an account's held mail by script and recipient domain,
+//!   and releasing or dropping the part a filter matches;
 //! - `sweep.rs`: expiring held mail and deleting old history;
 //! - `counters.rs`: per-day and per-hour counters, the queue by state, and
 //!   the status and overview built from them;
@@ -151,6 +153,7 @@ mod claims;
 mod columns;
 mod counters;
 mod errors;
+mod held;
 mod history;
 mod messages;
 mod migrations;
@@ -165,6 +168,7 @@ pub use bounces::{BouncedMessage, DsnRecorded, UNMATCHED_MAX_BYTES, UnmatchedBou
 pub use claims::{Attempt, Claim, RcptOutcome};
 pub use counters::{AccountStatus, DayCounts, Overview, QueueCounts};
 pub use errors::{ErrorRow, Protection, Trip};
+pub use held::{HeldFilter, HeldMessage, HeldMoved, HeldSummary, domain_of};
 pub use history::Event;
 pub use messages::{
     EnqueuePolicy, Enqueued, MessageDetail, MessageRow, NewMessage, Pending, QueueFilter,

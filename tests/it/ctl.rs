@@ -1,7 +1,8 @@
-//! Integration tests: `mailq-ctl` (SPEC §3, §6; issue 4) — every state
-//! transition and refusal through the real binaries, the submit/unblock race,
-//! expiry, purge counts, limits, delivery on demand, and the `--json` schema
-//! of every verb checked against the documented one (docs/mailq-ctl.md).
+//! Integration tests: `mailq-ctl` (docs/mailq-ctl.md; docs/design.md,
+//! "Account states"; issue 4) — every state transition and refusal through
+//! the real binaries, the submit/unblock race, expiry, purge counts, limits,
+//! delivery on demand, the held mail in part, and the `--json` schema of
+//! every verb checked against the documented one (docs/mailq-ctl.md).
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -293,6 +294,50 @@ const TEST: &[(&str, J)] = &[
     ("answer", J::Opt(&J::Str)),
     ("via", J::Opt(&J::OneOf(&["foreground", "daemon"]))),
 ];
+const FILTER: &[(&str, J)] = &[
+    ("script", J::Opt(&J::Str)),
+    ("domain", J::Opt(&J::Str)),
+    ("older_than_s", J::Opt(&J::Int)),
+    ("newer_than_s", J::Opt(&J::Int)),
+];
+const HELD: &[(&str, J)] = &[
+    ("account", J::Str),
+    ("state", J::OneOf(ACCOUNT_STATES)),
+    ("sends", J::Bool),
+    ("filter", J::Obj(FILTER)),
+    ("held", J::Int),
+    ("oldest", J::Opt(&J::Str)),
+    ("oldest_age_s", J::Opt(&J::Int)),
+    ("expires_in_s", J::Opt(&J::Int)),
+    ("newest", J::Opt(&J::Str)),
+    (
+        "scripts",
+        J::Arr(&J::Obj(&[("script", J::Str), ("held", J::Int)])),
+    ),
+    ("distinct_scripts", J::Int),
+    (
+        "domains",
+        J::Arr(&J::Obj(&[("domain", J::Str), ("held", J::Int)])),
+    ),
+    ("distinct_domains", J::Int),
+];
+const HELD_RELEASE: &[(&str, J)] = &[
+    ("account", J::Str),
+    ("state", J::OneOf(ACCOUNT_STATES)),
+    ("filter", J::Obj(FILTER)),
+    ("released", J::Int),
+    ("held", J::Int),
+    ("actor", J::Str),
+];
+const HELD_PURGE: &[(&str, J)] = &[
+    ("account", J::Str),
+    ("state", J::OneOf(ACCOUNT_STATES)),
+    ("filter", J::Obj(FILTER)),
+    ("dropped", J::Int),
+    ("held", J::Int),
+    ("actor", J::Str),
+    ("note", J::Str),
+];
 const ERROR: &[(&str, J)] = &[("error", J::Str), ("exit", J::Int)];
 
 /// Check `v` against `t`; `path` names the place for the failure message.
@@ -433,7 +478,7 @@ fn subjects(sink: &Sink) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------
-// State transitions (SPEC §3).
+// State transitions (docs/design.md, "Account states").
 
 #[test]
 fn block_holds_with_exit_0_and_unblock_relays_the_held_mail() {
@@ -602,6 +647,9 @@ fn block_refusals_and_unknown_accounts() {
         &["queue", "--account", "nosuchacct"],
         &["flush", "--account", "nosuchacct"],
         &["test", "nosuchacct", "--to", "a@example.com"],
+        &["held", "nosuchacct"],
+        &["release", "nosuchacct", "--script", "contact.php"],
+        &["purge", "nosuchacct", "--domain", "example.com", "--yes"],
     ] {
         let line = refused(&env, args, 67);
         assert_eq!(line, "scriptmail: no such account: nosuchacct", "{args:?}");
@@ -712,7 +760,8 @@ fn purge_reports_what_it_dropped_and_ends_ok() {
     assert_eq!(fake.delivered().len(), 0);
 }
 
-/// SPEC §3: a state change and a concurrent enqueue never strand a message.
+/// A state change and a concurrent enqueue never strand a message
+/// (docs/design.md, "Invariants").
 /// sendmail submits in a loop (two processes at a time) while block/unblock
 /// toggle; a reader checks throughout that no message is ever held in a
 /// sending account; at the end every message is delivered exactly as sent.
@@ -1093,6 +1142,237 @@ fn queue_show_release_delete() {
     assert_eq!(status(&env)["state"], "ko");
 }
 
+// ---------------------------------------------------------------------------
+// The held mail in part (issue 15 item 3).
+
+/// Run the PHP script `name` (written into the environment's directory)
+/// with `mail.add_x_header`, so PHP itself adds X-PHP-Originating-Script
+/// (`UID:name`, the uid owning the script); each `mail()` must succeed.
+fn php_script(env: &Env, name: &str, code: &str) {
+    let path = env.path().join(name);
+    std::fs::write(&path, format!("<?php\n{code}\n")).expect("write script");
+    let out = std::process::Command::new("php")
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("SCRIPTMAIL_CONFIG", &env.config)
+        .args(["-n", "-d", "mail.add_x_header=1", "-d"])
+        .arg(format!("sendmail_path={SENDMAIL} -t -i"))
+        .arg(&path)
+        .current_dir(env.path())
+        .output()
+        .expect("run php");
+    assert_ok(&out);
+    let said = stdout(&out);
+    assert!(
+        !said.is_empty() && said.lines().all(|l| l == "sent"),
+        "{name}: {said} {}",
+        stderr(&out)
+    );
+}
+
+/// Make the message with this subject `secs` seconds older, as if it had
+/// been held that long (the age filters need mail of different ages).
+fn backdate(env: &Env, subject: &str, secs: i64) {
+    let c = rusqlite::Connection::open(env.queue.join("queue.db")).expect("open rw");
+    c.busy_timeout(Duration::from_secs(10)).expect("busy");
+    let n = c
+        .execute(
+            "UPDATE messages SET created = created - ?1 * 1000 WHERE subject = ?2",
+            rusqlite::params![secs, subject],
+        )
+        .expect("update");
+    assert_eq!(n, 1, "{subject}");
+}
+
+/// `[{<key>: name, held: n}]` as pairs.
+fn counts<'a>(v: &'a Value, key: &str) -> Vec<(&'a str, i64)> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c[key].as_str().unwrap(), c["held"].as_i64().unwrap()))
+        .collect()
+}
+
+/// A blocked account's held mail, from two real PHP scripts and the `-t`
+/// path: broken down by script and recipient domain, previewed with a
+/// filter, then released in part (by script: delivered, the account stays
+/// blocked) and purged in part (by age, by domain and age); a filter that
+/// matches nothing is 0, not an error; none of it changes the state.
+#[test]
+fn held_mail_by_script_domain_and_age_released_or_purged_in_part() {
+    let sink = Sink::start();
+    let env = Env::new(sink.port());
+    json(&env, &["block", "root", "--note", "spam run"], CHANGE);
+    let mail = |to: &str, subject: &str| {
+        format!("echo mail(\"{to}\", \"{subject}\", \"hello\") ? \"sent\\n\" : \"failed\\n\";\n")
+    };
+    php_script(
+        &env,
+        "contact.php",
+        &(mail("a@example.org", "contact 1") + &mail("b@example.org, c@gmail.com", "contact 2")),
+    );
+    php_script(&env, "wp-login.php", &mail("d@gmail.com", "login"));
+    // The -t path, a script of another uid, held three hours ago.
+    let old =
+        b"To: e@yahoo.com\r\nSubject: old\r\nX-PHP-Originating-Script: 33:old.php\r\n\r\nhi\r\n";
+    assert_ok(&env.submit(&["-t", "-i"], old));
+    backdate(&env, "old", 3 * 3600);
+    assert_eq!(held(&env), 4);
+
+    // What is held: by script (most first, then by name) and by domain
+    // (a message to two domains counts for both).
+    let h = json(&env, &["held", "root"], HELD);
+    assert_eq!(
+        (
+            h["held"].as_i64(),
+            h["state"].as_str(),
+            h["sends"].as_bool()
+        ),
+        (Some(4), Some("ko"), Some(false))
+    );
+    assert_eq!(
+        counts(&h["scripts"], "script"),
+        [
+            ("0:contact.php", 2),
+            ("0:wp-login.php", 1),
+            ("33:old.php", 1)
+        ]
+    );
+    assert_eq!(
+        counts(&h["domains"], "domain"),
+        [("example.org", 2), ("gmail.com", 2), ("yahoo.com", 1)]
+    );
+    assert!(h["filter"]["script"].is_null() && h["filter"]["older_than_s"].is_null());
+    // The oldest was held three hours ago: 72 h - 3 h left before expiry,
+    // minus the few seconds the test took.
+    let left = h["expires_in_s"].as_i64().unwrap();
+    assert!((69 * 3600 - 60..=69 * 3600).contains(&left), "{left}");
+    assert!(h["oldest_age_s"].as_i64().unwrap() >= 3 * 3600);
+    assert!(h["newest"].as_str().unwrap() > h["oldest"].as_str().unwrap());
+    let top = json(&env, &["held", "root", "--limit", "1"], HELD);
+    assert_eq!(counts(&top["scripts"], "script"), [("0:contact.php", 2)]);
+    assert_eq!(top["distinct_scripts"], 3);
+    // A filter previews what release or purge with it would take.
+    let gmail = json(&env, &["held", "root", "--domain", "@GMAIL.com"], HELD);
+    assert_eq!(
+        (gmail["held"].as_i64(), gmail["filter"]["domain"].as_str()),
+        (Some(2), Some("gmail.com"))
+    );
+    let text = ok(env.ctl(&["held", "root"]));
+    assert!(
+        text.contains("root: 4 held message(s) (all held mail); the account is ko")
+            && text.contains("0:contact.php")
+            && text.contains("RECIPIENT DOMAIN"),
+        "{text}"
+    );
+
+    // Release by script (without the UID: prefix): relayed at once
+    // although the account stays blocked.
+    let r = json(
+        &env,
+        &["release", "root", "--script", "wp-login.php"],
+        HELD_RELEASE,
+    );
+    assert_eq!(
+        (
+            r["released"].as_i64(),
+            r["held"].as_i64(),
+            r["state"].as_str()
+        ),
+        (Some(1), Some(3), Some("ko"))
+    );
+    assert_eq!(r["filter"]["script"], "wp-login.php");
+    let got = sink.wait_for(1, WAIT);
+    assert_eq!(got[0].header("Subject").as_deref(), Some("login"));
+    assert_eq!(status(&env)["state"], "ko");
+
+    // Purge by age: only the mail submitted at least two hours ago.
+    let p = json(
+        &env,
+        &[
+            "purge",
+            "root",
+            "--older-than",
+            "2h",
+            "--yes",
+            "--note",
+            "old spam",
+        ],
+        HELD_PURGE,
+    );
+    assert_eq!(
+        (
+            p["dropped"].as_i64(),
+            p["held"].as_i64(),
+            p["filter"]["older_than_s"].as_i64()
+        ),
+        (Some(1), Some(2), Some(7200))
+    );
+    assert_eq!(env.count("subject = 'old'"), 0);
+    // By domain and age together, in the human form.
+    let text = ok(env.ctl(&[
+        "purge",
+        "root",
+        "--domain",
+        "gmail.com",
+        "--newer-than",
+        "1h",
+        "-y",
+    ]));
+    assert!(
+        text.contains("root: dropped 1 held message(s) (domain gmail.com, newer than 1h00m); 1 still held, the account stays ko"),
+        "{text}"
+    );
+    assert_eq!(env.count("subject = 'contact 2'"), 0);
+
+    // Nothing matching is 0, not an error.
+    let none = json(
+        &env,
+        &["release", "root", "--script", "nothing.php"],
+        HELD_RELEASE,
+    );
+    assert_eq!(
+        (none["released"].as_i64(), none["held"].as_i64()),
+        (Some(0), Some(1))
+    );
+    let none = json(
+        &env,
+        &["purge", "root", "--domain", "nowhere.example", "--yes"],
+        HELD_PURGE,
+    );
+    assert_eq!(
+        (none["dropped"].as_i64(), none["held"].as_i64()),
+        (Some(0), Some(1))
+    );
+    // A filtered purge drops mail: --yes without a terminal; bad filters.
+    let line = refused(&env, &["purge", "root", "--script", "contact.php"], 64);
+    assert!(line.contains("--yes"), "{line}");
+    refused(&env, &["held", "root", "--domain", "a@b.example"], 64);
+    refused(&env, &["release", "root", "--older-than", "soon"], 64);
+    assert_eq!(held(&env), 1);
+
+    // Each partial change is logged; none is a state change.
+    let logs = env.log_lines().join("\n");
+    assert!(
+        logs.contains("account=root released=1 held=3 script=\"wp-login.php\" actor=\"root\""),
+        "{logs}"
+    );
+    assert!(
+        logs.contains(
+            "account=root dropped=1 held=2 older_than=7200s actor=\"root\" note=\"old spam\""
+        ),
+        "{logs}"
+    );
+    let u = json(&env, &["unblock", "root"], CHANGE);
+    assert_eq!(u["released"], 1);
+    sink.wait_for(2, WAIT);
+    let mut got = subjects(&sink);
+    got.sort();
+    assert_eq!(got, ["contact 1", "login"]);
+    let events = json(&env, &["history", "root"], HISTORY)["events"].clone();
+    assert_eq!(events.as_array().unwrap().len(), 2, "{events}");
+}
+
 #[test]
 fn status_of_all_accounts_accounts_and_stats() {
     let sink = Sink::start();
@@ -1167,8 +1447,8 @@ fn status_of_all_accounts_accounts_and_stats() {
     );
 }
 
-/// On a terminal the state is coloured as on the seed's page (green sends,
-/// red does not), and NO_COLOR turns it off.
+/// On a terminal the state is coloured as a control panel shows it (green
+/// sends, red does not; docs/mailq-ctl.md), and NO_COLOR turns it off.
 #[test]
 fn state_is_coloured_on_a_terminal_unless_no_color() {
     let sink = Sink::start();
