@@ -22,6 +22,7 @@ pub mod encoding;
 pub mod envelope;
 pub mod exit;
 pub mod generate;
+pub mod handoff;
 pub mod log;
 pub mod message;
 pub mod migrations;
