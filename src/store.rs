@@ -104,6 +104,9 @@ macro_rules! requeue_state {
 pub mod admin;
 pub mod bounces;
 mod claims;
+mod intake;
+
+pub use intake::{Intake, Intaken};
 
 pub(crate) use claims::hold_pending;
 
@@ -288,10 +291,22 @@ impl Store {
         // SQLite's own handler sleeps 1, 2, 5 … 100 ms between tries.
         conn.busy_handler(Some(wait_for_lock)).map_err(open_err)?;
         // journal_mode must be set outside a transaction; it is persistent,
-        // so this only writes the first time.
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(open_err)?;
+        // so this only writes the first time. Two processes opening a new
+        // queue at once (a one-shot importing the maildrop and `mailq-ctl`)
+        // can meet here: SQLite answers BUSY at once instead of calling the
+        // busy handler (the switch would have to upgrade a read lock), so
+        // wait here as the busy handler would.
+        let mut tries = 0;
+        let mode: String = loop {
+            match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)) {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && wait_for_lock(tries) =>
+                {
+                    tries += 1;
+                }
+                other => break other.map_err(open_err)?,
+            }
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Conflict(format!(
                 "queue database cannot use WAL mode (got {mode})"
@@ -339,63 +354,9 @@ impl Store {
         now: i64,
     ) -> Result<Enqueued> {
         let tx = self.write_tx()?;
-        let (account_id, mut state, per_day, per_hour) = account_for_submit(&tx, m.account, now)?;
-        let mut tripped = None;
-        if !m.system {
-            let day = clock::day_of(now);
-            let submitted_today: i64 = tx
-                .prepare_cached(
-                    "INSERT INTO daily (account_id, day, submitted) VALUES (?1, ?2, 1)
-                     ON CONFLICT (account_id, day) DO UPDATE SET submitted = submitted + 1
-                     RETURNING submitted",
-                )?
-                .query_row(params![account_id, day], |r| r.get(0))?;
-            let submitted_hour: i64 = tx
-                .prepare_cached(
-                    "INSERT INTO hourly (account_id, hour, submitted) VALUES (?1, ?2, 1)
-                     ON CONFLICT (account_id, hour) DO UPDATE SET submitted = submitted + 1
-                     RETURNING submitted",
-                )?
-                .query_row(params![account_id, clock::hour_of(now)], |r| r.get(0))?;
-            let max_day = per_day.map_or(policy.max_per_day, |v| v.max(0) as u64);
-            let max_hour = per_hour.map_or(policy.max_per_hour, |v| v.max(0) as u64);
-            if state.is_sending() {
-                let over = if max_day > 0 && submitted_today as u64 > max_day {
-                    Some("max_per_day")
-                } else if max_hour > 0 && submitted_hour as u64 > max_hour {
-                    Some("max_per_hour")
-                } else {
-                    None
-                };
-                if let Some(limit) = over {
-                    set_state(
-                        &tx,
-                        account_id,
-                        state,
-                        State::Ko,
-                        BlockReason::Limit.as_str(),
-                        "scriptmail",
-                        &format!("{limit} exceeded"),
-                        now,
-                    )?;
-                    state = State::Ko;
-                    tripped = Some(limit);
-                }
-            }
-        }
-        let held = !m.system && !state.is_sending();
-        insert_message(
-            &tx,
-            m,
-            account_id,
-            if held { "held" } else { "queued" },
-            now,
-        )?;
-        if held {
-            bump_daily(&tx, account_id, now, "held", 1)?;
-        }
+        let done = enqueue_in(&tx, m, policy, now)?;
         tx.commit()?;
-        Ok(Enqueued { held, tripped })
+        Ok(done)
     }
 
     /// The message bytes of a claimed message; `None` if it was removed
@@ -491,6 +452,66 @@ impl Store {
     pub(crate) fn begin(&mut self) -> Result<rusqlite::Transaction<'_>> {
         self.write_tx()
     }
+}
+
+/// [`Store::enqueue`]'s work inside a write transaction the caller owns
+/// (one message of a group commit: `store/intake.rs`).
+pub(crate) fn enqueue_in(
+    tx: &rusqlite::Transaction<'_>,
+    m: &NewMessage<'_>,
+    policy: EnqueuePolicy,
+    now: i64,
+) -> Result<Enqueued> {
+    let (account_id, mut state, per_day, per_hour) = account_for_submit(tx, m.account, now)?;
+    let mut tripped = None;
+    if !m.system {
+        let day = clock::day_of(now);
+        let submitted_today: i64 = tx
+            .prepare_cached(
+                "INSERT INTO daily (account_id, day, submitted) VALUES (?1, ?2, 1)
+                 ON CONFLICT (account_id, day) DO UPDATE SET submitted = submitted + 1
+                 RETURNING submitted",
+            )?
+            .query_row(params![account_id, day], |r| r.get(0))?;
+        let submitted_hour: i64 = tx
+            .prepare_cached(
+                "INSERT INTO hourly (account_id, hour, submitted) VALUES (?1, ?2, 1)
+                 ON CONFLICT (account_id, hour) DO UPDATE SET submitted = submitted + 1
+                 RETURNING submitted",
+            )?
+            .query_row(params![account_id, clock::hour_of(now)], |r| r.get(0))?;
+        let max_day = per_day.map_or(policy.max_per_day, |v| v.max(0) as u64);
+        let max_hour = per_hour.map_or(policy.max_per_hour, |v| v.max(0) as u64);
+        if state.is_sending() {
+            let over = if max_day > 0 && submitted_today as u64 > max_day {
+                Some("max_per_day")
+            } else if max_hour > 0 && submitted_hour as u64 > max_hour {
+                Some("max_per_hour")
+            } else {
+                None
+            };
+            if let Some(limit) = over {
+                set_state(
+                    tx,
+                    account_id,
+                    state,
+                    State::Ko,
+                    BlockReason::Limit.as_str(),
+                    "scriptmail",
+                    &format!("{limit} exceeded"),
+                    now,
+                )?;
+                state = State::Ko;
+                tripped = Some(limit);
+            }
+        }
+    }
+    let held = !m.system && !state.is_sending();
+    insert_message(tx, m, account_id, if held { "held" } else { "queued" }, now)?;
+    if held {
+        bump_daily(tx, account_id, now, "held", 1)?;
+    }
+    Ok(Enqueued { held, tripped })
 }
 
 fn account_for_submit(
