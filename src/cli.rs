@@ -42,6 +42,11 @@ pub enum Command {
     /// Show the whole path on this machine: submit a message through the
     /// sendmail interface to a built-in SMTP sink and show it delivered.
     Demo,
+    /// What `sendmail -bp` runs when relayd does not answer: list the
+    /// pending mail of the account of UID. Internal: only the queue owner
+    /// may run it (`sendmail` runs it after its switch to the service user).
+    #[command(hide = true, name = "internal-mailq")]
+    InternalMailq { uid: u32 },
     /// Write man pages or shell completions generated from this CLI.
     #[command(hide = true)]
     Generate {

@@ -298,6 +298,7 @@ struct DeletedJson {
 #[derive(Serialize)]
 struct SweepJson {
     recovered: u64,
+    imported: u64,
     expired: u64,
     expired_by_account: Vec<ExpiredJson>,
     deleted: DeletedJson,
@@ -313,6 +314,9 @@ pub fn sweep(ctx: &mut Ctx, now: i64) -> Result<()> {
     // latest (`relay::recover_orphans`; relayd and the next one-shot do the
     // same when they start).
     let recovered = crate::relay::recover_orphans(&ctx.cfg)?.unwrap_or(0) as u64;
+    // Mail a sendmail left in the maildrop while no relayer ran, or whose
+    // caller could not start one (docs/submission.md, "Maildrop").
+    let imported = crate::submission::import::drain_if_idle(&ctx.cfg)?.unwrap_or(0) as u64;
     let cutoff = now - crate::store::ms(ctx.cfg.hold_max_age);
     let mut per_account: std::collections::BTreeMap<String, u64> = Default::default();
     loop {
@@ -339,7 +343,9 @@ pub fn sweep(ctx: &mut Ctx, now: i64) -> Result<()> {
     // relay) are announced to the report recipient here at the latest.
     // Without a daemon, deferred mail is retried only when something wakes
     // a relayer: the hourly sweep is that something.
-    let due = recovered > 0 || ctx.store.next_due()?.is_some_and(|t| t <= clock::now_ms());
+    let due = recovered > 0
+        || imported > 0
+        || ctx.store.next_due()?.is_some_and(|t| t <= clock::now_ms());
     if crate::report::notify(&ctx.cfg, &mut ctx.store, now)? > 0 || due {
         ctx.wake_relay();
     }
@@ -351,12 +357,13 @@ pub fn sweep(ctx: &mut Ctx, now: i64) -> Result<()> {
     log::log(
         Level::Info,
         &format!(
-            "sweep recovered={recovered} expired={expired} deleted_messages={} deleted_errors={} deleted_events={} deleted_daily={} deleted_hourly={} deleted_bodies={}",
+            "sweep recovered={recovered} imported={imported} expired={expired} deleted_messages={} deleted_errors={} deleted_events={} deleted_daily={} deleted_hourly={} deleted_bodies={}",
             h.messages, h.errors, h.events, h.daily, h.hourly, h.bodies
         ),
     );
     let json = SweepJson {
         recovered,
+        imported,
         expired,
         expired_by_account: per_account
             .iter()
@@ -382,6 +389,9 @@ pub fn sweep(ctx: &mut Ctx, now: i64) -> Result<()> {
             s.push_str(&format!(
                 "requeued {recovered} message(s) a dead relayer left in delivery\n"
             ));
+        }
+        if imported > 0 {
+            s.push_str(&format!("imported {imported} message(s) from the maildrop\n"));
         }
         s.push_str(&format!("expired {expired} held message(s)"));
         if !per_account.is_empty() {

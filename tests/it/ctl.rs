@@ -142,6 +142,7 @@ const PURGE: &[(&str, J)] = &[
 ];
 const SWEEP: &[(&str, J)] = &[
     ("recovered", J::Int),
+    ("imported", J::Int),
     ("expired", J::Int),
     (
         "expired_by_account",
