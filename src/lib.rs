@@ -5,8 +5,10 @@
 //!
 //! Two programs share this library: the small privileged `sendmail`
 //! (`src/bin/sendmail.rs`, which uses only `submit` and what it needs: no
-//! SMTP, TLS or clap code is linked into it) and `scriptmail` (`src/main.rs`:
-//! `mailq-ctl`, `relayd`, `bounce`, and an unprivileged `sendmail`).
+//! SQLite, SMTP, TLS or clap code is linked into it — it hands each message
+//! to relayd over a socket, `handoff`, or drops it into the `maildrop`) and
+//! `scriptmail` (`src/main.rs`: `mailq-ctl`, `relayd` with its `submission`
+//! server, `bounce`, and an unprivileged `sendmail`).
 
 pub mod account;
 pub mod address;
@@ -35,6 +37,7 @@ pub mod relay;
 pub mod report;
 pub mod sanitize;
 pub mod schedule;
+pub mod slots;
 pub mod smtp_server;
 pub mod store;
 pub mod submission;

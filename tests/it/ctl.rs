@@ -1210,6 +1210,7 @@ fn purge_asks_on_a_terminal() {
     wait_until(WAIT, || env.count("state = 'sent'") == 1);
     json(&env, &["block", "root"], CHANGE);
     send(&env, "a@example.com", "held");
+    env.settle();
     let purge_on_tty = |answer: &str| -> Output {
         let cmd = format!("{SCRIPTMAIL} mailq-ctl purge root");
         let mut c = std::process::Command::new("script");

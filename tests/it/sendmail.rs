@@ -390,9 +390,11 @@ fn mailq_and_newaliases_names() {
 
 use std::os::unix::process::CommandExt;
 
-/// The privileged drop-in links no SMTP, TLS or clap code (SPEC §2).
+/// The privileged drop-in links no SMTP, TLS or clap code (SPEC §2), and no
+/// SQLite: it hands the message to relayd or drops it into the maildrop, and
+/// never opens the queue database (docs/submission.md).
 #[test]
-fn sendmail_binary_links_no_smtp_tls_or_clap() {
+fn sendmail_binary_links_no_smtp_tls_clap_or_sqlite() {
     let out = Command::new("nm")
         .arg("-C")
         .arg(SENDMAIL)
@@ -404,7 +406,15 @@ fn sendmail_binary_links_no_smtp_tls_or_clap() {
         symbols.contains("scriptmail::submit::run"),
         "nm saw no symbols"
     );
-    for forbidden in ["lettre::", "rustls::", "clap::", "clap_builder::", "ring::"] {
+    for forbidden in [
+        "lettre::",
+        "rustls::",
+        "clap::",
+        "clap_builder::",
+        "ring::",
+        "rusqlite::",
+        "libsqlite3_sys::",
+    ] {
         // A crate path, not a suffix of another name (`String::`).
         let linked = symbols.match_indices(forbidden).any(|(i, _)| {
             !symbols[..i]
@@ -414,6 +424,20 @@ fn sendmail_binary_links_no_smtp_tls_or_clap() {
         });
         assert!(!linked, "sendmail links {forbidden}");
     }
+    // SQLite's own C functions (bundled by libsqlite3-sys).
+    assert!(
+        !symbols
+            .lines()
+            .any(|l| l.ends_with(" sqlite3_open_v2") || l.ends_with(" sqlite3_prepare_v2")),
+        "sendmail links SQLite"
+    );
+    // The scriptmail program does (the check above can see it).
+    let out = Command::new("nm").arg(SCRIPTMAIL).output().expect("nm");
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.ends_with(" sqlite3_open_v2"))
+    );
 }
 
 /// `scriptmail sendmail ...` and a `mailq-ctl` link behave like the drop-in
