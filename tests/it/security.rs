@@ -547,6 +547,11 @@ impl Install {
         )
     }
 
+    /// relayd's submit socket in this installation.
+    pub(crate) fn submit_socket(&self) -> PathBuf {
+        self.state.path().join("run/submit.sock")
+    }
+
     /// The maildrop files waiting for import.
     pub(crate) fn maildrop(&self) -> Vec<PathBuf> {
         scriptmail::maildrop::entries(&self.queue).unwrap_or_default()
@@ -567,6 +572,31 @@ impl Install {
         poll("the maildrop to be imported", || {
             self.maildrop().is_empty().then_some(())
         });
+    }
+
+    /// `scriptmail relayd`, started by root (it switches to the service user), ready
+    /// once its submit socket is there; killed when the guard goes.
+    pub(crate) fn relayd(&self) -> Guard {
+        let err = File::create(self.state.path().join("relayd.stderr")).expect("stderr file");
+        let g = Guard(Some(
+            Command::new(&self.scriptmail)
+                .arg("relayd")
+                .env_clear()
+                .env("PATH", PATH)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(err)
+                .spawn()
+                .expect("start relayd"),
+        ));
+        let sock = self.submit_socket();
+        let pid_file = self.queue.join("relayd.pid");
+        let pid = g.pid().to_string();
+        poll("relayd to listen", || {
+            (sock.exists() && fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == pid))
+                .then_some(())
+        });
+        g
     }
 
     /// The queue database, opened by root (after [`Install::settle`]). Opened read-write
@@ -1213,17 +1243,25 @@ fn tenant_cannot_read_the_queue() {
         0,
         "b",
     );
+    inst.settle();
 
     let dir = fs::metadata(&inst.queue).expect("queue dir");
     assert_eq!((dir.uid(), dir.mode() & 0o777), (svc.uid, 0o700));
     let db = fs::metadata(inst.queue.join("queue.db")).expect("queue.db");
     assert_eq!((db.uid(), db.mode() & 0o077), (svc.uid, 0));
 
-    let paths: Vec<PathBuf> = ["queue.db", "queue.db-wal", "queue.db-shm", "relayd.sock"]
-        .iter()
-        .map(|n| inst.queue.join(n))
-        .chain([inst.queue.clone()])
-        .collect();
+    let paths: Vec<PathBuf> = [
+        "queue.db",
+        "queue.db-wal",
+        "queue.db-shm",
+        "relayd.sock",
+        "maildrop",
+        "slots",
+    ]
+    .iter()
+    .map(|n| inst.queue.join(n))
+    .chain([inst.queue.clone()])
+    .collect();
     // Control: root (the probe itself works) opens the database.
     let root = run_timed(
         Command::new(PERL)

@@ -207,6 +207,69 @@ impl Env {
     }
 }
 
+/// Reads an environment's syslog socket all the time, so fewer lines of a burst
+/// are lost to a full socket queue (the loggers drop lines rather than wait, and a
+/// Unix datagram socket queues only `net.unix.max_dgram_qlen`, often 10): good for
+/// "at least one such line", not for exact counts of a burst.
+pub struct LogTap {
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LogTap {
+    /// Start reading `env`'s syslog socket (what was logged before is dropped).
+    pub fn start(env: &Env) -> LogTap {
+        env.log_lines();
+        let sock = env.log.try_clone().expect("clone syslog socket");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (l, st) = (lines.clone(), stop.clone());
+        let handle = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let stopping = st.load(std::sync::atomic::Ordering::SeqCst);
+                while let Ok(n) = sock.recv(&mut buf) {
+                    l.lock()
+                        .expect("log lines")
+                        .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                }
+                if stopping {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        LogTap {
+            lines,
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Every line read so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().expect("log lines").clone()
+    }
+
+    /// How many lines so far contain every one of `parts`.
+    pub fn count(&self, parts: &[&str]) -> usize {
+        self.lines()
+            .iter()
+            .filter(|l| parts.iter().all(|p| l.contains(p)))
+            .count()
+    }
+}
+
+impl Drop for LogTap {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 /// A background process killed (SIGKILL) when dropped, unless stopped.
 pub struct Daemon {
     pub child: Option<Child>,
