@@ -62,3 +62,15 @@ pub enum Generate {
     /// Completions for bash, zsh and fish into DIR.
     Completions { dir: PathBuf },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sendmail -bp` without relayd execs this verb by name (`submit::LISTING_VERB`).
+    #[test]
+    fn the_listing_verb_sendmail_execs_exists() {
+        let cli = Cli::try_parse_from(["scriptmail", crate::submit::LISTING_VERB, "1001"]).unwrap();
+        assert!(matches!(cli.command, Command::InternalMailq { uid: 1001 }));
+    }
+}

@@ -487,6 +487,16 @@ fn reload(shared: &Shared, config_path: Option<&Path>) {
             "reload: relay.connections takes effect when relayd restarts",
         );
     }
+    let (n, o) = (&new.submit, &old.submit);
+    if n.socket != o.socket
+        || n.max_connections != o.max_connections
+        || n.max_connections_per_uid != o.max_connections_per_uid
+    {
+        log::log(
+            Level::Warning,
+            "reload: submit.socket and submit.max_connections* take effect when relayd restarts",
+        );
+    }
     log::log(
         Level::Info,
         &format!(

@@ -322,17 +322,17 @@ fn accept(
         let spawned = std::thread::Builder::new()
             .name("submit".into())
             .stack_size(STACK)
-            .spawn({
-                let stream = stream.try_clone();
-                move || {
-                    if let Ok(stream) = stream {
-                        serve(&stream, uid, &gate, &jobs, &config());
-                    }
-                    drop(ticket);
-                }
+            .spawn(move || {
+                serve(&stream, uid, &gate, &jobs, &config());
+                drop(ticket);
             });
-        if spawned.is_err() {
-            turn_away(&stream, uid, "cannot start a thread");
+        // No thread: the connection is closed unanswered, and the client
+        // uses the maildrop, as after a 421.
+        if let Err(e) = spawned {
+            log::log(
+                Level::Warning,
+                &format!("uid={uid} stat=\"submission connection dropped: {e}\""),
+            );
         }
     }
 }
@@ -521,5 +521,55 @@ fn stopping() -> Reply {
     Reply::Deferred {
         code: 421,
         text: "relayd is stopping".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(extra: &str) -> Arc<Gate> {
+        let cfg = Config::parse(extra, Path::new("/t.toml")).unwrap();
+        Arc::new(Gate::new(&cfg))
+    }
+
+    #[test]
+    fn connections_are_capped_in_all_and_per_uid() {
+        let g = gate("[submit]\nmax_connections = 3\nmax_connections_per_uid = 2\n");
+        let a1 = g.enter(1001).unwrap();
+        let _a2 = g.enter(1001).unwrap();
+        assert!(g.enter(1001).err().unwrap().contains("per_uid"));
+        let _b1 = g.enter(1002).unwrap();
+        assert!(g.enter(1003).err().unwrap().contains("max_connections"));
+        drop(a1);
+        let _a3 = g.enter(1001).unwrap();
+        assert_eq!(g.lock().conns, 3);
+    }
+
+    #[test]
+    fn frame_data_is_budgeted_per_uid_and_in_all() {
+        let g = gate("[queue]\nmax_message_size = 1000\n");
+        let frame = super::super::limits(
+            &Config::parse("[queue]\nmax_message_size = 1000\n", Path::new("/t.toml")).unwrap(),
+        )
+        .max_data;
+        let big = g.reserve(1001, 3 * frame).unwrap();
+        assert!(
+            g.reserve(1001, 2 * frame).is_none(),
+            "past 4 frames of one uid"
+        );
+        let _small = g.reserve(1001, frame).unwrap();
+        let others: Vec<Budget> = (0..3)
+            .map(|i| g.reserve(2000 + i, 4 * frame).unwrap())
+            .collect();
+        assert!(g.reserve(3000, 1).is_none(), "past 16 frames in all");
+        drop(big);
+        assert!(g.reserve(3000, frame).is_some());
+        drop(others);
+        assert_eq!(
+            g.lock().per_uid.get(&2000),
+            None,
+            "released uids are forgotten"
+        );
     }
 }
