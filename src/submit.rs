@@ -137,7 +137,8 @@ pub fn run(argv0: OsString, args: Vec<OsString>) -> Result<(), SubmitError> {
     let gid = os::real_gid();
     let service_uid = os::effective_uid();
     let service_gid = os::effective_gid();
-    // The caller's working directory: "which script" evidence (SPEC §4).
+    // The caller's working directory: "which script" evidence (README, "The
+    // `sendmail` interface").
     let cwd = std::env::current_dir()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
@@ -234,7 +235,7 @@ fn connect_as_caller(cfg: &Config, ids: Option<(u32, u32)>) -> Result<Option<Cli
     Ok(client)
 }
 
-/// Refuse to run privileged from a wrong installation (SPEC §7): set-uid root
+/// Refuse to run privileged from a wrong installation (SECURITY.md): set-uid root
 /// would run the whole parser as root for every tenant; set-gid alone leaves
 /// the process the caller's, who could then stop it inside the queue lock.
 /// The package installs it `scriptmail:scriptmail` mode 6755.
