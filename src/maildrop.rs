@@ -110,9 +110,9 @@ pub fn is_entry(name: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
 }
 
-/// The maildrop files waiting for import, in the order they were written
-/// (so they are queued, and relayed, in the order they were accepted). A
-/// missing directory has none.
+/// The maildrop files waiting for import, roughly in the order they were
+/// written (file times are coarse; the import orders each chunk by the time
+/// inside the files). A missing directory has none.
 pub fn entries(queue_dir: &Path) -> io::Result<Vec<PathBuf>> {
     let rd = match fs::read_dir(dir(queue_dir)) {
         Ok(rd) => rd,

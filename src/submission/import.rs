@@ -117,7 +117,9 @@ fn settle(path: &Path, result: &Result<Intaken, StoreError>) -> bool {
     }
 }
 
-/// Load the files of `paths`; the ones to commit, paired with their paths.
+/// Load the files of `paths`; the ones to commit, paired with their paths,
+/// in the order `sendmail` took them (the time each file carries: file
+/// times are too coarse to order messages a few milliseconds apart).
 fn load_all(cfg: &Config, paths: &[PathBuf]) -> Vec<(PathBuf, Intake)> {
     let mut out = Vec::with_capacity(paths.len());
     for p in paths {
@@ -134,6 +136,7 @@ fn load_all(cfg: &Config, paths: &[PathBuf]) -> Vec<(PathBuf, Intake)> {
             ),
         }
     }
+    out.sort_by_key(|(_, i)| i.time);
     out
 }
 

@@ -272,6 +272,7 @@ fn sixteen_by_hundred_through_the_socket() {
             .expect("maildrop directory")
     };
     let before = maildrop_mtime();
+    let tap = LogTap::start(&env);
     let failed = burst(&env, 16, 100, "sixteen");
     assert!(failed.is_empty(), "{:?}", &failed[..failed.len().min(5)]);
     assert_eq!(raw_count(&env, "1"), 1600, "committed before their exit 0");
@@ -279,10 +280,15 @@ fn sixteen_by_hundred_through_the_socket() {
     let seen = subjects(&sink);
     assert_eq!(seen.len(), 1600);
     assert!(seen.values().all(|&n| n == 1), "no duplicates");
+    let why: Vec<String> = tap
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("maildrop") || l.contains("turned away"))
+        .collect();
     assert_eq!(
         maildrop_mtime(),
         before,
-        "something went through the maildrop"
+        "something went through the maildrop: {why:#?}"
     );
     let (status, err) = d.stop();
     assert!(status.success(), "{err}");
