@@ -124,11 +124,12 @@ relay.host = "127.0.0.1"
 relay.port = $SM_PORT
 relay.program = "$BIN/scriptmail"
 log.socket = "$SM/no-syslog"
+submit.socket = "$SM/submit.sock"
 EOF
 export SCRIPTMAIL_CONFIG=$SM/scriptmail.toml
 "$BIN/scriptmail" relayd </dev/null >/dev/null 2>"$SM/relayd.log" &
 PIDS+=($!)
-for _ in $(seq 100); do [ -S "$SM/queue/relayd.sock" ] && break; sleep 0.05; done
+for _ in $(seq 100); do [ -S "$SM/queue/relayd.sock" ] && [ -S "$SM/submit.sock" ] && break; sleep 0.05; done
 [ -S "$SM/queue/relayd.sock" ] || { echo "relayd did not start: $(cat "$SM/relayd.log")" >&2; exit 1; }
 
 # --- Postfix -------------------------------------------------------------

@@ -189,12 +189,13 @@ relay.host = "127.0.0.1"
 relay.port = $SINKPORT
 relay.program = "$BIN/scriptmail"
 log.socket = "$WORK/sm/log.sock"
+submit.socket = "$WORK/sm/submit.sock"
 EOF
 export SCRIPTMAIL_CONFIG=$WORK/sm/scriptmail.toml
 "$BIN/scriptmail" relayd 2>"$WORK/relayd.err" &
 PIDS+=($!)
 for _ in $(seq 100); do
-    [ -S "$WORK/sm/queue/relayd.sock" ] && break
+    [ -S "$WORK/sm/queue/relayd.sock" ] && [ -S "$WORK/sm/submit.sock" ] && break
     sleep 0.05
 done
 [ -S "$WORK/sm/queue/relayd.sock" ] || die "relayd did not start: $(cat "$WORK/relayd.err")"
@@ -436,6 +437,7 @@ relay.host = "127.0.0.1"
 relay.port = 9
 relay.program = "/bin/true"
 log.socket = "$WORK/sm/log.sock"
+submit.socket = "$WORK/cp/submit.sock"
 EOF
     CTL=("$BIN/scriptmail" --config "$WORK/cp/scriptmail.toml" mailq-ctl)
     t0=$(date +%s.%N)

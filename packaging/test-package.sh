@@ -5,11 +5,14 @@
 # an earlier run is purged first). It:
 #   builds the .deb (installing cargo-deb if missing) and fails on any lintian error;
 #   installs it next to Postfix and checks owners, modes, the set-uid/set-gid bits,
-#   the symlink, the conffile, the user, the units (systemd-analyze verify);
+#   the symlink, the conffile, the user, the units (systemd-analyze verify), the
+#   submission socket unit and /run/scriptmail;
 #   relays a PHP mail() sent by an unprivileged user through a hand-started relayd
-#   to smtp-sink; holds a mail for a blocked account and reinstalls the package over
-#   itself (the held mail and the admin's config survive); then dpkg -r (data and
-#   config kept, programs gone) and dpkg --purge (user, data and config gone).
+#   (handed over on relayd's submission socket) to smtp-sink; holds a mail for a
+#   blocked account and reinstalls the package over itself (the held mail and the
+#   admin's config survive; a mail sent while relayd is stopped goes through the
+#   maildrop); then dpkg -r (data and config kept, programs gone) and dpkg --purge
+#   (user, data and config gone).
 # Everything it starts (smtp-sink, relayd, the test user) is cleaned up on exit.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -170,6 +173,8 @@ expect "statoverride" "$(dpkg-statoverride --list "$SENDMAIL")" "scriptmail scri
 expect /usr/sbin/scriptmail "$(stat_of /usr/sbin/scriptmail)" "root:root 755"
 expect "/usr/sbin/mailq-ctl symlink" "$(readlink /usr/sbin/mailq-ctl)" scriptmail
 expect "$QUEUE" "$(stat_of "$QUEUE")" "scriptmail:scriptmail 700"
+expect /run/scriptmail "$(stat_of /run/scriptmail)" "scriptmail:scriptmail 755"
+expect /usr/lib/tmpfiles.d/scriptmail.conf "$(stat_of /usr/lib/tmpfiles.d/scriptmail.conf)" "root:root 644"
 expect "$CONF" "$(stat_of "$CONF")" "root:root 644"
 cmp -s "$CONF" conf/scriptmail.toml || fail "$CONF differs from conf/scriptmail.toml"
 dpkg-query -W -f='${Conffiles}\n' scriptmail | grep -q "^ $CONF " || fail "$CONF is not a conffile"
@@ -198,17 +203,24 @@ esac
 step "systemd units"
 unitdir=$(dirname "$(dpkg -L scriptmail | grep '/scriptmail-relayd\.service$')")
 units=()
-for u in scriptmail-relayd.service scriptmail-sweep.service scriptmail-sweep.timer \
-    scriptmail-report.service scriptmail-report.timer; do
+for u in scriptmail-relayd.service scriptmail-submit.socket scriptmail-sweep.service \
+    scriptmail-sweep.timer scriptmail-report.service scriptmail-report.timer; do
     [ -f "$unitdir/$u" ] || fail "$unitdir/$u missing"
     units+=("$unitdir/$u")
 done
 ok "units in $unitdir"
-for u in multi-user.target.wants/scriptmail-relayd.service timers.target.wants/scriptmail-sweep.timer \
-    timers.target.wants/scriptmail-report.timer; do
+for u in multi-user.target.wants/scriptmail-relayd.service sockets.target.wants/scriptmail-submit.socket \
+    timers.target.wants/scriptmail-sweep.timer timers.target.wants/scriptmail-report.timer; do
     [ -L "/etc/systemd/system/$u" ] || fail "$u not enabled"
 done
-ok "relayd and both timers enabled"
+ok "relayd, its submission socket and both timers enabled"
+grep -qx 'ListenStream=/run/scriptmail/submit.sock' "$unitdir/scriptmail-submit.socket" ||
+    fail "scriptmail-submit.socket does not listen on the default submit.socket"
+grep -qx 'Service=scriptmail-relayd.service' "$unitdir/scriptmail-submit.socket" ||
+    fail "scriptmail-submit.socket is not wired to scriptmail-relayd.service"
+grep -qx 'Requires=scriptmail-submit.socket' "$unitdir/scriptmail-relayd.service" ||
+    fail "scriptmail-relayd.service does not require its socket"
+ok "scriptmail-submit.socket wired to scriptmail-relayd.service"
 # verify: syntax, unknown keys, and that every ExecStart program exists. It runs
 # without a running systemd; any message at all counts as a failure.
 if verify_out=$(SYSTEMD_LOG_COLOR=0 systemd-analyze verify "${units[@]}" 2>&1) && [ -z "$verify_out" ]; then
@@ -256,7 +268,8 @@ for _ in $(seq 50); do
 done
 ok "smtp-sink on 127.0.0.1:$port"
 
-# An admin's edit of the conffile: relay to the sink.
+# An admin's edit of the conffile: relay to the sink. No syslog socket: relayd
+# logs to its stderr (relayd.log), where the test reads how mail reached it.
 cat >"$CONF" <<EOF
 # Edited by test-package.sh: relay to smtp-sink.
 [node]
@@ -264,17 +277,22 @@ domain = "node.test"
 [relay]
 host = "127.0.0.1"
 port = $port
+[log]
+socket = "$work/no-syslog"
 EOF
 relayd_start() {
     runuser -u scriptmail -- /usr/sbin/scriptmail relayd >>"$work/relayd.log" 2>&1 &
     relayd_pid=$!
-    # Up when its wake-up socket exists (it binds that after opening the queue).
+    # Up when its wake-up and submission sockets exist (it binds them after
+    # opening the queue). A socket left by an earlier relayd is replaced.
+    rm -f /run/scriptmail/submit.sock
     for _ in $(seq 50); do
-        [ -S "$QUEUE/relayd.sock" ] && break
+        [ -S "$QUEUE/relayd.sock" ] && [ -S /run/scriptmail/submit.sock ] && break
         kill -0 "$relayd_pid" 2>/dev/null || fail "relayd exited at once"
         sleep 0.1
     done
     kill -0 "$relayd_pid" 2>/dev/null || fail "relayd exited at once"
+    expect "submission socket" "$(stat_of /run/scriptmail/submit.sock)" "scriptmail:scriptmail 666"
     ok "relayd running as scriptmail (pid $relayd_pid)"
 }
 relayd_stop() {
@@ -309,6 +327,10 @@ done
 msg=$(grep -l '^Subject: pkgtest one' "$work"/sink/*)
 grep -qi "^Received: .*$TEST_USER" "$msg" || fail "no Received: header naming $TEST_USER in $msg"
 ok "delivered, Received: names $TEST_USER"
+grep -q "account=$TEST_USER .*status=queued via=socket" "$work/relayd.log" ||
+    fail "relayd did not take the mail on its submission socket"
+expect "maildrop files" "$(find "$QUEUE/maildrop" -type f | wc -l)" 0
+ok "handed to relayd over /run/scriptmail/submit.sock"
 for _ in $(seq 50); do
     [ "$(db_count "state = 'sent'")" = 1 ] && break
     sleep 0.1
@@ -335,8 +357,15 @@ grep -q "^port = $port\$" "$CONF" || fail "the admin's edit of $CONF was lost"
 ok "the admin's $CONF kept"
 expect "$SENDMAIL after reinstall" "$(stat_of "$SENDMAIL")" "scriptmail:scriptmail 6755"
 expect "$QUEUE after reinstall" "$(stat_of "$QUEUE")" "scriptmail:scriptmail 700"
+# relayd is not running: sendmail writes the maildrop and starts a one-shot
+# delivery, which imports it.
 php_mail "pkgtest held two" || fail "mail() after reinstall returned false"
+for _ in $(seq 100); do
+    [ "$(db_count "state = 'held'")" = 2 ] && break
+    sleep 0.1
+done
 expect "held messages after another mail" "$(db_count "state = 'held'")" 2
+expect "maildrop files after the import" "$(find "$QUEUE/maildrop" -type f | wc -l)" 0
 relayd_start
 
 step "dpkg -r: programs gone, data and config kept"
@@ -360,7 +389,7 @@ case "$(pkg_state)" in
 "" | not-installed) ok "package purged" ;;
 *) fail "package state after purge: $(pkg_state)" ;;
 esac
-for p in "$QUEUE" /etc/scriptmail; do
+for p in "$QUEUE" /etc/scriptmail /run/scriptmail; do
     [ -e "$p" ] && fail "$p still there after purge"
 done
 getent passwd scriptmail >/dev/null && fail "user scriptmail still there after purge"

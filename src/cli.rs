@@ -42,6 +42,11 @@ pub enum Command {
     /// Show the whole path on this machine: submit a message through the
     /// sendmail interface to a built-in SMTP sink and show it delivered.
     Demo,
+    /// What `sendmail -bp` runs when relayd does not answer: list the
+    /// pending mail of the account of UID. Internal: only the queue owner
+    /// may run it (`sendmail` runs it after its switch to the service user).
+    #[command(hide = true, name = "internal-mailq")]
+    InternalMailq { uid: u32 },
     /// Write man pages or shell completions generated from this CLI.
     #[command(hide = true)]
     Generate {
@@ -56,4 +61,16 @@ pub enum Generate {
     Man { dir: PathBuf },
     /// Completions for bash, zsh and fish into DIR.
     Completions { dir: PathBuf },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sendmail -bp` without relayd execs this verb by name (`submit::LISTING_VERB`).
+    #[test]
+    fn the_listing_verb_sendmail_execs_exists() {
+        let cli = Cli::try_parse_from(["scriptmail", crate::submit::LISTING_VERB, "1001"]).unwrap();
+        assert!(matches!(cli.command, Command::InternalMailq { uid: 1001 }));
+    }
 }

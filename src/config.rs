@@ -15,6 +15,11 @@ use serde::Deserialize;
 
 use crate::exit::Exit;
 
+mod submit;
+
+use submit::RawSubmit;
+pub use submit::SubmitConfig;
+
 /// Where the configuration lives when nothing else is said.
 pub const DEFAULT_PATH: &str = "/etc/scriptmail/scriptmail.toml";
 /// The environment variable that names another configuration file
@@ -76,6 +81,8 @@ struct RawConfig {
     report: RawReport,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    submit: RawSubmit,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -184,6 +191,7 @@ pub struct Config {
     pub report_from: String,
     /// The syslog socket; when it is absent, logging falls back (see `log`).
     pub log_socket: PathBuf,
+    pub submit: SubmitConfig,
 }
 
 /// How to reach the smarthost.
@@ -341,6 +349,7 @@ impl Config {
                 format!("VERP sender {sample:?} cannot be sent: {why} (see also bounce.domain)"),
             ));
         }
+        let submit = submit::parse(raw.submit, read_timeout, &invalid, &dur)?;
         Ok(Config {
             path: path.to_path_buf(),
             queue_dir: raw
@@ -419,6 +428,7 @@ impl Config {
                 .from
                 .unwrap_or_else(|| format!("scriptmail@{domain}")),
             log_socket: raw.log.socket.unwrap_or_else(|| PathBuf::from("/dev/log")),
+            submit,
             domain,
             hostname,
         })
@@ -522,6 +532,17 @@ mod tests {
         assert_eq!(c.relay.tls, TlsMode::None);
         assert!(c.relay.verify_certificate);
         assert_eq!(c.limits.max_per_day, 0);
+        assert_eq!(
+            c.submit.socket,
+            PathBuf::from("/run/scriptmail/submit.sock")
+        );
+        assert_eq!(c.submit.timeout, Duration::from_secs(5));
+        assert_eq!(c.submit.read_timeout, Duration::from_secs(330));
+        let c = parse("[queue]\nread_timeout = \"1m\"\n").unwrap();
+        assert_eq!(c.submit.read_timeout, Duration::from_secs(90));
+        assert_eq!(c.submit.max_connections, 512);
+        assert_eq!(c.submit.max_connections_per_uid, 64);
+        assert_eq!(c.submit.max_per_account, 64);
     }
 
     #[test]
@@ -585,6 +606,15 @@ tls = "starttls"
             ("[queue]\nmax_recipients = 0\n", "queue.max_recipients"),
             ("[queue]\nread_timeout = \"0s\"\n", "queue.read_timeout"),
             ("[queue]\nread_timeout = \"2d\"\n", "queue.read_timeout"),
+            ("[submit]\nsocket = \"relative.sock\"\n", "submit.socket"),
+            ("[submit]\ntimeout = \"0s\"\n", "submit.timeout"),
+            ("[submit]\nread_timeout = \"3d\"\n", "submit.read_timeout"),
+            ("[submit]\nmax_connections = 0\n", "submit.max_connections"),
+            (
+                "[submit]\nmax_connections = 8\nmax_connections_per_uid = 9\n",
+                "submit.max_connections_per_uid",
+            ),
+            ("[submit]\nmax_per_account = 0\n", "submit.max_per_account"),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.to_string().contains(key), "{text}: {e}");

@@ -60,10 +60,12 @@ pub fn run() -> Result<Exit, Failure> {
 
     let config = dir.join("scriptmail.toml");
     let text = format!(
-        "[node]\ndomain = \"demo.example.net\"\n[queue]\ndir = \"{}\"\n[relay]\nhost = \"127.0.0.1\"\nport = {port}\nprogram = \"{}\"\n[log]\nsocket = \"{}\"\n",
+        "[node]\ndomain = \"demo.example.net\"\n[queue]\ndir = \"{}\"\n[relay]\nhost = \"127.0.0.1\"\nport = {port}\nprogram = \"{}\"\n[log]\nsocket = \"{}\"\n[submit]\nsocket = \"{}\"\n",
         dir.join("queue").display(),
         me.display(),
-        dir.join("no-syslog").display()
+        dir.join("no-syslog").display(),
+        // Not the node's relayd: the demo's queue is its own.
+        dir.join("submit.sock").display()
     );
     std::fs::write(&config, text).map_err(|e| (Exit::CantCreat, e.to_string()))?;
     println!("queue:      {}", dir.join("queue").display());

@@ -5,8 +5,10 @@
 //!
 //! Two programs share this library: the small privileged `sendmail`
 //! (`src/bin/sendmail.rs`, which uses only `submit` and what it needs: no
-//! SMTP, TLS or clap code is linked into it) and `scriptmail` (`src/main.rs`:
-//! `mailq-ctl`, `relayd`, `bounce`, and an unprivileged `sendmail`).
+//! SQLite, SMTP, TLS or clap code is linked into it — it hands each message
+//! to relayd over a socket, `handoff`, or drops it into the `maildrop`) and
+//! `scriptmail` (`src/main.rs`: `mailq-ctl`, `relayd` with its `submission`
+//! server, `bounce`, and an unprivileged `sendmail`).
 
 pub mod account;
 pub mod address;
@@ -24,7 +26,9 @@ pub mod encoding;
 pub mod envelope;
 pub mod exit;
 pub mod generate;
+pub mod handoff;
 pub mod log;
+pub mod maildrop;
 pub mod message;
 pub mod mime;
 pub mod options;
@@ -36,8 +40,10 @@ pub mod relay;
 pub mod report;
 pub mod sanitize;
 pub mod schedule;
+pub mod slots;
 pub mod smtp_server;
 pub mod store;
+pub mod submission;
 pub mod submit;
 pub mod transport;
 pub mod wake;

@@ -124,6 +124,23 @@ fn run(cli: Cli, config_path: Option<PathBuf>) -> Result<Exit, Failure> {
             privilege::become_queue_owner(&cfg).map_err(|e| (e.exit_code(), e.to_string()))?;
             scriptmail::bounce::run(&cfg, config_path.as_deref(), recipient.as_deref())
         }
+        Command::InternalMailq { uid } => {
+            let cfg = load(config_path.as_deref())?;
+            log::init(&cfg.log_socket, "scriptmail/sendmail", false);
+            privilege::become_queue_owner(&cfg).map_err(|e| (e.exit_code(), e.to_string()))?;
+            // It stands in for `sendmail -bp`: errors look like sendmail's.
+            match scriptmail::submission::listing::print_for_uid(&cfg, uid) {
+                Ok(()) => Ok(Exit::Ok),
+                Err((code, msg)) => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "sendmail: {}",
+                        scriptmail::sanitize::line(&msg)
+                    );
+                    Ok(code)
+                }
+            }
+        }
         Command::Demo => scriptmail::demo::run(),
         Command::Generate { what } => scriptmail::generate::run(what),
     }

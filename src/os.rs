@@ -1,11 +1,14 @@
 //! The operating-system interface: users, credentials, descriptors, rlimits.
 //!
-//! This is the only module with `unsafe`; every block says why it is sound.
+//! This is the only module with `unsafe` (with its child `os::socket`, the
+//! submit socket's ends); every block says why it is sound.
 //! Everything here is a thin, documented wrapper around one libc call so the
 //! privileged `sendmail` path can be audited in one screen.
 
 use std::ffi::{CStr, CString};
 use std::io;
+
+pub mod socket;
 
 /// A passwd entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +137,70 @@ pub fn become_user(user: &User) -> io::Result<()> {
         return Err(io::Error::other("gid switch incomplete"));
     }
     Ok(())
+}
+
+/// Set only the effective uid, leaving the real and saved ones as they are.
+/// The set-uid `sendmail` uses it to connect to relayd's submit socket as
+/// its caller (the kernel records the peer's credentials at connect(2)), and
+/// to come back to the service user, which is still its saved uid.
+pub fn set_effective_uid(uid: u32) -> io::Result<()> {
+    // SAFETY: setresuid takes plain integers; -1 (as uid_t) leaves an id unchanged.
+    if unsafe { libc::setresuid(libc::uid_t::MAX, uid, libc::uid_t::MAX) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Try to take an exclusive lock on byte `index` of `file` without waiting:
+/// an open-file-description lock (`F_OFD_SETLK`), released when the last
+/// descriptor of this open goes away — at the latest when the process exits.
+/// `Ok(false)` when another open holds it.
+pub fn try_lock_byte(file: &std::fs::File, index: u64) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock is plain data; all-zero is a valid value (l_pid must be 0
+    // for OFD locks).
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = libc::off_t::try_from(index).map_err(io::Error::other)?;
+    fl.l_len = 1;
+    // SAFETY: a valid descriptor and a valid flock pointer.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl) } == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+/// Wait until `fd` can be read without blocking (data, end of input, an
+/// error or, for a listening socket, a connection), for at most `timeout`.
+/// `Ok(false)` when the time ran out or a signal interrupted the wait.
+pub fn readable_within(fd: std::os::fd::RawFd, timeout: std::time::Duration) -> io::Result<bool> {
+    // Round up, so a wait of a few microseconds is not a busy poll of 0 ms.
+    let ms = timeout.as_nanos().div_ceil(1_000_000);
+    let ms = libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX);
+    let mut fds = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, and its count is 1.
+    let rc = unsafe { libc::poll(&mut fds, 1, ms) };
+    match rc {
+        0 => Ok(false),
+        n if n > 0 => Ok(true),
+        _ => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+    }
 }
 
 /// Close every descriptor above 2 (inherited pipes, sockets, the caller's
@@ -387,28 +454,7 @@ pub fn is_tty(fd: i32) -> bool {
 /// the time ran out; an interrupted wait is `Ok(false)` too, so the caller
 /// re-checks its own deadline.
 pub fn stdin_readable_within(timeout: std::time::Duration) -> io::Result<bool> {
-    // Round up, so a wait of a few microseconds is not a busy poll of 0 ms.
-    let ms = timeout.as_nanos().div_ceil(1_000_000);
-    let ms = libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX);
-    let mut fds = libc::pollfd {
-        fd: 0,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, and its count is 1.
-    let rc = unsafe { libc::poll(&mut fds, 1, ms) };
-    match rc {
-        0 => Ok(false),
-        n if n > 0 => Ok(true),
-        _ => {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                Ok(false)
-            } else {
-                Err(e)
-            }
-        }
-    }
+    readable_within(0, timeout)
 }
 
 /// read(2) from standard input, with no buffering of our own: after

@@ -36,6 +36,8 @@ const QUEUE_FILES: &[&str] = &[
     "relayd.lock",
     "relayd.pid",
     "relayd.sock",
+    "maildrop",
+    "slots",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -33,13 +33,18 @@
 //! smarthost is unreachable an idle worker probes it at the transport's
 //! hold pace, and when it answers again the deferred backlog is made due.
 //!
+//! ## Submissions
+//! The daemon also takes submissions on the submit socket and imports the
+//! maildrop (`submission`, docs/submission.md); a one-shot imports the
+//! maildrop when it starts, on every wake-up and in its last look.
+//!
 //! ## The one-shot's last look
 //! A one-shot exits when the queue has nothing due. A submission that
 //! committed while the one-shot was finishing either reached its socket (so
 //! it committed before the one-shot lets go of the lock) or found no socket
 //! and started another one-shot, which may find the lock still held and exit.
 //! So after letting go of the lock the one-shot looks once more, and relays
-//! again if anything is due and the lock is free.
+//! again if anything is due (or waits in the maildrop) and the lock is free.
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
@@ -227,13 +232,15 @@ fn run_once(cfg: &Config) -> Result<(), RelayError> {
     };
     loop {
         requeue_orphans(cfg)?;
+        crate::submission::import::drain_queue(cfg)?;
         if serve(cfg, None, Mode::Once)? == Ended::Stopped {
             return Ok(());
         }
         drop(lock);
-        let due = Store::open(&cfg.db_path(), Durability::Normal)?
-            .next_due()?
-            .is_some_and(|t| t <= clock::now_ms());
+        let due = crate::maildrop::has_entries(&cfg.queue_dir)
+            || Store::open(&cfg.db_path(), Durability::Normal)?
+                .next_due()?
+                .is_some_and(|t| t <= clock::now_ms());
         if !due {
             return Ok(());
         }
@@ -326,6 +333,30 @@ fn serve(cfg: &Config, config_path: Option<&Path>, mode: Mode) -> Result<Ended, 
         cond: Condvar::new(),
         stop: AtomicBool::new(false),
     });
+    // The daemon takes submissions (docs/submission.md); it and the
+    // one-shot import the maildrop, on every wake-up too.
+    let intake = match mode {
+        Mode::Daemon => Some(crate::submission::Server::start(
+            cfg,
+            {
+                let s = Arc::clone(&shared);
+                Arc::new(move || s.config())
+            },
+            {
+                let s = Arc::clone(&shared);
+                Arc::new(move || s.wake_all())
+            },
+        )?),
+        Mode::Once => None,
+    };
+    let import = || match &intake {
+        Some(server) => server.import_soon(),
+        None => {
+            if let Err(e) = crate::submission::import::drain_queue(cfg) {
+                log::log(Level::Err, &format!("maildrop import failed: {e}"));
+            }
+        }
+    };
     let workers = match mode {
         Mode::Daemon => cfg.relay.connections,
         Mode::Once => 1,
@@ -384,6 +415,8 @@ fn serve(cfg: &Config, config_path: Option<&Path>, mode: Mode) -> Result<Ended, 
                 let _ = socket.set_nonblocking(false);
                 if handover && mode == Mode::Once {
                     shared.stop.store(true, Ordering::SeqCst);
+                } else {
+                    import();
                 }
                 shared.wake_all();
             }
@@ -398,6 +431,9 @@ fn serve(cfg: &Config, config_path: Option<&Path>, mode: Mode) -> Result<Ended, 
         }
     }
     let _ = std::fs::remove_file(&socket_path);
+    if let Some(server) = intake {
+        server.stop();
+    }
     let mut first_err = None;
     for h in handles {
         match h.join() {
@@ -449,6 +485,16 @@ fn reload(shared: &Shared, config_path: Option<&Path>) {
         log::log(
             Level::Warning,
             "reload: relay.connections takes effect when relayd restarts",
+        );
+    }
+    let (n, o) = (&new.submit, &old.submit);
+    if n.socket != o.socket
+        || n.max_connections != o.max_connections
+        || n.max_connections_per_uid != o.max_connections_per_uid
+    {
+        log::log(
+            Level::Warning,
+            "reload: submit.socket and submit.max_connections* take effect when relayd restarts",
         );
     }
     log::log(

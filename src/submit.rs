@@ -7,13 +7,18 @@
 //! limits reset (see `os`). Everything the caller controls — arguments,
 //! stdin, the working directory's name — is data, never instructions.
 //!
-//! Order of work: parse options (usage errors exit 64 before stdin is read),
-//! load config, find the account, drop to the service user, read and fix up
-//! the message, commit it in one transaction, wake the relay, exit 0.
+//! Order of work (docs/submission.md): parse options (usage errors exit 64
+//! before stdin is read), load config, find the account; connect to relayd's
+//! submit socket *as the caller* (effective uid = real uid for the
+//! connect(2), so the kernel names the caller to relayd); switch fully to
+//! the service user; take one of the account's submission slots; read and
+//! fix up the message; hand it to relayd and exit 0 only on its answer — or,
+//! when relayd cannot take it, write it to the maildrop (fsynced) and wake
+//! the relay. `sendmail` never opens the SQLite queue.
 
-use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io::{BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,18 +26,25 @@ use crate::address::{self, AddressError};
 use crate::clock;
 use crate::config::{self, Config, ConfigError};
 use crate::deadline::{self, Deadline, TimedStdin};
-use crate::dsn_params::{Envid, Notify, Ret};
-use crate::envelope::{self, Unsendable};
+use crate::envelope::Unsendable;
 use crate::exit::Exit;
+use crate::handoff::client::Client;
+use crate::handoff::frame::Reply;
+use crate::handoff::{Origin, Parcel, listing};
 use crate::log::{self, Level};
-use crate::message::{self, Header, Message, MessageError, ReadOptions};
-use crate::options::{self, BodyType, Invocation, Mode, Sender, UsageError};
+use crate::maildrop::{self, MaildropError};
+use crate::message::{self, MessageError, ReadOptions};
+use crate::options::{self, Invocation, Mode, UsageError};
 use crate::os;
-use crate::reencode;
 use crate::sanitize;
+use crate::slots::{self, SlotError};
 use crate::smtp_server::{self, Envelope, Verdict};
-use crate::store::{Durability, NewMessage, Store, StoreError};
 use crate::wake;
+
+mod prepare;
+
+pub use prepare::new_qid;
+use prepare::{Recipients, Submission, checked, envelope_sender};
 
 /// Why a submission failed; each knows its exit status.
 #[derive(Debug, thiserror::Error)]
@@ -56,14 +68,21 @@ pub enum SubmitError {
         .0.as_secs()
     )]
     ReadTimeout(Duration),
+    /// relayd refused the message for good; its exit status.
+    #[error("{text}")]
+    Refused { exit: Exit, text: String },
     #[error("{0}")]
-    Store(#[from] StoreError),
+    Maildrop(#[from] MaildropError),
+    #[error("{0}")]
+    Slot(#[from] SlotError),
     #[error("{0}")]
     NotAllowed(String),
     #[error("{0}")]
     Os(String),
     #[error("{0}")]
     Install(String),
+    #[error("cannot list the queue: {0}")]
+    Listing(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -81,10 +100,13 @@ impl SubmitError {
             SubmitError::TooManyRecipients { .. } => Exit::DataErr,
             // The caller never completed its input: not a message we could take.
             SubmitError::ReadTimeout(_) => Exit::DataErr,
-            SubmitError::Store(e) => e.exit_code(),
+            SubmitError::Refused { exit, .. } => *exit,
+            SubmitError::Maildrop(e) => e.exit_code(),
+            SubmitError::Slot(e) => e.exit_code(),
             SubmitError::NotAllowed(_) => Exit::NoPerm,
             SubmitError::Os(_) => Exit::OsErr,
             SubmitError::Install(_) => Exit::Config,
+            SubmitError::Listing(_) => Exit::Unavailable,
             SubmitError::Io(_) => Exit::IoErr,
         }
     }
@@ -97,6 +119,16 @@ pub struct Caller {
     pub account: String,
 }
 
+/// What every mode needs after the switch.
+struct Ctx {
+    cfg: Config,
+    caller: Caller,
+    cwd: String,
+    waker: Waker,
+    /// The connection to relayd, while it lasts (`None`: use the maildrop).
+    client: Option<Client>,
+}
+
 /// Run one `sendmail` invocation. `argv0`/`args` as given by the OS.
 pub fn run(argv0: OsString, args: Vec<OsString>) -> Result<(), SubmitError> {
     let privileged = os::is_privileged();
@@ -105,7 +137,8 @@ pub fn run(argv0: OsString, args: Vec<OsString>) -> Result<(), SubmitError> {
     let gid = os::real_gid();
     let service_uid = os::effective_uid();
     let service_gid = os::effective_gid();
-    // The caller's working directory: "which script" evidence (SPEC §4).
+    // The caller's working directory: "which script" evidence (README, "The
+    // `sendmail` interface").
     let cwd = std::env::current_dir()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
@@ -135,6 +168,12 @@ pub fn run(argv0: OsString, args: Vec<OsString>) -> Result<(), SubmitError> {
     let cfg = Config::load(config_path.as_deref())?;
     log::init(&cfg.log_socket, "scriptmail/sendmail", false);
     let caller = identify(&cfg, uid)?;
+    let client = match inv.mode {
+        Mode::Deliver | Mode::Smtp | Mode::PrintQueue => {
+            connect_as_caller(&cfg, privileged.then_some((uid, service_uid)))?
+        }
+        Mode::Newaliases | Mode::Verify | Mode::RunQueue => None,
+    };
     if privileged {
         let user = os::User {
             name: String::new(),
@@ -156,21 +195,47 @@ pub fn run(argv0: OsString, args: Vec<OsString>) -> Result<(), SubmitError> {
             None
         },
     };
+    let mut ctx = Ctx {
+        cfg,
+        caller,
+        cwd,
+        waker,
+        client,
+    };
     match inv.mode {
-        Mode::Deliver => deliver(&cfg, &caller, &inv, &cwd, &waker),
-        Mode::Smtp => smtp_session(&cfg, &caller, &inv, &cwd, &waker),
-        Mode::PrintQueue => print_queue(&cfg, &caller),
+        Mode::Deliver => deliver(&mut ctx, &inv),
+        Mode::Smtp => smtp_session(&mut ctx, &inv),
+        Mode::PrintQueue => print_queue(ctx),
         // There is no alias database: nothing to rebuild.
         Mode::Newaliases => Ok(()),
-        Mode::Verify => verify(&cfg, &inv),
+        Mode::Verify => verify(&ctx.cfg, &inv),
         Mode::RunQueue => {
-            waker.wake(&cfg);
+            ctx.waker.wake(&ctx.cfg);
             Ok(())
         }
     }
 }
 
-/// Refuse to run privileged from a wrong installation (SPEC §7): set-uid root
+/// Connect to relayd's submit socket with the caller's uid as the effective
+/// uid, so the kernel records the caller as the peer (docs/submission.md,
+/// "Identity"), then take the service user back as the effective uid (still
+/// the saved uid: allowed). `ids` is `(caller, service)` when privileged.
+/// No daemon, or any failure to connect, is `None`: the maildrop is used.
+fn connect_as_caller(cfg: &Config, ids: Option<(u32, u32)>) -> Result<Option<Client>, SubmitError> {
+    if let Some((caller, _)) = ids
+        && os::set_effective_uid(caller).is_err()
+    {
+        return Ok(None);
+    }
+    let client = Client::connect(&cfg.submit.socket, cfg.submit.timeout).ok();
+    if let Some((_, service)) = ids {
+        os::set_effective_uid(service)
+            .map_err(|e| SubmitError::Os(format!("cannot switch back to the service user: {e}")))?;
+    }
+    Ok(client)
+}
+
+/// Refuse to run privileged from a wrong installation (SECURITY.md): set-uid root
 /// would run the whole parser as root for every tenant; set-gid alone leaves
 /// the process the caller's, who could then stop it inside the queue lock.
 /// The package installs it `scriptmail:scriptmail` mode 6755.
@@ -192,8 +257,8 @@ fn check_installation(uid: u32, gid: u32, euid: u32, egid: u32) -> Result<(), Su
     Ok(())
 }
 
-/// Wakes the relay after a commit (see `wake`), unless the caller left this
-/// process unfit to start a delivery run for the whole node.
+/// Wakes the relay after a message went to the maildrop (see `wake`), unless
+/// the caller left this process unfit to start a delivery run for the node.
 struct Waker {
     config_path: Option<PathBuf>,
     account: String,
@@ -208,14 +273,15 @@ impl Waker {
             // A one-shot inherits the caller's scheduling class and hard
             // limits; holding the relay lock, a starved or dying one would
             // delay every account's mail. The daemon still gets its wake-up;
-            // without one, the next submission or the timer relays this mail.
+            // without one, the next submission or the sweep timer imports
+            // and relays this mail.
             Some(why) => {
                 if !wake::poke(&cfg.wake_socket()) {
                     log::log(
                         Level::Warning,
                         &format!(
                             "account={} stat=\"not starting a delivery run: caller's {why}; \
-                             mail stays queued for the relay daemon\"",
+                             mail stays in the maildrop for the relay daemon or the sweep\"",
                             self.account
                         ),
                     );
@@ -252,261 +318,54 @@ pub fn identify(cfg: &Config, uid: u32) -> Result<Caller, SubmitError> {
     Ok(Caller { uid, account })
 }
 
-/// A fresh queue id: 20 upper-case hex digits, the time in seconds then 48
-/// random bits. The id is UNIQUE in the queue and a collision would fail a
-/// submission: with 32 random bits, a fleet of 10,000 nodes at 10 mails/s
-/// would see several a day; with 48, about one in a thousand years.
-pub fn new_qid(now: i64) -> String {
-    let r = os::random_u64() & 0xFFFF_FFFF_FFFF;
-    format!("{:08X}{:012X}", (now / 1000) as u32, r)
-}
-
-/// Envelope and headers decided from the invocation, shared by -t and -bs.
-struct Submission<'a> {
-    cfg: &'a Config,
-    caller: &'a Caller,
-    cwd: &'a str,
-    full_name: Option<&'a str>,
-    dsn_notify: Option<Notify>,
-    dsn_ret: Option<Ret>,
-    envid: Option<&'a Envid>,
-    declared_8bit: bool,
-}
-
-impl Submission<'_> {
-    /// Fix up the message (SPEC §4), enqueue it, return its queue id.
-    fn enqueue(
-        &self,
-        store: &mut Store,
-        mut msg: Message,
-        sender: &str,
-        recipients: &[String],
-    ) -> Result<(String, bool), SubmitError> {
-        let now = clock::now_ms();
-        let qid = new_qid(now);
-        let cfg = self.cfg;
-        for name in ["Bcc", "Resent-Bcc", "Return-Path", "Content-Length"] {
-            msg.remove(name);
-        }
-        let subject = msg.values("Subject").next().unwrap_or_default();
-        let script = msg
-            .values("X-PHP-Originating-Script")
-            .next()
-            .unwrap_or_default();
-        if !msg.has("From") {
-            let addr = if sender.is_empty() {
-                format!("{}@{}", self.caller.account, cfg.domain)
-            } else {
-                sender.to_string()
-            };
-            let value = match self.full_name {
-                Some(name) if !name.trim().is_empty() => {
-                    format!("{} <{addr}>", quote_phrase(name))
-                }
-                _ => addr,
-            };
-            msg.append(Header::new("From", &value));
-        }
-        if !msg.has("Date") {
-            msg.append(Header::new("Date", &clock::format_rfc5322(now)));
-        }
-        if !msg.has("Message-ID") {
-            msg.append(Header::new(
-                "Message-ID",
-                &format!("<{}.{}@{}>", now, qid, cfg.hostname),
-            ));
-        }
-        // Trace (RFC 5321 §4.4): the account and queue id let an abuse desk
-        // go from a complaint to the account in one step.
-        msg.prepend(Header::new(
-            "Received",
-            &format!(
-                "by {} (scriptmail, from userid {} account {})\r\n\tid {}; {}",
-                cfg.hostname,
-                self.caller.uid,
-                self.caller.account,
-                qid,
-                clock::format_rfc5322(now)
-            ),
-        ));
-        // The limit applies to the message as the caller wrote it: re-encoding
-        // below (quoted-printable or base64, whichever is shorter) may add up to
-        // about a third, and the caller cannot know that.
-        if msg.wire_len() > cfg.max_message_size {
-            return Err(MessageError::TooLarge {
-                max: cfg.max_message_size,
+/// Hand `parcel` to relayd and take its verdict, or — when relayd cannot
+/// take it — write it to the maildrop under the same queue id and wake the
+/// relay. `Ok` only once the message is committed or on disk.
+fn hand_over(ctx: &mut Ctx, parcel: &Parcel) -> Result<(), SubmitError> {
+    if let Some(client) = ctx.client.as_mut() {
+        match client.hand_over(parcel) {
+            Ok(Reply::Accepted { .. }) => return Ok(()),
+            Ok(Reply::Refused { exit, text, .. }) => {
+                return Err(SubmitError::Refused { exit, text });
             }
-            .into());
-        }
-        let refit = reencode::refit(&mut msg);
-        let mut data = Vec::with_capacity(msg.wire_len() as usize + 256);
-        msg.write_wire(&mut data);
-        // Not `declared_8bit`: re-encoding may have made an 8-bit body 7-bit.
-        let body_8bit = (self.declared_8bit && !refit.changed()) || !data.is_ascii();
-        let subject = sanitize::truncate(&sanitize::line(subject.trim()), 200).into_owned();
-        let script = sanitize::truncate(&sanitize::line(script.trim()), 200).into_owned();
-        let result = store.submit(
-            &NewMessage {
-                qid: &qid,
-                account: &self.caller.account,
-                uid: self.caller.uid,
-                sender,
-                recipients,
-                data: &data,
-                subject: &subject,
-                script: &script,
-                cwd: self.cwd,
-                dsn_notify: self.dsn_notify,
-                dsn_ret: self.dsn_ret,
-                envid: self.envid,
-                body_8bit,
-                system: false,
-            },
-            cfg.enqueue_policy(),
-            now,
-            &format!(" cwd={}", log::quote(self.cwd)),
-        )?;
-        if refit.changed() {
-            log::log(
-                Level::Info,
+            // The client turns a deferral into `Lost`.
+            Ok(Reply::Deferred { .. }) => {}
+            Err(lost) => log::log(
+                Level::Warning,
                 &format!(
-                    "qid={qid} account={} stat=\"lines over 998 octets: {} part(s) re-encoded, \
-                     {} broken, {} header field(s) folded, {} dropped\"",
-                    self.caller.account, refit.reencoded, refit.broken, refit.folded, refit.dropped
+                    "qid={} account={} stat=\"{}; the message goes to the maildrop\"",
+                    parcel.qid,
+                    ctx.caller.account,
+                    sanitize::line(&lost.to_string())
                 ),
-            );
+            ),
         }
-        Ok((qid, result.held))
+        // Whatever went wrong, this connection is done with.
+        ctx.client = None;
     }
+    maildrop::check_queue_version(&ctx.cfg.queue_dir)?;
+    let origin = Origin {
+        uid: ctx.caller.uid,
+        time: clock::now_ms(),
+    };
+    maildrop::write(&ctx.cfg.queue_dir, origin, parcel)?;
+    ctx.waker.wake(&ctx.cfg);
+    Ok(())
 }
 
-/// Quote a display name for a From: header (RFC 5322 §3.2.4) unless it is
-/// already an encoded word or a plain atom sequence.
-fn quote_phrase(name: &str) -> String {
-    let name: String = name.chars().filter(|c| !c.is_control()).collect();
-    let plain = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || " !#$%&'*+-/=?^_`{|}~".contains(c));
-    if plain || name.starts_with("=?") {
-        return name;
-    }
-    let mut q = String::from("\"");
-    for c in name.chars() {
-        if c == '"' || c == '\\' {
-            q.push('\\');
-        }
-        q.push(c);
-    }
-    q.push('"');
-    q
-}
-
-/// The envelope sender: `-f` if given, else `account@domain`.
-fn envelope_sender(cfg: &Config, caller: &Caller, inv: &Invocation) -> Result<String, SubmitError> {
-    match &inv.sender {
-        None => checked(format!("{}@{}", caller.account, cfg.domain)),
-        Some(Sender::Null) => Ok(String::new()),
-        Some(Sender::Address(raw)) => {
-            let parsed = address::parse_sender(raw).map_err(|source| SubmitError::Address {
-                what: format!("bad sender {:?}", sanitize::line(raw)),
-                source,
-            })?;
-            match parsed {
-                None => Ok(String::new()),
-                Some(a) => checked(address::qualify(&a, &cfg.domain)),
-            }
-        }
-    }
-}
-
-/// `addr` (qualified) if the relay can send it: what sendmail accepts must not fail
-/// at the relay after exit 0 (`envelope` module doc).
-fn checked(addr: String) -> Result<String, SubmitError> {
-    match envelope::check(&addr) {
-        Ok(()) => Ok(addr),
-        Err(reason) => Err(SubmitError::Unsendable {
-            addr: sanitize::line(&addr).into_owned(),
-            reason,
-        }),
-    }
-}
-
-/// The envelope recipients of one message: qualified, checked, each once
-/// (the domain compares case-insensitively), at most `max`.
-///
-/// Linear in the number of addresses: a `-t` header can list a hundred
-/// thousand, and a quadratic check took minutes of CPU the caller cannot
-/// kill (this runs as the service user).
-struct Recipients {
-    list: Vec<String>,
-    seen: HashSet<String>,
-    max: usize,
-}
-
-impl Recipients {
-    fn new(max: usize) -> Recipients {
-        Recipients {
-            list: Vec::new(),
-            seen: HashSet::new(),
-            max,
-        }
-    }
-
-    /// Add the addresses of `list` not already there.
-    fn add(&mut self, cfg: &Config, list: Vec<String>) -> Result<(), SubmitError> {
-        for a in list {
-            let a = checked(address::qualify(&a, &cfg.domain))?;
-            if self.seen.insert(dedupe_key(&a)) {
-                if self.list.len() == self.max {
-                    return Err(SubmitError::TooManyRecipients { max: self.max });
-                }
-                self.list.push(a);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// What makes two recipients the same: the local part as written (RFC 5321
-/// §2.4: only the receiving host may fold its case), the domain in any case.
-fn dedupe_key(a: &str) -> String {
-    match a.rsplit_once('@') {
-        Some((l, d)) => format!("{l}@{}", d.to_ascii_lowercase()),
-        None => a.to_string(),
-    }
-}
-
-fn submission<'a>(
-    cfg: &'a Config,
-    caller: &'a Caller,
-    inv: &'a Invocation,
-    cwd: &'a str,
-) -> Submission<'a> {
-    Submission {
-        cfg,
-        caller,
-        cwd,
-        full_name: inv.full_name.as_deref(),
-        dsn_notify: inv.dsn_notify,
-        dsn_ret: inv.dsn_ret,
-        envid: inv.envid.as_ref(),
-        declared_8bit: inv.body == Some(BodyType::EightBitMime),
-    }
-}
-
-fn open_store(cfg: &Config) -> Result<Store, SubmitError> {
-    Ok(Store::open(&cfg.db_path(), Durability::Full)?)
+/// One of the account's `submit.max_per_account` slots, held until exit.
+fn take_slot(ctx: &Ctx) -> Result<slots::Slot, SubmitError> {
+    Ok(slots::take(
+        &ctx.cfg.queue_dir,
+        &ctx.caller.account,
+        ctx.cfg.submit.max_per_account,
+    )?)
 }
 
 /// `sendmail [-t] [-i] [recipients]`: one message from stdin.
-fn deliver(
-    cfg: &Config,
-    caller: &Caller,
-    inv: &Invocation,
-    cwd: &str,
-    waker: &Waker,
-) -> Result<(), SubmitError> {
-    let sender = envelope_sender(cfg, caller, inv)?;
+fn deliver(ctx: &mut Ctx, inv: &Invocation) -> Result<(), SubmitError> {
+    let cfg = &ctx.cfg;
+    let sender = envelope_sender(cfg, &ctx.caller, inv)?;
     let mut recipients = Recipients::new(cfg.max_recipients);
     for arg in &inv.recipients {
         let list = address::parse_list(arg).map_err(|source| SubmitError::Address {
@@ -515,6 +374,7 @@ fn deliver(
         })?;
         recipients.add(cfg, list)?;
     }
+    let _slot = take_slot(ctx)?;
     let deadline = Deadline::start(cfg.read_timeout);
     let input = BufReader::with_capacity(INPUT_BUFFER, TimedStdin::new(deadline.clone()));
     let msg = message::read(
@@ -536,26 +396,19 @@ fn deliver(
             "Recipient addresses must be specified on the command line or via the -t option"
         }));
     }
-    let mut store = open_store(cfg)?;
-    let (_qid, held) =
-        submission(cfg, caller, inv, cwd).enqueue(&mut store, msg, &sender, &recipients)?;
-    drop(store);
-    if !held {
-        waker.wake(cfg);
-    }
-    Ok(())
+    let parcel =
+        Submission::new(cfg, &ctx.caller, inv, &ctx.cwd).parcel(msg, &sender, recipients)?;
+    hand_over(ctx, &parcel)
 }
 
 /// `sendmail -bs`: an SMTP dialogue on stdin/stdout (Symfony, Laravel, Drupal).
-fn smtp_session(
-    cfg: &Config,
-    caller: &Caller,
-    inv: &Invocation,
-    cwd: &str,
-    waker: &Waker,
-) -> Result<(), SubmitError> {
-    let mut store = open_store(cfg)?;
-    let base = submission(cfg, caller, inv, cwd);
+/// Each accepted message is handed over on the same connection to relayd.
+fn smtp_session(ctx: &mut Ctx, inv: &Invocation) -> Result<(), SubmitError> {
+    let _slot = take_slot(ctx)?;
+    let cfg = ctx.cfg.clone();
+    let caller = ctx.caller.clone();
+    let cwd = ctx.cwd.clone();
+    let base = Submission::new(&cfg, &caller, inv, &cwd);
     let deadline = Deadline::start(cfg.read_timeout);
     let input = BufReader::with_capacity(INPUT_BUFFER, TimedStdin::new(deadline.clone()));
     let stdout = std::io::stdout();
@@ -575,8 +428,7 @@ fn smtp_session(
                     Some(s) => checked(address::qualify(s, &cfg.domain))?,
                 };
                 let mut recipients = Recipients::new(cfg.max_recipients);
-                recipients.add(cfg, env.recipients.clone())?;
-                let recipients = recipients.list;
+                recipients.add(&cfg, env.recipients.clone())?;
                 let msg = message::read(
                     data,
                     &ReadOptions {
@@ -591,19 +443,15 @@ fn smtp_session(
                     declared_8bit: base.declared_8bit || env.body_8bit,
                     ..base
                 };
-                sub.enqueue(&mut store, msg, &sender, &recipients)
+                let parcel = sub.parcel(msg, &sender, recipients.list)?;
+                hand_over(ctx, &parcel)?;
+                Ok::<_, SubmitError>(parcel.qid)
             })();
             match verdict {
-                Ok((qid, held)) => {
+                Ok(qid) => {
                     // Each accepted message buys the session another
                     // read_timeout (`deadline` module doc).
                     deadline.restart();
-                    // After every message, not once per session: a one-shot
-                    // woken by the first may have finished before the next
-                    // message of a long-lived `-bs` session is committed.
-                    if !held {
-                        waker.wake(cfg);
-                    }
                     Verdict::Accepted(qid)
                 }
                 Err(e) => {
@@ -642,35 +490,36 @@ fn read_failed(e: MessageError, deadline: &Deadline) -> SubmitError {
     }
 }
 
+/// The hidden `scriptmail` verb that lists one uid's pending mail when no
+/// relayd answers (`submission::listing`). It runs as the service user, so
+/// it may read the queue; the uid it is given is the one this process
+/// recorded at start.
+pub const LISTING_VERB: &str = "internal-mailq";
+
 /// `sendmail -bp` / `mailq`: the caller's own pending mail, nobody else's.
-fn print_queue(cfg: &Config, caller: &Caller) -> Result<(), SubmitError> {
-    let store = open_store(cfg)?;
-    let rows = store.pending_of(&caller.account)?;
-    let mut out = std::io::stdout().lock();
-    if rows.is_empty() {
-        writeln!(out, "Mail queue is empty")?;
-        return Ok(());
+/// Asked of relayd (which names the caller from the kernel); without relayd,
+/// this process becomes the `scriptmail` program's listing verb — it never
+/// opens the queue itself.
+fn print_queue(mut ctx: Ctx) -> Result<(), SubmitError> {
+    if let Some(client) = ctx.client.as_mut()
+        && let Ok(rows) = client.list()
+    {
+        return Ok(listing::print(&mut std::io::stdout().lock(), &rows)?);
     }
-    writeln!(
-        out,
-        "{:<17} {:>8} {:<20} {:<9} Sender/Recipients",
-        "Queue ID", "Size", "Arrival", "State"
-    )?;
-    for r in rows {
-        writeln!(
-            out,
-            "{:<17} {:>8} {:<20} {:<9} <{}>",
-            r.qid,
-            r.size,
-            clock::format_rfc3339(r.created),
-            r.state,
-            sanitize::line(&r.sender)
-        )?;
-        for rcpt in r.recipients {
-            writeln!(out, "{:<57} <{}>", "", sanitize::line(&rcpt))?;
-        }
+    let mut cmd = std::process::Command::new(&ctx.cfg.relay.program);
+    if let Some(p) = &ctx.waker.config_path {
+        cmd.arg("--config").arg(p);
     }
-    Ok(())
+    let err = cmd
+        .arg(LISTING_VERB)
+        .arg(ctx.caller.uid.to_string())
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .exec();
+    Err(SubmitError::Listing(format!(
+        "{}: {err}",
+        ctx.cfg.relay.program.display()
+    )))
 }
 
 /// `sendmail -bv`: check the addresses on the command line with the rules a

@@ -41,6 +41,8 @@ pub struct DeletedDoc {
 pub struct SweepDoc {
     /// Claims of a dead relayer put back.
     pub recovered: u64,
+    /// Messages taken from the maildrop (no relayer was running).
+    pub imported: u64,
     pub expired: u64,
     /// By account name.
     pub expired_by_account: Vec<ExpiredDoc>,
@@ -69,6 +71,9 @@ impl Control {
         // here at the latest (`relay::recover_orphans`; relayd and the next
         // one-shot do the same when they start).
         let recovered = crate::relay::recover_orphans(&self.cfg)?.unwrap_or(0) as u64;
+        // Mail a sendmail left in the maildrop while no relayer ran, or whose
+        // caller could not start one (docs/submission.md, "Maildrop").
+        let imported = crate::submission::import::drain_if_idle(&self.cfg)?.unwrap_or(0) as u64;
         let hold_ms = crate::store::ms(self.cfg.hold_max_age);
         let cutoff = now - hold_ms;
         let mut per_account: BTreeMap<String, u64> = BTreeMap::new();
@@ -97,6 +102,7 @@ impl Control {
         // Without a daemon, deferred mail is retried only when something
         // wakes a relayer: the hourly sweep is that something.
         let due = recovered > 0
+            || imported > 0
             || self
                 .store()
                 .next_due()?
@@ -112,12 +118,13 @@ impl Control {
         log::log(
             Level::Info,
             &format!(
-                "sweep recovered={recovered} expired={expired} deleted_messages={} deleted_errors={} deleted_events={} deleted_daily={} deleted_hourly={} deleted_bodies={}",
+                "sweep recovered={recovered} imported={imported} expired={expired} deleted_messages={} deleted_errors={} deleted_events={} deleted_daily={} deleted_hourly={} deleted_bodies={}",
                 h.messages, h.errors, h.events, h.daily, h.hourly, h.bodies
             ),
         );
         Ok(SweepDoc {
             recovered,
+            imported,
             expired,
             expired_by_account: per_account
                 .into_iter()

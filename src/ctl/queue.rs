@@ -120,6 +120,12 @@ pub fn sweep(d: &SweepDoc) -> String {
             d.recovered
         ));
     }
+    if d.imported > 0 {
+        s.push_str(&format!(
+            "imported {} message(s) from the maildrop\n",
+            d.imported
+        ));
+    }
     s.push_str(&format!("expired {} held message(s)", d.expired));
     if !d.expired_by_account.is_empty() {
         let list: Vec<String> = d

@@ -259,10 +259,13 @@ pub fn sendmail_command() -> Command {
              or php_admin_value[sendmail_path] in a PHP-FPM pool, to \
              \"/usr/lib/scriptmail/sendmail -t -i\"). It reads one message on stdin, works out \
              the sending account from the caller's real user ID (never from arguments or \
-             environment), adds missing Date, Message-ID and From headers and a Received \
-             header naming the account, and durably enqueues the message in the SQLite queue: \
-             queued for immediate relay, or held while the account is blocked. It returns at \
-             once; the relay daemon delivers to the configured smarthost.\n\n\
+             environment), adds missing Date, Message-ID and From headers, and hands the \
+             message to the relay daemon over its submission socket \
+             (/run/scriptmail/submit.sock), which adds a Received header naming the account and \
+             durably enqueues it: queued for immediate relay, or held while the account is \
+             blocked. When the daemon does not answer, the message is written to the queue's \
+             maildrop directory and imported from there. It returns at once; the relay daemon \
+             delivers to the configured smarthost.\n\n\
              Options follow getopt rules: they end at the first argument that is not an \
              option, or at --; everything after is a recipient. Invoked as mailq it behaves \
              like -bp, as newaliases like -bi. Nothing is printed on standard output; a \
@@ -316,7 +319,8 @@ pub(super) fn sendmail_page() -> String {
     out += &section(
         "EXIT STATUS",
         &[
-            "0 only once the message is durably committed to the queue. Otherwise a \
+            "0 only once the message is durably committed to the queue by the relay daemon, \
+             or written and synced to the maildrop. Otherwise a \
              sysexits(3) status; never 75 (EX_TEMPFAIL), which PHP versions read differently.",
         ],
         &exit_items(&[
@@ -328,7 +332,8 @@ pub(super) fn sendmail_page() -> String {
             ),
             (
                 Exit::Unavailable,
-                "service unavailable, or message too large",
+                "service unavailable, message too large, or the account already has \
+                 submit.max_per_account submissions running",
             ),
             (Exit::Software, "internal error"),
             (Exit::OsErr, "operating-system error"),

@@ -175,37 +175,9 @@ impl Store {
         now: i64,
     ) -> Result<Enqueued> {
         let tx = self.write_tx()?;
-        let (account_id, mut state, limits) = account_for_submit(&tx, m.account, policy, now)?;
-        let mut tripped = None;
-        if !m.system {
-            let (today, this_hour) = count_submission(&tx, account_id, now)?;
-            if state.is_sending()
-                && let Some(limit) = limits.exceeded(today, this_hour)
-            {
-                let change = Transition {
-                    old: state,
-                    new: BlockReason::Limit.target(),
-                    reason: Reason::Block(BlockReason::Limit),
-                    actor: account::SYSTEM_ACTOR,
-                    note: &format!("{limit} exceeded"),
-                };
-                set_state(&tx, account_id, &change, now)?;
-                state = change.new;
-                tripped = Some(limit);
-            }
-        }
-        let held = !m.system && !state.is_sending();
-        let initial = if held {
-            MessageState::Held
-        } else {
-            MessageState::Queued
-        };
-        insert_message(&tx, m, account_id, initial, now)?;
-        if held {
-            bump_daily(&tx, account_id, now, Counter::Held, 1)?;
-        }
+        let done = enqueue_in(&tx, m, policy, now)?;
         tx.commit()?;
-        Ok(Enqueued { held, tripped })
+        Ok(done)
     }
 
     /// Enqueue a message a tenant (or `mailq-ctl test`) submitted, as
@@ -405,6 +377,46 @@ impl Store {
         tx.commit()?;
         Ok(before)
     }
+}
+
+/// [`Store::enqueue`]'s work inside a write transaction the caller owns
+/// (one message of a group commit: `intake.rs`).
+pub(super) fn enqueue_in(
+    tx: &Transaction<'_>,
+    m: &NewMessage<'_>,
+    policy: EnqueuePolicy,
+    now: i64,
+) -> Result<Enqueued> {
+    let (account_id, mut state, limits) = account_for_submit(tx, m.account, policy, now)?;
+    let mut tripped = None;
+    if !m.system {
+        let (today, this_hour) = count_submission(tx, account_id, now)?;
+        if state.is_sending()
+            && let Some(limit) = limits.exceeded(today, this_hour)
+        {
+            let change = Transition {
+                old: state,
+                new: BlockReason::Limit.target(),
+                reason: Reason::Block(BlockReason::Limit),
+                actor: account::SYSTEM_ACTOR,
+                note: &format!("{limit} exceeded"),
+            };
+            set_state(tx, account_id, &change, now)?;
+            state = change.new;
+            tripped = Some(limit);
+        }
+    }
+    let held = !m.system && !state.is_sending();
+    let initial = if held {
+        MessageState::Held
+    } else {
+        MessageState::Queued
+    };
+    insert_message(tx, m, account_id, initial, now)?;
+    if held {
+        bump_daily(tx, account_id, now, Counter::Held, 1)?;
+    }
+    Ok(Enqueued { held, tripped })
 }
 
 /// Insert a message with its body and recipients, in state `state`, due

@@ -155,6 +155,7 @@ mod counters;
 mod errors;
 mod held;
 mod history;
+mod intake;
 mod messages;
 mod migrations;
 mod populate;
@@ -170,6 +171,7 @@ pub use counters::{AccountStatus, DayCounts, Overview, QueueCounts};
 pub use errors::{ErrorRow, Protection, Trip};
 pub use held::{HeldFilter, HeldMessage, HeldMoved, HeldSummary, domain_of};
 pub use history::Event;
+pub use intake::{Intake, Intaken};
 pub use messages::{
     EnqueuePolicy, Enqueued, MessageDetail, MessageRow, NewMessage, Pending, QueueFilter,
 };
@@ -178,6 +180,12 @@ pub use purge::{Dropped, Purge};
 pub use reports::{BlockNotice, ExpiredMail, ReportAccount, ReportQueued};
 pub use sweep::Housekeeping;
 pub use tracking::{Progress, Tracked};
+
+/// The schema version this build writes (`migrations.rs`): what a maildrop
+/// writer compares with the queue file's header.
+pub fn schema_version() -> i64 {
+    migrations::latest()
+}
 
 /// Why the queue could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -264,10 +272,22 @@ impl Store {
         // SQLite's own handler sleeps 1, 2, 5 … 100 ms between tries.
         conn.busy_handler(Some(wait_for_lock)).map_err(open_err)?;
         // journal_mode must be set outside a transaction; it is persistent,
-        // so this only writes the first time.
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(open_err)?;
+        // so this only writes the first time. Two processes opening a new
+        // queue at once (a one-shot importing the maildrop and `mailq-ctl`)
+        // can meet here: SQLite answers BUSY at once instead of calling the
+        // busy handler (the switch would have to upgrade a read lock), so
+        // wait here as the busy handler would.
+        let mut tries = 0;
+        let mode: String = loop {
+            match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)) {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && wait_for_lock(tries) =>
+                {
+                    tries += 1;
+                }
+                other => break other.map_err(open_err)?,
+            }
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Conflict(format!(
                 "queue database cannot use WAL mode (got {mode})"
@@ -300,7 +320,7 @@ impl Store {
     }
 
     /// A write transaction: `BEGIN IMMEDIATE` (see "Locking and durability").
-    fn write_tx(&mut self) -> Result<rusqlite::Transaction<'_>> {
+    pub(super) fn write_tx(&mut self) -> Result<rusqlite::Transaction<'_>> {
         Ok(self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?)

@@ -171,7 +171,9 @@ fn chown(path: &Path, user: &str) {
 /// are copied where nobody can run them (the build tree may sit below a
 /// directory only root can search). Returns (sendmail, scriptmail).
 fn share_with_nobody(env: &Env) -> (PathBuf, PathBuf) {
-    std::fs::set_permissions(env.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // Like /tmp (sticky, writable by all): relayd, as the queue owner nobody, binds its
+    // submit socket here.
+    std::fs::set_permissions(env.path(), std::fs::Permissions::from_mode(0o1777)).expect("chmod");
     std::fs::set_permissions(
         env.path().join("syslog.sock"),
         std::fs::Permissions::from_mode(0o666),

@@ -143,6 +143,7 @@ const PURGE: &[(&str, J)] = &[
 ];
 const SWEEP: &[(&str, J)] = &[
     ("recovered", J::Int),
+    ("imported", J::Int),
     ("expired", J::Int),
     (
         "expired_by_account",
@@ -461,6 +462,7 @@ fn wait_settled(env: &Env) {
 /// A read-write connection, to put the queue in a state no verb makes
 /// (`bounce` is set by the error-ratio rule, `purging` by a crashed purge).
 fn set_state_sql(env: &Env, state: &str) {
+    env.settle();
     let c = rusqlite::Connection::open(env.queue.join("queue.db")).expect("open rw");
     c.busy_timeout(Duration::from_secs(10)).expect("busy");
     c.execute(
@@ -1173,6 +1175,7 @@ fn php_script(env: &Env, name: &str, code: &str) {
 /// Make the message with this subject `secs` seconds older, as if it had
 /// been held that long (the age filters need mail of different ages).
 fn backdate(env: &Env, subject: &str, secs: i64) {
+    env.settle();
     let c = rusqlite::Connection::open(env.queue.join("queue.db")).expect("open rw");
     c.busy_timeout(Duration::from_secs(10)).expect("busy");
     let n = c
@@ -1489,6 +1492,7 @@ fn purge_asks_on_a_terminal() {
     wait_until(WAIT, || env.count("state = 'sent'") == 1);
     json(&env, &["block", "root"], CHANGE);
     send(&env, "a@example.com", "held");
+    env.settle();
     let purge_on_tty = |answer: &str| -> Output {
         let cmd = format!("{SCRIPTMAIL} mailq-ctl purge root");
         let mut c = std::process::Command::new("script");
@@ -1939,6 +1943,7 @@ fn hostile_text_is_sanitised_in_tables_and_syslog() {
     ));
     // Straight into the database: an actor and a note as an older build
     // or another writer might have stored them.
+    env.settle();
     let c = rusqlite::Connection::open(env.queue.join("queue.db")).unwrap();
     c.busy_timeout(Duration::from_secs(10)).unwrap();
     c.execute(

@@ -12,3 +12,5 @@ mod package;
 mod relay;
 mod security;
 mod sendmail;
+mod submission;
+mod submission_security;

@@ -885,14 +885,22 @@ fn rcpt_552_defers_the_recipient_instead_of_failing_it() {
 // delete or the death of its owner.
 
 /// Queue `n` messages with nobody relaying them (the one-shot program is
-/// `/bin/true` while they are submitted), so a relayer started afterwards
-/// finds them all due at once.
+/// `/bin/true` while they are submitted, and the sweep imports them from the
+/// maildrop), so a relayer started afterwards finds them all due at once.
 fn queue_idle(env: &Env, n: usize, tag: &str) {
     let text = std::fs::read_to_string(&env.config).unwrap();
     std::fs::write(&env.config, text.replace(SCRIPTMAIL, "/bin/true")).unwrap();
     for i in 0..n {
         send(env, "a@example.org", &format!("{tag} {i}"));
     }
+    assert_eq!(env.maildrop().len(), n, "no relayd: each in the maildrop");
+    // Not `env.ctl`: it would wait for an import only the sweep does here.
+    let out = env
+        .scriptmail()
+        .args(["mailq-ctl", "sweep"])
+        .output()
+        .unwrap();
+    assert_ok(&out);
     std::fs::write(&env.config, &text).unwrap();
     assert_eq!(env.count("state = 'queued'"), n as i64);
 }

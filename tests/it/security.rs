@@ -35,16 +35,16 @@ use crate::sink::Sink;
 use crate::util::{SCRIPTMAIL, SENDMAIL, closed_port};
 
 /// The service user the package creates; the set-uid `sendmail` runs as it.
-const SERVICE: &str = "scriptmail";
-const TENANT_A: &str = "sm-tenant-a";
-const TENANT_B: &str = "sm-tenant-b";
+pub(crate) const SERVICE: &str = "scriptmail";
+pub(crate) const TENANT_A: &str = "sm-tenant-a";
+pub(crate) const TENANT_B: &str = "sm-tenant-b";
 /// Upper bound for anything we wait for (a submission, a delivery, a process state).
-const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 /// First line of the test config: a leftover from a killed run is recognised and not
 /// "restored" over the admin's file later.
 const MARKER: &str = "# written by scriptmail tests/it/security.rs";
-const PERL: &str = "/usr/bin/perl";
-const PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const PERL: &str = "/usr/bin/perl";
+pub(crate) const PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 
 // ---------------------------------------------------------------------------------------
 // Serialising /etc/scriptmail
@@ -193,19 +193,19 @@ fn users() -> Users {
 // ---------------------------------------------------------------------------------------
 
 /// A child killed (SIGKILL) and reaped when dropped.
-struct Guard(Option<Child>);
+pub(crate) struct Guard(pub(crate) Option<Child>);
 
 impl Guard {
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.0.as_ref().expect("child").id()
     }
 
-    fn child(&mut self) -> &mut Child {
+    pub(crate) fn child(&mut self) -> &mut Child {
         self.0.as_mut().expect("child")
     }
 
     /// Wait for the exit, collecting stdout/stderr if they were piped; panic after `timeout`.
-    fn finish(mut self, timeout: Duration) -> Output {
+    pub(crate) fn finish(mut self, timeout: Duration) -> Output {
         let mut child = self.0.take().expect("child");
         let out = child.stdout.take().map(reader);
         let err = child.stderr.take().map(reader);
@@ -277,7 +277,7 @@ fn reader(mut r: impl Read + Send + 'static) -> Collected {
 }
 
 /// Run `cmd` with `input` on stdin (or /dev/null for `None`); panic after `timeout`.
-fn run_timed(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Output {
+pub(crate) fn run_timed(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Output {
     cmd.stdin(if input.is_some() {
         Stdio::piped()
     } else {
@@ -298,7 +298,7 @@ fn run_timed(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Outp
 }
 
 /// Poll every 10 ms until `f` returns `Some`; panic with `what` after [`WAIT`].
-fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + WAIT;
     loop {
         if let Some(v) = f() {
@@ -309,12 +309,12 @@ fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
 #[track_caller]
-fn assert_exit(out: &Output, code: i32, what: &str) {
+pub(crate) fn assert_exit(out: &Output, code: i32, what: &str) {
     assert_eq!(
         out.status.code(),
         Some(code),
@@ -390,14 +390,14 @@ fn descendant(root: u32, name: &str) -> Option<u32> {
 
 /// A real installation: set-uid `sendmail`, `scriptmail`, /etc/scriptmail/scriptmail.toml,
 /// a `scriptmail`-owned queue and a syslog socket. Dropping it restores /etc/scriptmail.
-struct Install {
+pub(crate) struct Install {
     // Dropped first: put the admin's config back before anything else goes away.
     _etc: EtcConfig,
-    state: tempfile::TempDir,
-    bin: tempfile::TempDir,
-    sendmail: PathBuf,
-    scriptmail: PathBuf,
-    queue: PathBuf,
+    pub(crate) state: tempfile::TempDir,
+    pub(crate) bin: tempfile::TempDir,
+    pub(crate) sendmail: PathBuf,
+    pub(crate) scriptmail: PathBuf,
+    pub(crate) queue: PathBuf,
     log: UnixDatagram,
     users: Users,
     // Dropped last.
@@ -406,12 +406,12 @@ struct Install {
 
 impl Install {
     /// Relaying to `127.0.0.1:port`.
-    fn new(port: u16) -> Install {
+    pub(crate) fn new(port: u16) -> Install {
         Install::with(port, "", "")
     }
 
     /// `top`: dotted keys before the generated ones; `tables`: tables after them.
-    fn with(port: u16, top: &str, tables: &str) -> Install {
+    pub(crate) fn with(port: u16, top: &str, tables: &str) -> Install {
         let lock = lock_etc();
         let users = users();
         let svc = &users.service;
@@ -446,6 +446,11 @@ impl Install {
         fs::create_dir(&queue).expect("queue dir");
         std::os::unix::fs::chown(&queue, Some(svc.uid), Some(svc.gid)).expect("chown queue");
         fs::set_permissions(&queue, fs::Permissions::from_mode(0o700)).expect("chmod queue");
+        // Where relayd (as the service user) binds its submit socket.
+        let run = state.path().join("run");
+        fs::create_dir(&run).expect("run dir");
+        std::os::unix::fs::chown(&run, Some(svc.uid), Some(svc.gid)).expect("chown run");
+        fs::set_permissions(&run, fs::Permissions::from_mode(0o755)).expect("chmod run");
         let sock = state.path().join("syslog.sock");
         let log = UnixDatagram::bind(&sock).expect("bind syslog socket");
         log.set_nonblocking(true).expect("nonblocking");
@@ -464,10 +469,12 @@ impl Install {
              relay.connect_timeout = \"5s\"\n\
              relay.command_timeout = \"10s\"\n\
              log.socket = \"{}\"\n\
+             submit.socket = \"{}\"\n\
              {tables}\n",
             queue.display(),
             scriptmail.display(),
-            sock.display()
+            sock.display(),
+            run.join("submit.sock").display()
         ));
         Install {
             _etc: etc,
@@ -482,20 +489,20 @@ impl Install {
         }
     }
 
-    fn a(&self) -> &User {
+    pub(crate) fn a(&self) -> &User {
         &self.users.a
     }
 
-    fn b(&self) -> &User {
+    pub(crate) fn b(&self) -> &User {
         &self.users.b
     }
 
-    fn svc(&self) -> &User {
+    pub(crate) fn svc(&self) -> &User {
         &self.users.service
     }
 
     /// A scratch directory owned by `user` (created on first use).
-    fn home(&self, user: &User) -> PathBuf {
+    pub(crate) fn home(&self, user: &User) -> PathBuf {
         let dir = self.state.path().join(format!("home-{}", user.name));
         if !dir.exists() {
             fs::create_dir(&dir).expect("home dir");
@@ -507,7 +514,7 @@ impl Install {
 
     /// `program` run as `user` (no supplementary groups), in its scratch directory, with a
     /// minimal environment.
-    fn as_user(&self, user: &User, program: impl AsRef<OsStr>) -> Command {
+    pub(crate) fn as_user(&self, user: &User, program: impl AsRef<OsStr>) -> Command {
         let home = self.home(user);
         let mut c = Command::new(program);
         c.env_clear()
@@ -520,7 +527,7 @@ impl Install {
     }
 
     /// The installed `sendmail ARGS` run by `user` with `input`.
-    fn submit_as(&self, user: &User, args: &[&str], input: &[u8]) -> Output {
+    pub(crate) fn submit_as(&self, user: &User, args: &[&str], input: &[u8]) -> Output {
         run_timed(
             self.as_user(user, &self.sendmail).args(args),
             Some(input),
@@ -529,7 +536,7 @@ impl Install {
     }
 
     /// The installed `mailq-ctl ARGS`, run by root (it reads /etc/scriptmail).
-    fn ctl(&self, args: &[&str]) -> Output {
+    pub(crate) fn ctl(&self, args: &[&str]) -> Output {
         run_timed(
             Command::new(self.bin.path().join("mailq-ctl"))
                 .env_clear()
@@ -540,17 +547,71 @@ impl Install {
         )
     }
 
-    /// The queue database, opened by root. Opened read-write on purpose: SQLite gives a
-    /// `-wal`/`-shm` it creates as root to the database file's owner, which a read-only
-    /// connection could not create at all.
-    fn db(&self) -> rusqlite::Connection {
+    /// relayd's submit socket in this installation.
+    pub(crate) fn submit_socket(&self) -> PathBuf {
+        self.state.path().join("run/submit.sock")
+    }
+
+    /// The maildrop files waiting for import.
+    pub(crate) fn maildrop(&self) -> Vec<PathBuf> {
+        scriptmail::maildrop::entries(&self.queue).unwrap_or_default()
+    }
+
+    /// Wait until the maildrop is empty: without relayd a `sendmail` exits 0 once its
+    /// message is in the maildrop, and the one-shot it starts imports it. A caller too
+    /// degraded to start one (`a_degraded_caller_does_not_start_the_delivery_run`)
+    /// leaves it for the sweep, which this runs then (as the timer would).
+    pub(crate) fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !self.maildrop().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if !self.maildrop().is_empty() {
+            assert_exit(&self.ctl(&["sweep"]), 0, "mailq-ctl sweep");
+        }
+        poll("the maildrop to be imported", || {
+            self.maildrop().is_empty().then_some(())
+        });
+    }
+
+    /// `scriptmail relayd`, started by root (it switches to the service user), ready
+    /// once its submit socket is there; killed when the guard goes.
+    pub(crate) fn relayd(&self) -> Guard {
+        let err = File::create(self.state.path().join("relayd.stderr")).expect("stderr file");
+        let g = Guard(Some(
+            Command::new(&self.scriptmail)
+                .arg("relayd")
+                .env_clear()
+                .env("PATH", PATH)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(err)
+                .spawn()
+                .expect("start relayd"),
+        ));
+        let sock = self.submit_socket();
+        let pid_file = self.queue.join("relayd.pid");
+        let pid = g.pid().to_string();
+        poll("relayd to listen", || {
+            (sock.exists() && fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == pid))
+                .then_some(())
+        });
+        g
+    }
+
+    /// The queue database, opened by root (after [`Install::settle`]). Opened read-write
+    /// on purpose: SQLite gives a `-wal`/`-shm` it creates as root to the database file's
+    /// owner, which a read-only connection could not create at all.
+    pub(crate) fn db(&self) -> rusqlite::Connection {
+        self.settle();
         let c = rusqlite::Connection::open(self.queue.join("queue.db")).expect("open queue db");
         c.busy_timeout(Duration::from_secs(10)).expect("busy");
         c
     }
 
     /// (account, state, envelope sender) of every message whose subject contains `tag`.
-    fn messages(&self, tag: &str) -> Vec<(String, String, String)> {
+    pub(crate) fn messages(&self, tag: &str) -> Vec<(String, String, String)> {
+        self.settle();
         if !self.queue.join("queue.db").exists() {
             return Vec::new();
         }
@@ -569,7 +630,7 @@ impl Install {
     }
 
     /// The queue id of the one message whose subject contains `tag`.
-    fn qid(&self, tag: &str) -> String {
+    pub(crate) fn qid(&self, tag: &str) -> String {
         self.db()
             .query_row(
                 "SELECT qid FROM messages WHERE instr(subject, ?1) > 0",
@@ -579,7 +640,7 @@ impl Install {
             .unwrap_or_else(|e| panic!("no message tagged {tag}: {e}"))
     }
 
-    fn account_state(&self, name: &str) -> Option<String> {
+    pub(crate) fn account_state(&self, name: &str) -> Option<String> {
         self.db()
             .query_row("SELECT state FROM accounts WHERE name = ?1", [name], |r| {
                 r.get(0)
@@ -594,7 +655,7 @@ impl Install {
     }
 
     /// Every datagram received on the syslog socket since the last call.
-    fn log_lines(&self) -> Vec<String> {
+    pub(crate) fn log_lines(&self) -> Vec<String> {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 65536];
         while let Ok(n) = self.log.recv(&mut buf) {
@@ -649,7 +710,7 @@ fn assert_set_id_works(dir: &Path) {
 }
 
 /// A minimal message for `-t`.
-fn message(subject: &str) -> Vec<u8> {
+pub(crate) fn message(subject: &str) -> Vec<u8> {
     format!("To: rcpt@example.com\nSubject: {subject}\n\nBody of {subject}.\n").into_bytes()
 }
 
@@ -677,13 +738,13 @@ fn php_fpm() -> PathBuf {
 
 /// A PHP-FPM master started directly (no systemd) with one pool per user, each pool's
 /// `sendmail_path` the installed set-uid `sendmail`.
-struct Fpm {
+pub(crate) struct Fpm {
     master: Option<Child>,
     dir: PathBuf,
 }
 
 impl Fpm {
-    fn start(inst: &Install, pools: &[&User]) -> Fpm {
+    pub(crate) fn start(inst: &Install, pools: &[&User]) -> Fpm {
         let dir = inst.state.path().join("fpm");
         fs::create_dir_all(&dir).expect("fpm dir");
         let mut conf = format!(
@@ -749,7 +810,7 @@ impl Fpm {
     }
 
     /// A real FastCGI request (`cgi-fcgi`) for `script?query` to `user`'s pool; the response.
-    fn request(&self, user: &User, script: &Path, query: &str) -> String {
+    pub(crate) fn request(&self, user: &User, script: &Path, query: &str) -> String {
         let out = run_timed(
             Command::new("cgi-fcgi")
                 .args(["-bind", "-connect"])
@@ -786,7 +847,7 @@ impl Drop for Fpm {
 }
 
 /// The PHP page every pool serves: one mail() per request, tagged by the query string.
-const MAIL_PHP: &str = r#"<?php
+pub(crate) const MAIL_PHP: &str = r#"<?php
 $tag = preg_replace('/[^a-z0-9-]/', '', $_GET['tag'] ?? 'none');
 $ok = mail("rcpt-$tag@example.com", "fpm $tag", "Sent by the pool for $tag.\n");
 echo $ok ? "mail-ok\n" : "mail-failed\n";
@@ -1182,17 +1243,25 @@ fn tenant_cannot_read_the_queue() {
         0,
         "b",
     );
+    inst.settle();
 
     let dir = fs::metadata(&inst.queue).expect("queue dir");
     assert_eq!((dir.uid(), dir.mode() & 0o777), (svc.uid, 0o700));
     let db = fs::metadata(inst.queue.join("queue.db")).expect("queue.db");
     assert_eq!((db.uid(), db.mode() & 0o077), (svc.uid, 0));
 
-    let paths: Vec<PathBuf> = ["queue.db", "queue.db-wal", "queue.db-shm", "relayd.sock"]
-        .iter()
-        .map(|n| inst.queue.join(n))
-        .chain([inst.queue.clone()])
-        .collect();
+    let paths: Vec<PathBuf> = [
+        "queue.db",
+        "queue.db-wal",
+        "queue.db-shm",
+        "relayd.sock",
+        "maildrop",
+        "slots",
+    ]
+    .iter()
+    .map(|n| inst.queue.join(n))
+    .chain([inst.queue.clone()])
+    .collect();
     // Control: root (the probe itself works) opens the database.
     let root = run_timed(
         Command::new(PERL)
@@ -1585,7 +1654,7 @@ fn hostile_limits_and_closed_descriptors_never_damage_the_queue() {
 }
 
 /// Split a `key=value key="quoted \" value" key=<angle value>` log line into pairs.
-fn fields(line: &str) -> Vec<(String, String)> {
+pub(crate) fn fields(line: &str) -> Vec<(String, String)> {
     let body = line.split_once("]: ").map_or(line, |(_, b)| b);
     let mut out = Vec::new();
     let mut chars = body.chars().peekable();
@@ -1761,16 +1830,16 @@ fn a_degraded_caller_does_not_start_the_delivery_run() {
             vec!["prlimit", "--as=200000000", "--", &sendmail, "-t", "-i"],
         ),
     ];
-    for (tag, why, argv) in &cases {
+    for (i, (tag, why, argv)) in cases.iter().enumerate() {
         let out = run_timed(
             inst.as_user(&a, argv[0]).args(&argv[1..]),
             Some(&message(tag)),
             WAIT,
         );
         assert_exit(&out, 0, tag);
-        let rows = inst.messages(tag);
-        assert_eq!(rows.len(), 1, "{tag}");
-        assert_eq!(rows[0].0, TENANT_A);
+        // Accepted (in the maildrop, fsynced) and not imported: no delivery run started.
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(inst.maildrop().len(), i + 1, "{tag}: waits in the maildrop");
         let lines = inst.log_lines();
         assert!(
             lines
@@ -1779,12 +1848,17 @@ fn a_degraded_caller_does_not_start_the_delivery_run() {
             "{tag}: no log line saying why: {lines:#?}"
         );
     }
-    // A healthy submission starts a delivery run that takes everything due.
+    // A healthy submission starts a delivery run that imports and relays everything.
     assert_exit(
         &inst.submit_as(&b, &["-t", "-i"], &message("degraded-b")),
         0,
         "b",
     );
+    for (tag, ..) in &cases {
+        let rows = inst.messages(tag);
+        assert_eq!(rows.len(), 1, "{tag}");
+        assert_eq!(rows[0].0, TENANT_A);
+    }
     let got = sink.wait_for(3, WAIT);
     for tag in ["degraded-idle", "degraded-as", "degraded-b"] {
         let subject = format!("Subject: {tag}");

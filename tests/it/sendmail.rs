@@ -391,9 +391,11 @@ fn mailq_and_newaliases_names() {
 use std::os::unix::process::CommandExt;
 
 /// The privileged drop-in links no SMTP, TLS, clap or bounce-parsing code
-/// (README, "Code layout").
+/// (README, "Code layout"), and no SQLite: it hands the message to relayd or
+/// drops it into the maildrop, and never opens the queue database
+/// (docs/submission.md).
 #[test]
-fn sendmail_binary_links_no_smtp_tls_or_clap() {
+fn sendmail_binary_links_no_smtp_tls_clap_or_sqlite() {
     let out = Command::new("nm")
         .arg("-C")
         .arg(SENDMAIL)
@@ -412,6 +414,8 @@ fn sendmail_binary_links_no_smtp_tls_or_clap() {
         "clap_builder::",
         "ring::",
         "mail_parser::",
+        "rusqlite::",
+        "libsqlite3_sys::",
     ] {
         // A crate path, not a suffix of another name (`String::`).
         let linked = symbols.match_indices(forbidden).any(|(i, _)| {
@@ -422,6 +426,20 @@ fn sendmail_binary_links_no_smtp_tls_or_clap() {
         });
         assert!(!linked, "sendmail links {forbidden}");
     }
+    // SQLite's own C functions (bundled by libsqlite3-sys).
+    assert!(
+        !symbols
+            .lines()
+            .any(|l| l.ends_with(" sqlite3_open_v2") || l.ends_with(" sqlite3_prepare_v2")),
+        "sendmail links SQLite"
+    );
+    // The scriptmail program does (the check above can see it).
+    let out = Command::new("nm").arg(SCRIPTMAIL).output().expect("nm");
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.ends_with(" sqlite3_open_v2"))
+    );
 }
 
 /// `scriptmail sendmail ...` and a `mailq-ctl` link behave like the drop-in

@@ -58,9 +58,11 @@ impl Env {
              relay.connect_timeout = \"5s\"\n\
              relay.command_timeout = \"10s\"\n\
              log.socket = \"{}\"\n\
+             submit.socket = \"{}\"\n\
              {tables}\n",
             queue.display(),
-            log_path.display()
+            log_path.display(),
+            dir.path().join("submit.sock").display()
         );
         std::fs::write(&config, text).expect("write config");
         std::fs::create_dir(&queue).expect("queue dir");
@@ -74,6 +76,16 @@ impl Env {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// relayd's submit socket in this environment.
+    pub fn submit_socket(&self) -> PathBuf {
+        self.dir.path().join("submit.sock")
+    }
+
+    /// The maildrop files waiting for import.
+    pub fn maildrop(&self) -> Vec<PathBuf> {
+        scriptmail::maildrop::entries(&self.queue).unwrap_or_default()
     }
 
     fn base(&self, program: &str) -> Command {
@@ -100,8 +112,9 @@ impl Env {
         run_with_input(self.sendmail().args(args), input)
     }
 
-    /// Run `scriptmail mailq-ctl ARGS`.
+    /// Run `scriptmail mailq-ctl ARGS` (after [`Env::settle`]: it reads the queue).
     pub fn ctl(&self, args: &[&str]) -> Output {
+        self.settle();
         self.scriptmail()
             .arg("mailq-ctl")
             .args(args)
@@ -123,15 +136,18 @@ impl Env {
             .stderr(err)
             .spawn()
             .expect("start relayd");
-        // Ready once it holds its lock (its pid in relayd.pid) and listens
-        // for wake-ups.
+        // Ready once it holds its lock (its pid in relayd.pid), listens
+        // for wake-ups and takes submissions.
         let pid = child.id().to_string();
-        let (pid_file, sock) = (
+        let (pid_file, sock, submit) = (
             self.queue.join("relayd.pid"),
             self.queue.join("relayd.sock"),
+            self.submit_socket(),
         );
         wait_until(Duration::from_secs(10), || {
-            std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == pid) && sock.exists()
+            std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == pid)
+                && sock.exists()
+                && submit.exists()
         });
         Daemon {
             child: Some(child),
@@ -139,8 +155,26 @@ impl Env {
         }
     }
 
-    /// A read-only connection to the queue database, for assertions.
+    /// Wait until the maildrop is empty: a `sendmail` that found no relayd
+    /// exits 0 once its message is in the maildrop, and the one-shot it
+    /// started imports it moments later (docs/submission.md). Every
+    /// assertion on the queue database looks after that.
+    pub fn settle(&self) {
+        let start = Instant::now();
+        while !self.maildrop().is_empty() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "maildrop not imported within 30 s: {:?}",
+                self.maildrop()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A read-only connection to the queue database, for assertions (after
+    /// [`Env::settle`]).
     pub fn db(&self) -> rusqlite::Connection {
+        self.settle();
         let c = rusqlite::Connection::open_with_flags(
             self.queue.join("queue.db"),
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -170,6 +204,69 @@ impl Env {
             out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
         out
+    }
+}
+
+/// Reads an environment's syslog socket all the time, so fewer lines of a burst
+/// are lost to a full socket queue (the loggers drop lines rather than wait, and a
+/// Unix datagram socket queues only `net.unix.max_dgram_qlen`, often 10): good for
+/// "at least one such line", not for exact counts of a burst.
+pub struct LogTap {
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LogTap {
+    /// Start reading `env`'s syslog socket (what was logged before is dropped).
+    pub fn start(env: &Env) -> LogTap {
+        env.log_lines();
+        let sock = env.log.try_clone().expect("clone syslog socket");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (l, st) = (lines.clone(), stop.clone());
+        let handle = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let stopping = st.load(std::sync::atomic::Ordering::SeqCst);
+                while let Ok(n) = sock.recv(&mut buf) {
+                    l.lock()
+                        .expect("log lines")
+                        .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                }
+                if stopping {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        LogTap {
+            lines,
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Every line read so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().expect("log lines").clone()
+    }
+
+    /// How many lines so far contain every one of `parts`.
+    pub fn count(&self, parts: &[&str]) -> usize {
+        self.lines()
+            .iter()
+            .filter(|l| parts.iter().all(|p| l.contains(p)))
+            .count()
+    }
+}
+
+impl Drop for LogTap {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
     }
 }
 

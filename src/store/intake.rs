@@ -1,0 +1,213 @@
+//! Group commit of submissions (docs/submission.md): relayd's committer and
+//! the maildrop import hand the store a batch of messages, and the store
+//! runs the usual enqueue policy for each ([`super::enqueue_in`]: account
+//! state, limits, insert) inside ONE `BEGIN IMMEDIATE` transaction — one
+//! fsync for the whole batch.
+//!
+//! Idempotent by queue id: a message already in the queue under the same
+//! account is "already there" (a `sendmail` that lost relayd's answer and
+//! then wrote the maildrop, or an import that ran twice), never a second
+//! copy; under another account it is refused.
+
+use rusqlite::OptionalExtension;
+
+use super::{EnqueuePolicy, Enqueued, NewMessage, Result, Store, StoreError};
+use crate::dsn_params::{Envid, Notify, Ret};
+use crate::queue::MessageState;
+
+/// A message to commit, owning its bytes (it crossed a thread or a file).
+#[derive(Debug, Clone)]
+pub struct Intake {
+    pub qid: String,
+    pub account: String,
+    pub uid: u32,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    /// The message in wire form, relayd's `Received:` trace first.
+    pub data: Vec<u8>,
+    pub subject: String,
+    pub script: String,
+    pub cwd: String,
+    pub dsn_notify: Option<Notify>,
+    pub dsn_ret: Option<Ret>,
+    pub envid: Option<Envid>,
+    pub body_8bit: bool,
+    /// When it was submitted (ms): its `created` time and the day and hour
+    /// its limits count in.
+    pub time: i64,
+}
+
+impl Intake {
+    fn as_new(&self) -> NewMessage<'_> {
+        NewMessage {
+            qid: &self.qid,
+            account: &self.account,
+            uid: self.uid,
+            sender: &self.sender,
+            recipients: &self.recipients,
+            data: &self.data,
+            subject: &self.subject,
+            script: &self.script,
+            cwd: &self.cwd,
+            dsn_notify: self.dsn_notify,
+            dsn_ret: self.dsn_ret,
+            envid: self.envid.as_ref(),
+            body_8bit: self.body_8bit,
+            system: false,
+        }
+    }
+}
+
+/// What became of one message of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intaken {
+    /// Inserted now.
+    New(Enqueued),
+    /// Already in the queue under this account (an earlier try committed
+    /// it); `held` as it is now.
+    Known { held: bool },
+}
+
+impl Intaken {
+    pub fn held(&self) -> bool {
+        match self {
+            Intaken::New(e) => e.held,
+            Intaken::Known { held } => *held,
+        }
+    }
+}
+
+impl Store {
+    /// Commit `items` in one transaction; one result per item, in order.
+    /// When the transaction as a whole fails (an I/O error, a full disk),
+    /// each item is tried again in a transaction of its own, so one that
+    /// cannot be stored fails alone.
+    pub fn enqueue_batch(
+        &mut self,
+        items: &[Intake],
+        policy: EnqueuePolicy,
+    ) -> Vec<Result<Intaken>> {
+        match self.commit_batch(items, policy) {
+            Ok(results) => results,
+            Err(e) if items.len() <= 1 => vec![Err(e)],
+            Err(_) => items
+                .iter()
+                .map(|it| {
+                    self.commit_batch(std::slice::from_ref(it), policy)
+                        .and_then(|mut r| {
+                            r.pop()
+                                .unwrap_or_else(|| Err(StoreError::Conflict("empty batch".into())))
+                        })
+                })
+                .collect(),
+        }
+    }
+
+    fn commit_batch(
+        &mut self,
+        items: &[Intake],
+        policy: EnqueuePolicy,
+    ) -> Result<Vec<Result<Intaken>>> {
+        let tx = self.write_tx()?;
+        let mut out = Vec::with_capacity(items.len());
+        for it in items {
+            let known: Option<(String, MessageState)> = tx
+                .prepare_cached(
+                    "SELECT a.name, m.state FROM messages m JOIN accounts a ON a.id = m.account_id
+                     WHERE m.qid = ?1",
+                )?
+                .query_row([&it.qid], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            out.push(match known {
+                Some((account, state)) if account == it.account => Ok(Intaken::Known {
+                    held: state == MessageState::Held,
+                }),
+                Some(_) => Err(StoreError::Conflict(format!(
+                    "queue id {} belongs to another account",
+                    it.qid
+                ))),
+                None => Ok(Intaken::New(super::messages::enqueue_in(
+                    &tx,
+                    &it.as_new(),
+                    policy,
+                    it.time,
+                )?)),
+            });
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Durability;
+
+    fn intake(qid: &str, account: &str) -> Intake {
+        Intake {
+            qid: qid.into(),
+            account: account.into(),
+            uid: 1001,
+            sender: "a@x.org".into(),
+            recipients: vec!["b@x.org".into()],
+            data: b"Subject: s\r\n\r\nb\r\n".to_vec(),
+            subject: "s".into(),
+            script: String::new(),
+            cwd: "/".into(),
+            dsn_notify: None,
+            dsn_ret: None,
+            envid: None,
+            body_8bit: false,
+            time: 1_700_000_000_000,
+        }
+    }
+
+    #[test]
+    fn a_batch_commits_each_once_and_a_retry_finds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("q.db"), Durability::Full).unwrap();
+        let policy = EnqueuePolicy::default();
+        let batch = vec![intake("A1", "web1"), intake("A2", "web2")];
+        let r = store.enqueue_batch(&batch, policy);
+        assert!(
+            r.iter()
+                .all(|r| matches!(r, Ok(Intaken::New(e)) if !e.held)),
+            "{r:?}"
+        );
+        // The same queue ids again (a sendmail that lost the answer, a second
+        // import): known, not inserted twice; under another account: refused.
+        let again = vec![
+            intake("A1", "web1"),
+            intake("A2", "web1"),
+            intake("A3", "web1"),
+        ];
+        let r = store.enqueue_batch(&again, policy);
+        assert!(matches!(r[0], Ok(Intaken::Known { held: false })), "{r:?}");
+        assert!(matches!(r[1], Err(StoreError::Conflict(_))), "{r:?}");
+        assert!(matches!(r[2], Ok(Intaken::New(_))), "{r:?}");
+        let n: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn the_enqueue_policy_holds_and_trips_limits_inside_a_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("q.db"), Durability::Full).unwrap();
+        let policy = EnqueuePolicy {
+            max_per_day: 2,
+            max_per_hour: 0,
+        };
+        let batch: Vec<Intake> = (0..4).map(|i| intake(&format!("B{i}"), "web1")).collect();
+        let r: Vec<bool> = store
+            .enqueue_batch(&batch, policy)
+            .into_iter()
+            .map(|r| r.unwrap().held())
+            .collect();
+        // The third trips max_per_day: it and what follows are held.
+        assert_eq!(r, [false, false, true, true]);
+    }
+}
