@@ -61,18 +61,26 @@ class Smarthost(socketserver.ThreadingTCPServer):
     TEMPFAIL of them get 451 (half at RCPT, half after DATA), PERMFAIL get
     550/554 (same split), the rest are accepted. Every DATA outcome and
     every RCPT refusal is one line in the record file ("T KIND TOKEN QID"),
-    written and flushed before the reply goes out."""
+    written and flushed before the reply goes out. An accepted message's
+    250 comes 0..DELAY seconds after it is recorded (a slow link or a
+    loaded smarthost): a relayd killed meanwhile has a message on the wire
+    that the smarthost already took — the at-least-once window, which the
+    soak's kills should hit now and then."""
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, port, record, tempfail, permfail, seed):
+    def __init__(self, port, record, tempfail, permfail, delay, seed):
         super().__init__(("127.0.0.1", port), SmtpSession)
-        self.tempfail, self.permfail = tempfail, permfail
+        self.tempfail, self.permfail, self.delay = tempfail, permfail, delay
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.record = open(record, "a", encoding="utf-8")
         self.n = 0
+
+    def pause(self):
+        with self.lock:
+            return self.rng.uniform(0, self.delay)
 
     def fate(self):
         with self.lock:
@@ -174,6 +182,7 @@ class SmtpSession(socketserver.StreamRequestHandler):
                     self.say("554 5.6.0 soak: content rejected")
                 else:
                     n = srv.note("ACCEPT", token, qid)
+                    time.sleep(srv.pause())
                     self.say(f"250 2.0.0 ok: queued as {n}")
                 fate, rcpts = None, 0
             elif verb == b"RSET":
@@ -355,9 +364,11 @@ class Driver:
     # -- the whole run
     def run(self):
         a = self.a
-        srv = Smarthost(a.port, os.path.join(self.state, "smarthost.log"), a.tempfail, a.permfail, a.seed)
+        srv = Smarthost(a.port, os.path.join(self.state, "smarthost.log"), a.tempfail, a.permfail,
+                        a.data_delay, a.seed)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
-        self.event(action="smarthost-start", port=a.port, tempfail=a.tempfail, permfail=a.permfail)
+        self.event(action="smarthost-start", port=a.port, tempfail=a.tempfail, permfail=a.permfail,
+                   data_delay=a.data_delay)
         self.start_relayd()
         start = time.time()
         deadline = start + a.minutes * 60
@@ -730,6 +741,8 @@ def main():
     r.add_argument("--drain", type=float, default=300)
     r.add_argument("--tempfail", type=float, default=0.10)
     r.add_argument("--permfail", type=float, default=0.02)
+    r.add_argument("--data-delay", type=float, default=0.1,
+                   help="the smarthost's 250 to an accepted message comes 0..this many seconds late")
     c = sub.add_parser("check")
     c.add_argument("--state", required=True)
     a = ap.parse_args()

@@ -20,7 +20,9 @@
 # one relayd lives long enough for an RSS trend; default a third of the run),
 # CYCLE_MIN/CYCLE_MAX (seconds between block/unblock/purge
 # steps, 10/30), HOLD_MAX_AGE (queue.hold_max_age, 90s: blocked mail expires
-# during the run), TEMPFAIL (0.10), PERMFAIL (0.02), DRAIN_SECS (300),
+# during the run), TEMPFAIL (0.10), PERMFAIL (0.02), DATA_DELAY (the
+# smarthost's 250 comes 0..DATA_DELAY s after it took a message, 0.1: kills
+# then hit messages on the wire), DRAIN_SECS (300),
 # LOCK_WAIT (seconds to wait for /tmp/scriptmail-it-etc.lock, 1800),
 # NO_INSTALL=1, NO_BUILD=1, KEEP=1 (keep the state dir; it is kept anyway
 # when the soak fails).
@@ -49,6 +51,7 @@ CYCLE_MIN=${CYCLE_MIN:-10}
 CYCLE_MAX=${CYCLE_MAX:-30}
 HOLD_MAX_AGE=${HOLD_MAX_AGE:-90s}
 TEMPFAIL=${TEMPFAIL:-0.10}
+DATA_DELAY=${DATA_DELAY:-0.1}
 PERMFAIL=${PERMFAIL:-0.02}
 DRAIN_SECS=${DRAIN_SECS:-300}
 LOCK_WAIT=${LOCK_WAIT:-1800}
@@ -198,7 +201,7 @@ $PY bench/soak.py run --state "$STATE" --bin "$BINDIR" --port "$PORT" --svc "$SV
     --sample "$SAMPLE_SECS" --sweep "$SWEEP_SECS" \
     --restart-min "$RESTART_MIN" --restart-max "$RESTART_MAX" ${CALM_MINUTES:+--calm "$CALM_MINUTES"} \
     --cycle-min "$CYCLE_MIN" --cycle-max "$CYCLE_MAX" --drain "$DRAIN_SECS" \
-    --tempfail "$TEMPFAIL" --permfail "$PERMFAIL" &
+    --tempfail "$TEMPFAIL" --permfail "$PERMFAIL" --data-delay "$DATA_DELAY" &
 DRIVER_PID=$!
 wait "$DRIVER_PID" || rc=$?
 DRIVER_PID=""
