@@ -727,6 +727,7 @@ relay.port = 9
 relay.program = "/bin/true"
 log.socket = "$WORK/sm/log.sock"
 EOF
+    [ "$SUBMIT" = yes ] && echo "submit.socket = \"$WORK/cp/submit.sock\"" >>"$WORK/cp/scriptmail.toml"
     CTL=("$BIN/scriptmail" --config "$WORK/cp/scriptmail.toml" mailq-ctl)
     t0=$(date +%s.%N)
     "${CTL[@]}" populate --accounts "$CP_ACCOUNTS" --messages "$CP_MESSAGES" --held "$CP_HELD" >/dev/null
@@ -757,6 +758,10 @@ EOF
         CP_ROWS+=("$label|$(awk -v a="$s" -v b="$e" 'BEGIN { printf "%.1f", (b - a) / 1e6 }')|-|1")
     }
     one_shot "mailq-ctl unblock acct00000 ($CP_HELD held)" "${CTL[@]}" unblock acct00000
+    # populate names its held messages H<unix second><index>: a second
+    # populate within the same second as the first would reuse those queue
+    # ids (UNIQUE constraint failed, exit 74), which small CP_* knobs hit.
+    sleep 1.1
     "${CTL[@]}" populate --accounts "$CP_ACCOUNTS" --messages 0 --held "$CP_HELD" >/dev/null
     one_shot "mailq-ctl purge -y acct00000 ($CP_HELD held)" "${CTL[@]}" purge -y acct00000
 fi
