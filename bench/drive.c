@@ -19,7 +19,11 @@
  *
  * Output is one line of key=value pairs (times in ms) for run.sh to parse;
  * with DRIVE_RAW=FILE set, `once` and `latency` also append every sample to
- * FILE, one per line.
+ * FILE, one per line. With DRIVE_AS=UID:GID set (and run as root), the driver
+ * opens DRIVE_RAW, then drops to that user (no supplementary groups) before
+ * anything else, so every CMD runs as an unprivileged caller would run it:
+ * a set-id program (dma, nullmailer-queue) then really switches ids, as
+ * under PHP. MSG and SINKDIR must be readable by that user.
  * A failing CMD (exit status not 0) aborts `once` and `latency` with 2 and
  * is counted in `burst`.
  */
@@ -31,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -87,18 +92,15 @@ static int cmp(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* DRIVE_RAW=FILE, opened in main (before DRIVE_AS drops privileges). */
+static FILE *raw_file;
+
 static void print_stats(double *t, int n) {
-    /* DRIVE_RAW=FILE: also append every sample, so run.sh can pool rounds. */
-    const char *raw = getenv("DRIVE_RAW");
-    if (raw) {
-        FILE *f = fopen(raw, "a");
-        if (!f) {
-            perror("drive: DRIVE_RAW");
-            exit(2);
-        }
+    /* Also append every sample, so run.sh can pool rounds. */
+    if (raw_file) {
         for (int i = 0; i < n; i++)
-            fprintf(f, "%.3f\n", t[i]);
-        fclose(f);
+            fprintf(raw_file, "%.3f\n", t[i]);
+        fflush(raw_file);
     }
     qsort(t, n, sizeof *t, cmp);
     double sum = 0;
@@ -344,8 +346,33 @@ static int burst(int argc, char **argv) {
     return failures || (deliveries && arrived < expect) ? 1 : 0;
 }
 
+/* DRIVE_AS=UID:GID: become that user for good (groups, gid, then uid). */
+static void drop_privileges(const char *as) {
+    unsigned uid, gid;
+    char end;
+    if (sscanf(as, "%u:%u%c", &uid, &gid, &end) != 2) {
+        fprintf(stderr, "drive: DRIVE_AS must be UID:GID, not %s\n", as);
+        exit(64);
+    }
+    if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+        perror("drive: DRIVE_AS");
+        exit(2);
+    }
+    if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid) {
+        fprintf(stderr, "drive: DRIVE_AS: ids did not change\n");
+        exit(2);
+    }
+}
+
 int main(int argc, char **argv) {
     int r = 64;
+    const char *raw = getenv("DRIVE_RAW"), *as = getenv("DRIVE_AS");
+    if (raw && *raw && !(raw_file = fopen(raw, "a"))) {
+        perror("drive: DRIVE_RAW");
+        return 2;
+    }
+    if (as && *as)
+        drop_privileges(as);
     if (argc > 1 && strcmp(argv[1], "once") == 0)
         r = once(argc, argv);
     else if (argc > 1 && strcmp(argv[1], "ab") == 0)

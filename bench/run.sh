@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# bench/run.sh — the benchmark of SPEC §10 / issue 8, in one command.
+# bench/run.sh — the benchmark of SPEC §10 / issues 8 and 13, in one command.
 #
 # Measures, in the same run on the same machine, scriptmail's `sendmail -t -i`
 # against the floor (bench/floor.c: read stdin, write a new file, fsync file
-# and directory), Postfix's `/usr/sbin/sendmail -t -i` and msmtp, all relaying
-# to Postfix's smtp-sink on loopback, and prints a table with ratios. Needs
-# root (it starts Postfix with a temporary main.cf, restored at the end).
+# and directory), Postfix's `/usr/sbin/sendmail -t -i`, msmtp, and DragonFly
+# dma and nullmailer run from their unpacked Debian packages, all relaying to
+# Postfix's smtp-sink on loopback, and prints a table with ratios and the
+# issue-13 targets. Needs root (it starts Postfix with a temporary main.cf and
+# writes dma's and nullmailer's system paths; everything is restored at exit).
 #
 # Knobs (environment): RUNS (single invocations per system, default 200),
 # ROUNDS (the runs are interleaved across systems in this many rounds, 4),
 # PHP_RUNS (100), LAT_RUNS (50), PRODUCERS (4), PER_PRODUCER (250),
-# CP_ACCOUNTS (10000), CP_MESSAGES (1000000), CP_HELD (100000), SKIP_CP=1
-# (skip the control plane), NO_INSTALL=1, NO_BUILD=1 (use the binaries in
+# FSYNC_PER_PRODUCER (the strace'd burst, default PER_PRODUCER), CP_ACCOUNTS
+# (10000), CP_MESSAGES (1000000), CP_HELD (100000), SKIP_CP=1 (skip the
+# control plane), SKIP_PEERS=1 (no dma, no nullmailer), SKIP_FALLBACK=1 (no
+# fallback row), PEER_USER (who runs dma and nullmailer, default nobody),
+# PEER_DEBS (a directory holding dma_*.deb and nullmailer_*.deb, instead of
+# apt-get download), NO_INSTALL=1, NO_BUILD=1 (use the binaries in
 # $CARGO_TARGET_DIR/release as they are), KEEP=1 (keep the work dir).
 #
 # `bench/run.sh profile` sets up the same way, then profiles one scriptmail
@@ -19,6 +25,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+NAME=bench
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 RUNS=${RUNS:-200}
 ROUNDS=${ROUNDS:-4}
@@ -26,17 +35,17 @@ PHP_RUNS=${PHP_RUNS:-100}
 LAT_RUNS=${LAT_RUNS:-50}
 PRODUCERS=${PRODUCERS:-4}
 PER_PRODUCER=${PER_PRODUCER:-250}
+FSYNC_PER_PRODUCER=${FSYNC_PER_PRODUCER:-$PER_PRODUCER}
 CP_ACCOUNTS=${CP_ACCOUNTS:-10000}
 CP_MESSAGES=${CP_MESSAGES:-1000000}
 CP_HELD=${CP_HELD:-100000}
+PEER_USER=${PEER_USER:-nobody}
 BURST_TOTAL=$((PRODUCERS * PER_PRODUCER))
+FSYNC_TOTAL=$((PRODUCERS * FSYNC_PER_PRODUCER))
+[ "${1:-}" = profile ] && SKIP_PEERS=1
+PEERS=$([ -z "${SKIP_PEERS:-}" ] && echo yes || echo no)
 
 export DEBIAN_FRONTEND=noninteractive
-say() { printf '==> %s\n' "$*" >&2; }
-die() {
-    printf 'bench: %s\n' "$*" >&2
-    exit 1
-}
 
 [ "$(id -u)" -eq 0 ] || die "run as root: it starts Postfix and smtp-sink"
 
@@ -44,8 +53,8 @@ die() {
 # postfix: /usr/sbin/sendmail and smtp-sink; php-cli: mail(); strace: the
 # fsync count; gcc: floor and driver; time: /usr/bin/time for peak RSS;
 # msmtp: a relay-only peer (the msmtp package, not msmtp-mta, so it takes
-# nothing over). nullmailer and dma (SPEC §10) are MTAs that conflict with
-# Postfix's mail-transport-agent and cannot be installed beside it.
+# nothing over). dma and nullmailer are MTAs that conflict with Postfix's
+# mail-transport-agent: they are not installed but unpacked (below).
 PKGS=(postfix php-cli strace gcc libc6-dev time msmtp)
 [ "${1:-}" = profile ] && PKGS+=(valgrind linux-perf procps)
 if [ -z "${NO_INSTALL:-}" ]; then
@@ -88,13 +97,18 @@ fi
 
 # The work dir is on disk (/var/tmp), like a real queue: fsync must cost
 # what it costs. Only smtp-sink's dump goes to tmpfs, to keep the sink cheap.
+# Both are world-traversable: dma and nullmailer run as PEER_USER, and the
+# driver (then also PEER_USER) reads the message and watches the sink.
 WORK=$(mktemp -d /var/tmp/scriptmail-bench.XXXXXX)
 SINKDIR=$(mktemp -d /dev/shm/scriptmail-bench-sink.XXXXXX)
+chmod 755 "$WORK" "$SINKDIR"
 PIDS=()
 MAINCF_SAVED=""
 POSTFIX_STARTED=0
+declare -A DPID DBG # per daemon: the process to signal; the job to wait for (it, or its strace)
 cleanup() {
     set +e
+    for d in "${!DPID[@]}"; do kill "${DPID[$d]}" 2>/dev/null; done
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     if [ "$POSTFIX_STARTED" = 1 ]; then postfix stop >/dev/null 2>&1; fi
     if [ "$MAINCF_SAVED" = absent ]; then
@@ -104,28 +118,32 @@ cleanup() {
     fi
     # Postfix's queue may still hold bench mail if a step failed.
     if [ "$POSTFIX_STARTED" = 1 ]; then postsuper -d ALL >/dev/null 2>&1; fi
+    # dma delivers from a background process per message that retries for
+    # days if the sink is gone: stop any left (our private copy only).
+    [ -n "${DMA_BIN:-}" ] && kill_exe "$DMA_BIN"
+    [ -n "${NM_ROOT:-}" ] && kill_exe "$NM_ROOT/usr/lib/nullmailer/smtp"
+    unstash_all # /etc/dma, /var/spool/dma, /var/spool/nullmailer as they were
     rm -rf "$SINKDIR"
     if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; else echo "work dir kept: $WORK" >&2; fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 
 gcc -O2 -Wall -o "$WORK/floor" bench/floor.c
 gcc -O2 -Wall -o "$WORK/drive" bench/drive.c
 DRIVE=$WORK/drive
-MSG=$ROOT/bench/message.eml
+cp bench/message.eml "$WORK/message.eml"
+chmod 644 "$WORK/message.eml"
+MSG=$WORK/message.eml
 mkdir -p "$WORK/floor.d" "$WORK/php.floor.d"
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+SYNCS=fsync,fdatasync,sync_file_range,sync,syncfs
 
 # ---------------------------------------------------------------- smtp-sink
 SINKPORT=$(free_port)
 # -u root: smtp-sink refuses root without it; the dump dir is ours.
 smtp-sink -u root -d "$SINKDIR/m." "127.0.0.1:$SINKPORT" 256 2>"$WORK/smtp-sink.err" &
 PIDS+=($!)
-for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$SINKPORT") 2>/dev/null; then break; fi
-    sleep 0.05
-done
+wait_port "$SINKPORT" || die "smtp-sink did not start"
 # Every message delivered to the sink so far; wait_sink N waits for N dumps.
 DELIVERED=0
 sink_count() { find "$SINKDIR" -maxdepth 1 -name 'm.*' -type f | wc -l; }
@@ -136,6 +154,104 @@ wait_sink() {
         t=$((t + 1))
         [ "$t" -lt 1200 ] || die "sink has $(sink_count) of $want messages after 120 s"
     done
+}
+
+# ---------------------------------------------------------------- daemons
+# start_daemon NAME [TRACE] / stop_daemon NAME for the systems that have one
+# (postfix, scriptmail = relayd, nullmailer = nullmailer-send). With TRACE,
+# the daemon runs under `strace -f -ttt --seccomp-bpf -e trace=SYNCS -o
+# TRACE` (only the flush calls stop the tracee, so it runs nearly at full
+# speed) for the flush-call figures; the timed figures run without strace.
+traced() { # TRACE COMMAND...: COMMAND, under strace if TRACE is not empty
+    local t=$1
+    shift
+    if [ -n "$t" ]; then
+        exec strace -f -qq -ttt --seccomp-bpf -e trace="$SYNCS" -o "$t" "$@"
+    else
+        exec "$@"
+    fi
+}
+child_of() { # PID: its first child (the tracee, when PID is strace)
+    local c _
+    for _ in $(seq 100); do
+        c=$(pgrep -P "$1" | head -1) && [ -n "$c" ] && {
+            echo "$c"
+            return
+        }
+        sleep 0.05
+    done
+    die "no child of $1"
+}
+start_daemon() {
+    local d=$1 t=${2:-} _
+    case $d in
+    scriptmail)
+        # Ready once relayd has bound its own sockets: a new inode (a one-shot
+        # delivery that sendmail started meanwhile binds the wake socket too,
+        # and relayd waits for it to hand over).
+        local wake=$WORK/sm/queue/relayd.sock sub=$WORK/sm/submit.sock w0 s0
+        w0=$(stat -c "%i %.9Z" "$wake" 2>/dev/null || echo none)
+        s0=$(stat -c "%i %.9Z" "$sub" 2>/dev/null || echo none)
+        (traced "$t" "$BIN/scriptmail" relayd) 2>>"$WORK/relayd.err" &
+        DBG[$d]=$!
+        DPID[$d]=$([ -n "$t" ] && child_of "$!" || echo "$!")
+        for _ in $(seq 400); do
+            if [ -S "$wake" ] && [ "$(stat -c "%i %.9Z" "$wake")" != "$w0" ] &&
+                { [ "$SUBMIT" = no ] || { [ -S "$sub" ] && [ "$(stat -c "%i %.9Z" "$sub")" != "$s0" ]; }; }; then
+                return 0
+            fi
+            kill -0 "${DBG[$d]}" 2>/dev/null || break
+            sleep 0.05
+        done
+        die "relayd did not start: $(tail -3 "$WORK/relayd.err")"
+        ;;
+    postfix)
+        (traced "$t" postfix start) >/dev/null 2>&1 &
+        DBG[$d]=$!
+        if [ -z "$t" ]; then wait "${DBG[$d]}" || die "postfix start failed (see $WORK/postfix.log)"; fi
+        for _ in $(seq 200); do
+            postfix status >/dev/null 2>&1 && break
+            sleep 0.05
+        done
+        postfix status >/dev/null 2>&1 || die "postfix did not start (see $WORK/postfix.log)"
+        POSTFIX_STARTED=1
+        ;;
+    nullmailer)
+        # As its systemd unit runs it: user mail, in the spool directory.
+        (cd /var/spool/nullmailer &&
+            traced "$t" setpriv --reuid=mail --regid=mail --clear-groups "$NM_ROOT/usr/sbin/nullmailer-send") \
+            >>"$WORK/nullmailer-send.log" 2>&1 &
+        DBG[$d]=$!
+        DPID[$d]=$([ -n "$t" ] && child_of "$!" || echo "$!")
+        ;;
+    esac
+}
+stop_daemon() {
+    local d=$1 _
+    case $d in
+    postfix)
+        postfix stop >/dev/null 2>&1 || true
+        for _ in $(seq 200); do
+            postfix status >/dev/null 2>&1 || break
+            sleep 0.05
+        done
+        ;;
+    *)
+        [ -n "${DPID[$d]:-}" ] && kill "${DPID[$d]}" 2>/dev/null
+        ;;
+    esac
+    # The daemon (or its strace) is gone within 20 s, or is killed.
+    if [ -n "${DBG[$d]:-}" ]; then
+        for _ in $(seq 400); do
+            kill -0 "${DBG[$d]}" 2>/dev/null || break
+            sleep 0.05
+        done
+        if kill -0 "${DBG[$d]}" 2>/dev/null; then
+            [ -n "${DPID[$d]:-}" ] && kill -9 "${DPID[$d]}" 2>/dev/null
+        fi
+        wait "${DBG[$d]}" 2>/dev/null || true
+    fi
+    unset "DPID[$d]" "DBG[$d]"
 }
 
 # ---------------------------------------------------------------- Postfix
@@ -166,8 +282,7 @@ biff = no
 maillog_file = $WORK/postfix.log
 EOF
 postfix check >/dev/null 2>&1 || true
-postfix start >/dev/null 2>&1 || die "postfix start failed (see $WORK/postfix.log)"
-POSTFIX_STARTED=1
+start_daemon postfix
 
 # ---------------------------------------------------------------- scriptmail
 say "scriptmail relayd relaying to the same sink"
@@ -182,6 +297,9 @@ while True:
     s.recv(65536)
 ' "$WORK/sm/log.sock" &
 PIDS+=($!)
+# Submission through relayd's socket (issue 13): the key goes into the
+# config only when this build knows it (lib.sh, submit_key_supported).
+SUBMIT=$(submit_key_supported "$BIN/sendmail" "$WORK")
 cat >"$WORK/sm/scriptmail.toml" <<EOF
 node.domain = "bench.example.net"
 queue.dir = "$WORK/sm/queue"
@@ -189,16 +307,12 @@ relay.host = "127.0.0.1"
 relay.port = $SINKPORT
 relay.program = "$BIN/scriptmail"
 log.socket = "$WORK/sm/log.sock"
-submit.socket = "$WORK/sm/submit.sock"
 EOF
+[ "$SUBMIT" = yes ] && echo "submit.socket = \"$WORK/sm/submit.sock\"" >>"$WORK/sm/scriptmail.toml"
 export SCRIPTMAIL_CONFIG=$WORK/sm/scriptmail.toml
-"$BIN/scriptmail" relayd 2>"$WORK/relayd.err" &
-PIDS+=($!)
-for _ in $(seq 100); do
-    [ -S "$WORK/sm/queue/relayd.sock" ] && [ -S "$WORK/sm/submit.sock" ] && break
-    sleep 0.05
-done
-[ -S "$WORK/sm/queue/relayd.sock" ] || die "relayd did not start: $(cat "$WORK/relayd.err")"
+start_daemon scriptmail
+# What `sendmail` does when relayd is not there (the fallback row).
+if [ "$SUBMIT" = yes ]; then FALLBACK="maildrop"; else FALLBACK="direct SQLite commit"; fi
 
 # ---------------------------------------------------------------- msmtp
 cat >"$WORK/msmtprc" <<EOF
@@ -213,25 +327,126 @@ from msmtp@bench.example.net
 EOF
 chmod 600 "$WORK/msmtprc"
 
+# ---------------------------------------------------------------- dma, nullmailer
+# Both conflict with Postfix as installed packages (SPEC §10), so they run
+# from their unpacked .debs (`dpkg-deb -x` as root keeps the owners and the
+# set-id bits), as PEER_USER, the way PHP's mail() runs them. Their compiled-in
+# system paths are written for the run and restored at exit (lib.sh, stash).
+if [ "$PEERS" = yes ]; then
+    say "dma and nullmailer from their unpacked packages, as $PEER_USER"
+    PEER_UID=$(id -u "$PEER_USER") && PEER_GID=$(id -g "$PEER_USER") || die "no user $PEER_USER"
+    [ "$PEER_UID" != 0 ] || die "PEER_USER must not be root: dma drops root to its mail user"
+    getent group mail >/dev/null && id mail >/dev/null 2>&1 || die "no user/group mail (dma and nullmailer need them)"
+    if findmnt -no OPTIONS -T "$WORK" | tr , '\n' | grep -qx nosuid; then
+        die "$WORK is on a nosuid file system: dma's set-gid and nullmailer-queue's set-uid would not work"
+    fi
+    mkdir -p "$WORK/peers/debs"
+    if [ -n "${PEER_DEBS:-}" ]; then
+        cp "$PEER_DEBS"/dma_*.deb "$PEER_DEBS"/nullmailer_*.deb "$WORK/peers/debs/"
+    else
+        (cd "$WORK/peers/debs" && apt-get download dma nullmailer) >"$WORK/peers/download.log" 2>&1 ||
+            die "apt-get download dma nullmailer failed: $(tail -3 "$WORK/peers/download.log")"
+    fi
+    DMA_DEB=$(ls "$WORK"/peers/debs/dma_*.deb | head -1)
+    NM_DEB=$(ls "$WORK"/peers/debs/nullmailer_*.deb | head -1)
+    DMA_ROOT=$WORK/peers/dma
+    NM_ROOT=$WORK/peers/nullmailer
+    dpkg-deb -x "$DMA_DEB" "$DMA_ROOT"
+    dpkg-deb -x "$NM_DEB" "$NM_ROOT"
+    DMA_VERSION=$(dpkg-deb -f "$DMA_DEB" Version)
+    NM_VERSION=$(dpkg-deb -f "$NM_DEB" Version)
+    DMA_BIN=$DMA_ROOT/usr/sbin/dma
+    chmod 755 "$WORK/peers" "$DMA_ROOT" "$NM_ROOT"
+    [ -g "$DMA_BIN" ] && [ "$(stat -c %G "$DMA_BIN")" = mail ] || die "$DMA_BIN lost its set-gid mail"
+    [ -u "$NM_ROOT/usr/sbin/nullmailer-queue" ] && [ "$(stat -c %U "$NM_ROOT/usr/sbin/nullmailer-queue")" = mail ] ||
+        die "nullmailer-queue lost its set-uid mail"
+
+    # dma: the config path is compiled in (/etc/dma/dma.conf; dma has no
+    # option to name another) and so is the spool (/var/spool/dma, group mail,
+    # mode 2775: dma runs set-gid mail to write it). NULLCLIENT sends
+    # everything to the SMARTHOST, so the local-delivery helper
+    # /usr/lib/dma/dma-mbox-create is never run; MAILNAME is a name, not the
+    # default /etc/mailname, which stays untouched; an empty private aliases
+    # file instead of /etc/aliases (read at every invocation).
+    stash /etc/dma
+    stash /var/spool/dma
+    install -d -o root -g root -m 755 /etc/dma
+    : >"$WORK/peers/dma-aliases"
+    chmod 644 "$WORK/peers/dma-aliases"
+    cat >/etc/dma/dma.conf <<EOF
+# Written by scriptmail's bench/run.sh for the length of a benchmark run.
+SMARTHOST 127.0.0.1
+PORT $SINKPORT
+NULLCLIENT
+MAILNAME bench.example.net
+SPOOLDIR /var/spool/dma
+ALIASES $WORK/peers/dma-aliases
+EOF
+    chown root:mail /etc/dma/dma.conf
+    chmod 640 /etc/dma/dma.conf
+    install -d -o root -g mail -m 2775 /var/spool/dma
+
+    # nullmailer: every program but the set-uid nullmailer-queue honours
+    # NULLMAILER_TEST_PREFIX (its test suite's knob: PREFIX/{conf,queue,bin,
+    # sbin,protocols} replace /etc/nullmailer, /var/spool/nullmailer,
+    # /usr/bin, /usr/sbin, /usr/lib/nullmailer); nullmailer-queue ignores it
+    # when set-uid, so the spool is the compiled-in /var/spool/nullmailer
+    # (written as the package lays it out, and restored), and PREFIX/queue
+    # points there. nullmailer-queue reads only adminaddr and allmailfrom
+    # from /etc/nullmailer, both optional: that directory is left alone.
+    NM_PREFIX=$WORK/peers/nm-prefix
+    mkdir -p "$NM_PREFIX/conf"
+    ln -s "$NM_ROOT/usr/bin" "$NM_PREFIX/bin"
+    ln -s "$NM_ROOT/usr/sbin" "$NM_PREFIX/sbin"
+    ln -s "$NM_ROOT/usr/lib/nullmailer" "$NM_PREFIX/protocols"
+    ln -s /var/spool/nullmailer "$NM_PREFIX/queue"
+    for f in defaultdomain defaulthost idhost; do echo bench.example.net >"$NM_PREFIX/conf/$f"; done
+    echo "127.0.0.1 smtp --port=$SINKPORT" >"$NM_PREFIX/conf/remotes"
+    chmod 755 "$NM_PREFIX" "$NM_PREFIX/conf"
+    chmod 644 "$NM_PREFIX"/conf/*
+    chown mail:mail "$NM_PREFIX/conf/remotes"
+    chmod 600 "$NM_PREFIX/conf/remotes"
+    export NULLMAILER_TEST_PREFIX=$NM_PREFIX
+    stash /var/spool/nullmailer
+    install -d -o mail -g root -m 755 /var/spool/nullmailer /var/spool/nullmailer/failed
+    install -d -o mail -g root -m 750 /var/spool/nullmailer/queue /var/spool/nullmailer/tmp
+    mkfifo -m 622 /var/spool/nullmailer/trigger
+    chown mail:root /var/spool/nullmailer/trigger
+    start_daemon nullmailer
+fi
+
 # The systems: name, whether it delivers to the sink, and the command.
-SYSTEMS=(floor postfix msmtp scriptmail)
+SYSTEMS=(floor postfix msmtp)
+[ "$PEERS" = yes ] && SYSTEMS+=(dma nullmailer)
+SYSTEMS+=(scriptmail)
+DELIVERING=()
+for s in "${SYSTEMS[@]}"; do [ "$s" != floor ] && DELIVERING+=("$s"); done
 cmd_of() {
     case $1 in
     floor) echo "$WORK/floor $WORK/floor.d -t -i" ;;
     postfix) echo "/usr/sbin/sendmail -t -i" ;;
     msmtp) echo "/usr/bin/msmtp -C $WORK/msmtprc -t -i" ;;
-    scriptmail) echo "$BIN/sendmail -t -i" ;;
+    dma) echo "$DMA_BIN -t -i" ;;
+    nullmailer) echo "$NM_ROOT/usr/sbin/sendmail -t -i" ;;
+    scriptmail | fallback) echo "$BIN/sendmail -t -i" ;;
     esac
 }
 delivers() { [ "$1" != floor ]; }
-
-# Check each system delivers end to end before measuring it.
-for s in postfix msmtp scriptmail; do
-    read -ra c <<<"$(cmd_of "$s")"
-    "${c[@]}" <"$MSG" || die "$s: submission failed"
-    DELIVERED=$((DELIVERED + 1))
-    wait_sink "$DELIVERED"
-done
+# Who runs it: DRIVE_AS for bench/drive.c ("" = root, as the bench always
+# ran the others; scriptmail's unprivileged binary needs no set-id).
+as_of() {
+    case $1 in
+    dma | nullmailer) echo "$PEER_UID:$PEER_GID" ;;
+    *) echo "" ;;
+    esac
+}
+# The daemon behind a system, if any (dma forks its delivery from the client).
+daemon_of() {
+    case $1 in
+    postfix | scriptmail | nullmailer) echo "$1" ;;
+    *) echo "" ;;
+    esac
+}
 
 # stats FILE: median and p95 of the samples in FILE (one per line).
 stats() {
@@ -242,6 +457,14 @@ stats() {
 }
 # samples FILE ARGS...: run the driver and append its samples to FILE.
 samples() { DRIVE_RAW=$1 "$DRIVE" "${@:2}" >/dev/null; }
+
+# Check each system delivers end to end before measuring it.
+for s in "${DELIVERING[@]}"; do
+    read -ra c <<<"$(cmd_of "$s")"
+    DRIVE_AS=$(as_of "$s") "$DRIVE" once 1 0 "$MSG" -- "${c[@]}" >/dev/null || die "$s: submission failed"
+    DELIVERED=$((DELIVERED + 1))
+    wait_sink "$DELIVERED"
+done
 
 # ---------------------------------------------------------------- profile
 # `bench/run.sh profile`: where one scriptmail invocation's time and memory
@@ -335,20 +558,26 @@ fi
 # ---------------------------------------------------------------- figures
 declare -A R # R[figure.system] = value
 
-
+# `fallback` is scriptmail's sendmail with relayd stopped: what a caller gets
+# while relayd is down (a direct SQLite commit and a one-shot delivery
+# today; the maildrop once submission goes through relayd, issue 13).
+ONCE=("${SYSTEMS[@]}")
+[ -z "${SKIP_FALLBACK:-}" ] && ONCE+=(fallback)
 say "one invocation, 2 KB message ($RUNS runs each, interleaved in $ROUNDS rounds)"
 per_round=$((RUNS / ROUNDS))
 for r in $(seq "$ROUNDS"); do
-    for s in "${SYSTEMS[@]}"; do
+    for s in "${ONCE[@]}"; do
         read -ra c <<<"$(cmd_of "$s")"
-        samples "$WORK/once.$s" once "$per_round" 5 "$MSG" -- "${c[@]}"
+        [ "$s" = fallback ] && stop_daemon scriptmail
+        DRIVE_AS=$(as_of "$s") samples "$WORK/once.$s" once "$per_round" 5 "$MSG" -- "${c[@]}"
+        [ "$s" = fallback ] && start_daemon scriptmail
         if delivers "$s"; then
             DELIVERED=$((DELIVERED + per_round + 5))
             wait_sink "$DELIVERED" # the next system runs on a quiet machine
         fi
     done
 done
-for s in "${SYSTEMS[@]}"; do
+for s in "${ONCE[@]}"; do
     read -r R[once.$s] R[once95.$s] <<<"$(stats "$WORK/once.$s")"
 done
 
@@ -360,7 +589,7 @@ for r in $(seq "$ROUNDS"); do
     for s in "${SYSTEMS[@]}"; do
         path=$(cmd_of "$s")
         [ "$s" = floor ] && path="$WORK/floor $WORK/php.floor.d -t -i"
-        samples "$WORK/php.$s" once "$per_round" 3 /dev/null -- \
+        DRIVE_AS=$(as_of "$s") samples "$WORK/php.$s" once "$per_round" 3 /dev/null -- \
             /usr/bin/php -d "sendmail_path=$path" -r "$PHPCODE"
         if delivers "$s"; then
             DELIVERED=$((DELIVERED + per_round + 3))
@@ -380,7 +609,7 @@ say "burst: $PRODUCERS producers x $PER_PRODUCER messages"
 for s in "${SYSTEMS[@]}"; do
     read -ra c <<<"$(cmd_of "$s")"
     if delivers "$s"; then
-        out=$("$DRIVE" burst "$PRODUCERS" "$PER_PRODUCER" "$MSG" "$SINKDIR" "$BURST_TOTAL" 600 -- "${c[@]}") ||
+        out=$(DRIVE_AS=$(as_of "$s") "$DRIVE" burst "$PRODUCERS" "$PER_PRODUCER" "$MSG" "$SINKDIR" "$BURST_TOTAL" 600 -- "${c[@]}") ||
             die "$s: burst failed: $out"
         DELIVERED=$((DELIVERED + BURST_TOTAL))
         wait_sink "$DELIVERED"
@@ -393,9 +622,9 @@ for s in "${SYSTEMS[@]}"; do
 done
 
 say "submission -> sink latency ($LAT_RUNS runs each)"
-for s in postfix msmtp scriptmail; do
+for s in "${DELIVERING[@]}"; do
     read -ra c <<<"$(cmd_of "$s")"
-    samples "$WORK/lat.$s" latency "$LAT_RUNS" "$MSG" "$SINKDIR" -- "${c[@]}"
+    DRIVE_AS=$(as_of "$s") samples "$WORK/lat.$s" latency "$LAT_RUNS" "$MSG" "$SINKDIR" -- "${c[@]}"
     DELIVERED=$((DELIVERED + LAT_RUNS))
     wait_sink "$DELIVERED"
     read -r R[lat.$s] R[lat95.$s] <<<"$(stats "$WORK/lat.$s")"
@@ -405,24 +634,84 @@ say "peak RSS of one invocation (median of 11)"
 for s in "${SYSTEMS[@]}"; do
     read -ra c <<<"$(cmd_of "$s")"
     : >"$WORK/rss.$s"
+    as=$(as_of "$s")
+    pre=()
+    if [ -n "$as" ]; then
+        # /usr/bin/time itself runs as the caller (a setpriv in between
+        # would count its own pages as the child's peak).
+        chown "${as%:*}" "$WORK/rss.$s"
+        pre=(setpriv --reuid="${as%:*}" --regid="${as#*:}" --clear-groups)
+    fi
     for _ in $(seq 11); do
-        /usr/bin/time -f %M -a -o "$WORK/rss.$s" "${c[@]}" <"$MSG"
+        "${pre[@]}" /usr/bin/time -f %M -a -o "$WORK/rss.$s" "${c[@]}" <"$MSG"
     done
     delivers "$s" && DELIVERED=$((DELIVERED + 11))
     read -r R[rss.$s] _ <<<"$(stats "$WORK/rss.$s")"
 done
 wait_sink "$DELIVERED"
 
-say "fsync count of one invocation (strace -f -c)"
-for s in "${SYSTEMS[@]}"; do
+# Flush calls (fsync, fdatasync, sync_file_range, sync, syncfs) per message,
+# counted with strace in the clients AND in the daemons that make the
+# message durable or deliver it: clients under `strace -f` (every process a
+# submission starts, dma's background delivery included),
+# each daemon restarted under the same strace for this part only, its calls
+# counted between the first spawn and one second after the last arrival at
+# the sink. First one message end to end, then a burst (FSYNC_PER_PRODUCER
+# per producer): group commit shows there as fewer than one per message.
+say "flush calls per message (strace): one message, then a burst of $FSYNC_TOTAL"
+flush_run() { # SYSTEM KIND PRODUCERS PER [DAEMON_TRACE]
+    local s=$1 kind=$2 p=$3 n=$4 dt=${5:-} total=$(($3 * $4)) t0 t1 cl d=0 c
     read -ra c <<<"$(cmd_of "$s")"
-    strace -f -c -e trace=fsync,fdatasync,sync_file_range,sync,syncfs -o "$WORK/strace.$s" \
-        "${c[@]}" <"$MSG"
-    delivers "$s" && DELIVERED=$((DELIVERED + 1))
-    R[fsync.$s]=$(awk '$NF == "total" { print $(NF-1) }' "$WORK/strace.$s")
-    R[fsync.$s]=${R[fsync.$s]:-0}
+    # --seccomp-bpf (only the traced calls stop the tracee) sets no_new_privs,
+    # which turns set-id execs into plain ones: only for clients run as root.
+    local fast=(--seccomp-bpf)
+    [ -n "$(as_of "$s")" ] && fast=()
+    t0=$(date +%s.%N)
+    # The fallback's delivery is waited for by its caller (relayd may be
+    # what delivers it, once restarted).
+    if delivers "$s" && [ "$s" != fallback ]; then
+        DRIVE_AS=$(as_of "$s") strace -f -qq -ttt "${fast[@]}" -e trace="$SYNCS" -o "$WORK/sync.$s.$kind" \
+            "$DRIVE" burst "$p" "$n" "$MSG" "$SINKDIR" "$total" 600 -- "${c[@]}" >/dev/null ||
+            die "$s: traced $kind failed"
+        DELIVERED=$((DELIVERED + total))
+        wait_sink "$DELIVERED"
+    else
+        strace -f -qq -ttt "${fast[@]}" -e trace="$SYNCS" -o "$WORK/sync.$s.$kind" \
+            "$DRIVE" burst "$p" "$n" "$MSG" - 0 600 -- "${c[@]}" >/dev/null || die "$s: traced $kind failed"
+    fi
+    sleep 1 # the daemon records the delivery after the sink's 250
+    t1=$(date +%s.%N)
+    cl=$(sync_calls "$WORK/sync.$s.$kind")
+    # Daemon logs are counted once the daemons are stopped (below).
+    FLUSH_PENDING+=("$s|$kind|$total|$cl|$dt|$t0|$t1")
+}
+FLUSH_PENDING=()
+if [ -z "${SKIP_FALLBACK:-}" ]; then
+    stop_daemon scriptmail
+    flush_run fallback one 1 1
+    start_daemon scriptmail
+    DELIVERED=$((DELIVERED + 1))
+    wait_sink "$DELIVERED"
+fi
+for s in "${SYSTEMS[@]}"; do
+    d=$(daemon_of "$s")
+    dt=""
+    if [ -n "$d" ]; then
+        dt=$WORK/sync.$s.daemon
+        stop_daemon "$d"
+        start_daemon "$d" "$dt"
+    fi
+    flush_run "$s" one 1 1 "$dt"
+    flush_run "$s" burst "$PRODUCERS" "$FSYNC_PER_PRODUCER" "$dt"
+    [ -n "$d" ] && stop_daemon "$d" # its strace log is complete once it exits
 done
-wait_sink "$DELIVERED"
+for row in "${FLUSH_PENDING[@]}"; do
+    IFS='|' read -r s kind total cl dt t0 t1 <<<"$row"
+    d=0
+    [ -n "$dt" ] && d=$(sync_calls "$dt" "$t0" "$t1")
+    R[sync.$kind.$s]=$(awk -v c="$cl" -v d="$d" -v n="$total" 'BEGIN { printf "%.2f", (c + d) / n }')
+    R[syncd.$kind.$s]="$cl+$d"
+done
 
 # ---------------------------------------------------------------- control plane
 CP_ROWS=()
@@ -437,8 +726,8 @@ relay.host = "127.0.0.1"
 relay.port = 9
 relay.program = "/bin/true"
 log.socket = "$WORK/sm/log.sock"
-submit.socket = "$WORK/cp/submit.sock"
 EOF
+    [ "$SUBMIT" = yes ] && echo "submit.socket = \"$WORK/cp/submit.sock\"" >>"$WORK/cp/scriptmail.toml"
     CTL=("$BIN/scriptmail" --config "$WORK/cp/scriptmail.toml" mailq-ctl)
     t0=$(date +%s.%N)
     "${CTL[@]}" populate --accounts "$CP_ACCOUNTS" --messages "$CP_MESSAGES" --held "$CP_HELD" >/dev/null
@@ -469,48 +758,94 @@ EOF
         CP_ROWS+=("$label|$(awk -v a="$s" -v b="$e" 'BEGIN { printf "%.1f", (b - a) / 1e6 }')|-|1")
     }
     one_shot "mailq-ctl unblock acct00000 ($CP_HELD held)" "${CTL[@]}" unblock acct00000
+    # populate names its held messages H<unix second><index>: a second
+    # populate within the same second as the first would reuse those queue
+    # ids (UNIQUE constraint failed, exit 74), which small CP_* knobs hit.
+    sleep 1.1
     "${CTL[@]}" populate --accounts "$CP_ACCOUNTS" --messages 0 --held "$CP_HELD" >/dev/null
     one_shot "mailq-ctl purge -y acct00000 ($CP_HELD held)" "${CTL[@]}" purge -y acct00000
 fi
 
 # ---------------------------------------------------------------- table
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 check() { # value, op, limit
     awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
         if (v == "" || v == "-") { print "?"; exit }
-        ok = (op == "<=") ? (v + 0 <= l + 0) : (v + 0 >= l + 0); print ok ? "met" : "MISSED" }'
+        if (op == "<=") ok = v + 0 <= l + 0; else if (op == "<") ok = v + 0 < l + 0; else ok = v + 0 >= l + 0
+        print ok ? "met" : "MISSED" }'
 }
 g() { echo "${R[$1]:-}"; }
+# cells KEY [KEY95]: the six system columns (floor Postfix msmtp dma
+# nullmailer scriptmail), "median (p95)" when KEY95 is given, "-" if not measured.
+cells() {
+    local s v out=""
+    for s in floor postfix msmtp dma nullmailer scriptmail; do
+        v=$(g "$1.$s")
+        if [ -z "$v" ]; then
+            v="-"
+        elif [ -n "${2:-}" ]; then
+            v="$v ($(g "$2.$s"))"
+        fi
+        out+=" $v |"
+    done
+    printf '%s' "$out"
+}
+# ratios KEY: scriptmail ÷ floor, Postfix, dma, nullmailer.
+ratios() {
+    local s out=""
+    for s in floor postfix dma nullmailer; do out+=" $(ratio "$(g "$1.scriptmail")" "$(g "$1.$s")") |"; done
+    printf '%s' "$out"
+}
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 [ -n "$cpu" ] || cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
 rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
 dirty=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo '+dirty' || true)
+peers_v=""
+[ "$PEERS" = yes ] && peers_v="; dma $DMA_VERSION; nullmailer $NM_VERSION (unpacked, run as $PEER_USER)"
 {
     echo "## scriptmail benchmark — $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
     echo "- machine: $cpu, $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB, kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
-    echo "- scriptmail $rev$dirty; $(/usr/sbin/postconf -h mail_version 2>/dev/null | sed 's/^/Postfix /'); $(msmtp --version | head -1); $(php -r 'echo "PHP ", PHP_VERSION;'); $(uname -m)"
-    echo "- queue and floor on $(df --output=fstype "$WORK" | tail -1) ($(df --output=source "$WORK" | tail -1)); times in ms, medians (p95); each system measured with the same driver (bench/drive.c), runs interleaved"
+    echo "- scriptmail $rev$dirty (submission: $([ "$SUBMIT" = yes ] && echo "relayd's socket, fallback: maildrop" || echo "direct SQLite commit")); $(/usr/sbin/postconf -h mail_version 2>/dev/null | sed 's/^/Postfix /'); $(msmtp --version | head -1)$peers_v; $(php -r 'echo "PHP ", PHP_VERSION;'); $(uname -m)"
+    echo "- queues and floor on $(df --output=fstype "$WORK" | tail -1) ($(df --output=source "$WORK" | tail -1)); times in ms, medians (p95); each system measured with the same driver (bench/drive.c), runs interleaved; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
-    echo "| figure | floor | Postfix | msmtp | scriptmail | scriptmail ÷ floor | scriptmail ÷ Postfix | target | |"
-    echo "|---|---|---|---|---|---|---|---|---|"
-    f2() { printf '%s (%s)' "$(g "$1")" "$(g "$2")"; }
+    echo "| figure | floor | Postfix | msmtp | dma | nullmailer | scriptmail | ÷ floor | ÷ Postfix | ÷ dma | ÷ nullmailer | target (issue 13) | |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     r_once=$(ratio "$(g once.scriptmail)" "$(g once.floor)")
-    echo "| one invocation, 2 KB, exec'd directly | $(f2 once.floor once95.floor) | $(f2 once.postfix once95.postfix) | $(f2 once.msmtp once95.msmtp) | $(f2 once.scriptmail once95.scriptmail) | $r_once | $(ratio "$(g once.scriptmail)" "$(g once.postfix)") | ≤ 1.5× floor | $(check "$r_once" '<=' 1.5) |"
-    echo "| PHP mail() minus php -r '1;' ($(g php.base) ms) | $(f2 php.floor php95.floor) | $(f2 php.postfix php95.postfix) | $(f2 php.msmtp php95.msmtp) | $(f2 php.scriptmail php95.scriptmail) | $(ratio "$(g php.scriptmail)" "$(g php.floor)") | $(ratio "$(g php.scriptmail)" "$(g php.postfix)") | | |"
+    echo "| one invocation, 2 KB, exec'd directly |$(cells once once95)$(ratios once) ≤ 1.0× floor | $(check "$r_once" '<=' 1.0) |"
+    if [ -n "$(g once.fallback)" ]; then
+        r_fb=$(ratio "$(g once.fallback)" "$(g once.floor)")
+        echo "| one invocation, fallback: no relayd ($FALLBACK) | | | | | | $(g once.fallback) ($(g once95.fallback)) | $r_fb | $(ratio "$(g once.fallback)" "$(g once.postfix)") | $(ratio "$(g once.fallback)" "$(g once.dma)") | $(ratio "$(g once.fallback)" "$(g once.nullmailer)") | ≤ 1.3× floor | $(check "$r_fb" '<=' 1.3) |"
+    fi
+    echo "| PHP mail() minus php -r '1;' ($(g php.base) ms) |$(cells php php95)$(ratios php) | |"
     r_acc=$(ratio "$(g acc.scriptmail)" "$(g acc.floor)")
     r_accp=$(ratio "$(g acc.scriptmail)" "$(g acc.postfix)")
-    echo "| burst $PRODUCERS×$PER_PRODUCER: accepted/s | $(g acc.floor) | $(g acc.postfix) | $(g acc.msmtp) | $(g acc.scriptmail) | $r_acc | $r_accp | ≥ 0.6× floor, ≥ 3× Postfix | $(check "$r_acc" '>=' 0.6) / $(check "$r_accp" '>=' 3) |"
+    r_accd=$(ratio "$(g acc.scriptmail)" "$(g acc.dma)")
+    echo "| burst $PRODUCERS×$PER_PRODUCER: accepted/s |$(cells acc)$(ratios acc) ≥ 1.5× floor, ≥ 5× Postfix, ≥ 3× dma | $(check "$r_acc" '>=' 1.5) / $(check "$r_accp" '>=' 5) / $(check "$r_accd" '>=' 3) |"
     r_del=$(ratio "$(g del.scriptmail)" "$(g acc.scriptmail)")
-    echo "| burst: delivered/s at the sink | - | $(g del.postfix) | $(g del.msmtp) | $(g del.scriptmail) | | $(ratio "$(g del.scriptmail)" "$(g del.postfix)") | ≥ 0.9× own accepted/s ($r_del) | $(check "$r_del" '>=' 0.9) |"
-    echo "| submission → at the sink | - | $(f2 lat.postfix lat95.postfix) | $(f2 lat.msmtp lat95.msmtp) | $(f2 lat.scriptmail lat95.scriptmail) | | $(ratio "$(g lat.scriptmail)" "$(g lat.postfix)") | ≤ 5 ms | $(check "$(g lat.scriptmail)" '<=' 5) |"
+    echo "| burst: delivered/s at the sink |$(cells del)$(ratios del) ≥ 0.9× own accepted/s ($r_del) | $(check "$r_del" '>=' 0.9) |"
+    echo "| submission → at the sink |$(cells lat lat95)$(ratios lat) ≤ 2 ms | $(check "$(g lat.scriptmail)" '<=' 2) |"
     rss_mib=$(awk -v k="$(g rss.scriptmail)" 'BEGIN { printf "%.2f", k / 1024 }')
-    echo "| peak RSS of one invocation (KiB) | $(g rss.floor) | $(g rss.postfix) | $(g rss.msmtp) | $(g rss.scriptmail) | $(ratio "$(g rss.scriptmail)" "$(g rss.floor)") | $(ratio "$(g rss.scriptmail)" "$(g rss.postfix)") | ≤ 3 MiB ($rss_mib MiB) | $(check "$rss_mib" '<=' 3) |"
-    echo "| fsync/fdatasync calls of one invocation (strace -f -c) | $(g fsync.floor) | $(g fsync.postfix) | $(g fsync.msmtp) | $(g fsync.scriptmail) | | | ≥ 1 before exit 0 | $(check "$(g fsync.scriptmail)" '>=' 1) |"
+    echo "| peak RSS of one invocation (KiB) |$(cells rss)$(ratios rss) ≤ 1.5 MiB ($rss_mib MiB) | $(check "$rss_mib" '<=' 1.5) |"
+    echo "| flush calls per message, one message end to end (client + daemon) |$(cells sync.one)$(ratios sync.one) ≥ 1: durable before exit 0 | $(check "$(g sync.one.scriptmail)" '>=' 1) |"
+    echo "| flush calls per accepted message, burst $PRODUCERS×$FSYNC_PER_PRODUCER (clients + daemon) |$(cells sync.burst)$(ratios sync.burst) reported; expect well under 1 | $(check "$(g sync.burst.scriptmail)" '<' 1) |"
+    if [ -n "$(g sync.one.fallback)" ]; then
+        echo "| flush calls, one message through the fallback (client + one-shot) | | | | | | $(g sync.one.fallback) | | | | | reported | |"
+    fi
     echo
-    echo "Postfix's figures are its \`sendmail\` alone (postdrop): its pickup, cleanup and qmgr"
+    echo "Flush calls are fsync, fdatasync, sync_file_range, sync and syncfs, counted with"
+    sums=""
+    for s in "${SYSTEMS[@]}"; do sums+="${sums:+; }$s $(g "syncd.one.$s") and $(g "syncd.burst.$s")"; done
+    echo "strace; client + daemon calls, one message and burst: $sums."
+    echo "Postfix's times are its \`sendmail\` alone (postdrop): its pickup, cleanup and qmgr"
     echo "daemons do the rest after exit. msmtp relays synchronously and keeps no queue."
+    if [ "$PEERS" = yes ]; then
+        echo "dma spools (two fsyncs) and exits; a background process per message delivers."
+        echo "nullmailer's sendmail runs nullmailer-inject, which pipes the message to the"
+        echo "set-uid nullmailer-queue; nullmailer-send delivers. Both run as $PEER_USER with"
+        echo "their packages' set-id bits; everything else as root."
+    fi
     echo "\`sendmail\` binary: $(stat -c %s "$BIN/sendmail") bytes."
     if [ "${#CP_ROWS[@]}" -gt 0 ]; then
         echo
