@@ -6,10 +6,11 @@
 //! Two programs share this library: the small privileged `sendmail`
 //! (`src/bin/sendmail.rs`, which uses only `submit` and what it needs: no
 //! SMTP, TLS or clap code is linked into it) and `scriptmail` (`src/main.rs`:
-//! `mailq-ctl`, `relayd`, `bounce`, and an unprivileged `sendmail`).
+//! `mailq-ctl`, `relayd`, `bounce`, `api`, and an unprivileged `sendmail`).
 
 pub mod account;
 pub mod address;
+pub mod api;
 pub mod bounce;
 pub mod cli;
 pub mod clock;
