@@ -3,9 +3,11 @@
 
 mod util;
 
+mod apiutil;
 mod fake_smtp;
 mod sink;
 
+mod api;
 mod bounce;
 mod ctl;
 mod package;
