@@ -293,14 +293,15 @@
     return el;
   }
 
+  // Drawn at the width it is shown at, so its text keeps its size.
   function chart(days) {
-    const W = 600;
+    const W = Math.max(240, Math.round($('chart').clientWidth) || 600);
     const H = 200;
     const left = 40;
     const bottom = 24;
     const max = Math.max(1, ...days.map((x) => x.sent));
     const label = fill(S.chart_label, { days: days.length, max: num(max) });
-    const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label, focusable: 'false' });
+    const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': label, focusable: 'false' });
     root.append(svg('title', {}, label));
     const plotH = H - bottom - 8;
     const step = days.length ? (W - left) / days.length : 0;
@@ -404,6 +405,13 @@
   });
 
   $('refresh').addEventListener('click', reload);
+  let resizing = null;
+  window.addEventListener('resize', () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => {
+      if (last) chart(last.stats.days);
+    }, 100);
+  });
   setInterval(() => {
     if (account && document.visibilityState === 'visible' && !document.querySelector('dialog[open]')) reload();
   }, 60000);
