@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/api.sh — the panel API under load (issue 15): GET
-# /hosting/web/{account}/email (the seeds' account object) p50/p99 and
+# /hosting/web/{account}/email (the control panel's account object) p50/p99 and
 # requests/s against the control-plane data set of bench/run.sh, built with
 # the hidden `mailq-ctl populate` (default 10,000 accounts, 1,000,000
 # messages of history, 100,000 held by the first account). Each request

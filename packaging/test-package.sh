@@ -358,8 +358,8 @@ case "$token" in sm_*) ;; *) fail "api-token add printed '$token' last" ;; esac
 expect "/etc/scriptmail/api-tokens" "$(stat_of /etc/scriptmail/api-tokens)" "scriptmail:scriptmail 600"
 grep -q "$token" /etc/scriptmail/api-tokens && fail "the token itself is in the tokens file"
 answer=$(api_get "/hosting/web/$TEST_USER/email" "$token")
-printf '%s' "$answer" | head -n1 | grep -q '^HTTP/1.1 200' || fail "the seeds' API: $answer"
-printf '%s' "$answer" | grep -Eq '"sent": *1[,}]' || fail "the seeds' API does not show 1 sent: $answer"
+printf '%s' "$answer" | head -n1 | grep -q '^HTTP/1.1 200' || fail "the control panel's API: $answer"
+printf '%s' "$answer" | grep -Eq '"sent": *1[,}]' || fail "the control panel's API does not show 1 sent: $answer"
 ok "GET /hosting/web/$TEST_USER/email with an account token: 1 sent"
 api_get "/hosting/web/root/email" "$token" | head -n1 | grep -q '^HTTP/1.1 404' ||
     fail "an account token sees another account"

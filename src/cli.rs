@@ -30,7 +30,7 @@ pub enum Command {
     },
     /// Run the panel API and the "E-mail scripts" page (HTTP on [api] listen; docs/api.md).
     ///
-    /// The seeds' API (/hosting/web/ACCOUNT/email...), the native JSON API
+    /// The control panel's API (/hosting/web/ACCOUNT/email...), the native JSON API
     /// (/v1, the documents of `mailq-ctl --json`), the page at /, /metrics and
     /// /healthz. Tokens: `mailq-ctl api-token add NAME --scope admin|account:ACCOUNT`.
     /// Runs as root or the service user; stops on SIGTERM.

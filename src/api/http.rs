@@ -3,7 +3,7 @@
 //! a response ([`Resp`]) and an error ([`ApiError`]) that knows its status
 //! and renders as the JSON every error of the API has —
 //! `{"class": "Client::NotFound", "message": "no such account: shop1"}`,
-//! the shape of the seeds' own API (docs/api.md, "Errors").
+//! the shape of the control panel's own API (docs/api.md, "Errors").
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -275,7 +275,7 @@ impl ApiError {
         ApiError::from(ControlError::Store(StoreError::NoMessage(qid.to_string())))
     }
 
-    /// The class of the seeds' API errors.
+    /// The class of the control panel's API errors.
     pub fn class(&self) -> &'static str {
         match self.status {
             400 => "Client::BadRequest",
@@ -359,7 +359,7 @@ mod tests {
     }
 
     #[test]
-    fn errors_carry_the_seeds_classes() {
+    fn errors_carry_the_panel_api_classes() {
         let e = ApiError::no_account("shop1");
         assert_eq!(e.status, 404);
         let r = e.into_resp();

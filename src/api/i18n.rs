@@ -1,10 +1,11 @@
-//! The page's languages: English and the seeds' — Dutch, French, Polish,
-//! Czech — chosen by `Accept-Language` (RFC 9110 §12.5.4), and every label
-//! in each. The labels the seeds name (the page's title, "Service status",
-//! "Error report to", "Change recipient", "Mails in error", the three
-//! totals, the history graph, the three buttons, "Confirm", and the
-//! descriptions of the buttons) are the seeds' own words in that language
-//! (docs/api.md, "Languages"); the rest is ours.
+//! The page's languages: English and those of the control panel's
+//! customer guides — Dutch, French, Polish, Czech — chosen by
+//! `Accept-Language` (RFC 9110 §12.5.4), and every label in each. The
+//! labels the guides name (the page's title, "Service status", "Error
+//! report to", "Change recipient", "Mails in error", the three totals, the
+//! history graph, the three buttons, "Confirm", and the descriptions of
+//! the buttons) are the guides' own words in that language (docs/api.md,
+//! "Languages"); the rest is ours.
 
 /// A language of the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +59,7 @@ pub fn pick(accept_language: Option<&str>) -> Lang {
 /// Every label: key, then English, Dutch, French, Polish, Czech. `{hold}`
 /// stands for how long held mail is kept (`queue.hold_max_age`).
 pub const LABELS: &[(&str, [&str; 5])] = &[
-    // The seeds' words.
+    // The guides' words.
     (
         "title",
         [

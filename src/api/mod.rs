@@ -1,7 +1,7 @@
 //! `scriptmail api`: the panel API and the "E-mail scripts" page over HTTP
 //! (docs/api.md). Three faces over one control layer:
-//! - the seeds' own API, same paths and field names
-//!   (`/hosting/web/{account}/email...`, `seeds.rs`), so a panel written
+//! - the control panel's own API, same paths and field names
+//!   (`/hosting/web/{account}/email...`, `hosting.rs`), so a panel written
 //!   for it only changes its base URL and credentials;
 //! - the native JSON API (`/v1/...`, `v1.rs`): every document `mailq-ctl
 //!   --json` prints, from the same [`Control`] calls, so the API and the
@@ -27,13 +27,13 @@ use crate::exit::Exit;
 use crate::privilege::PrivilegeError;
 
 mod auth;
+mod hosting;
 mod http;
 mod i18n;
 mod metrics;
 mod openapi;
 mod page;
 mod routes;
-mod seeds;
 mod server;
 mod sessions;
 pub mod tokens;
@@ -77,7 +77,7 @@ impl DaemonError {
 pub struct Shared {
     pub cfg: Config,
     pub gate: auth::Gate,
-    pub tasks: Mutex<seeds::Tasks>,
+    pub tasks: Mutex<hosting::Tasks>,
 }
 
 /// One request being handled: the worker's control (its own queue

@@ -5,9 +5,10 @@
 //! the page draws from, `GET /v1/accounts/{account}/page`.
 //!
 //! ## Which buttons are enabled
-//! The seeds' page offers Block, Unblock and Purge, "depending on the
-//! service status, some options may not be available", and an older seed
-//! says sending must be blocked before the queue can be purged. With the
+//! The control panel's page offers Block, Unblock and Purge, "depending
+//! on the service status, some options may not be available", and sending
+//! must be blocked before the queue can be purged (docs/api.md, "Which
+//! buttons are enabled", quotes its customer guides). With the
 //! state rules of `account.rs` (the page never forces) that gives
 //! [`buttons`]: Block while the account sends; Unblock from `ko`, and from
 //! `bounce` or `spam` once nothing is held (purge first); Purge while the
@@ -17,10 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use super::Ctx;
 use super::auth::{Via, lock};
+use super::hosting::{no_errors, no_stats, seen};
 use super::http::{ApiError, Req, Resp};
 use super::i18n::{self, Lang};
 use super::routes::Params;
-use super::seeds::{no_errors, no_stats, seen};
 use super::sessions;
 use crate::account::State;
 use crate::control::{self, FilterDoc, HeldDoc, HistoryDoc, StatusDoc};
@@ -282,7 +283,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buttons_follow_the_seeds_and_the_state_rules() {
+    fn buttons_follow_the_guides_and_the_state_rules() {
         use State::*;
         let b = |s, held| {
             let b = buttons(s, held);

@@ -5,7 +5,7 @@
 
 use super::auth::Who;
 use super::http::{ApiError, Method, Req, Resp, percent_decode};
-use super::{Ctx, metrics, page, seeds, v1};
+use super::{Ctx, hosting, metrics, page, v1};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,33 +53,33 @@ pub const ROUTES: &[Route] = &[
     // Health and metrics.
     r(Get, "/healthz", M, metrics::healthz),
     r(Get, "/metrics", M, metrics::prometheus),
-    // The seeds' own API: same paths and field names.
-    r(Get, "/hosting/web/{account}/email", T, seeds::get_email),
-    r(Put, "/hosting/web/{account}/email", T, seeds::put_email),
+    // The control panel's own API: same paths and field names.
+    r(Get, "/hosting/web/{account}/email", T, hosting::get_email),
+    r(Put, "/hosting/web/{account}/email", T, hosting::put_email),
     r(
         Post,
         "/hosting/web/{account}/email/request",
         T,
-        seeds::request,
+        hosting::request,
     ),
     r(
         Get,
         "/hosting/web/{account}/email/bounces",
         T,
-        seeds::bounces,
+        hosting::bounces,
     ),
     r(
         Get,
         "/hosting/web/{account}/email/volumes",
         T,
-        seeds::volumes,
+        hosting::volumes,
     ),
     // The native API.
     r(Get, "/v1/openapi.json", P, v1::openapi),
     r(Post, "/v1/session", P, page::sign_in),
     r(Get, "/v1/session", T, page::session),
     r(Delete, "/v1/session", T, page::sign_out),
-    r(Get, "/v1/tasks/{id}", T, seeds::task),
+    r(Get, "/v1/tasks/{id}", T, hosting::task),
     r(Get, "/v1/accounts", T, v1::accounts),
     r(Get, "/v1/status", T, v1::overview),
     r(Get, "/v1/accounts/{account}", T, v1::status),

@@ -35,7 +35,7 @@ use super::http::{ApiError, Req, Resp};
 use super::routes::{self, Access};
 use super::tokens::Tokens;
 use super::wire::{self, WireError};
-use super::{Ctx, DaemonError, Shared, seeds};
+use super::{Ctx, DaemonError, Shared, hosting};
 use crate::clock;
 use crate::config::{ApiListen, Config};
 use crate::control::Control;
@@ -85,7 +85,7 @@ pub fn serve(cfg: Config, config_path: Option<PathBuf>) -> Result<(), DaemonErro
             sessions: Mutex::default(),
             failures: Mutex::default(),
         },
-        tasks: Mutex::new(seeds::Tasks::default()),
+        tasks: Mutex::new(hosting::Tasks::default()),
         cfg,
     });
     if let Some(e) = shared.gate.tokens().last_error.clone() {

@@ -322,7 +322,7 @@ pub fn queue(ctx: &mut Ctx<'_>, req: &Req, _: &Params) -> Result<Resp, ApiError>
             let empty = || control::QueueListDoc {
                 messages: Vec::new(),
             };
-            let doc = super::seeds::seen(ctx, &a, |c| c.queue(Some(&a), state, limit), empty)?;
+            let doc = super::hosting::seen(ctx, &a, |c| c.queue(Some(&a), state, limit), empty)?;
             Ok(Resp::json(&doc))
         }
         _ => Ok(Resp::json(&ctx.control.queue(account, state, limit)?)),

@@ -1,5 +1,5 @@
 //! Integration tests: `scriptmail api` over real HTTP (docs/api.md; issue
-//! 15) — the seeds' API acting on real mail (the real `sendmail`, relayed
+//! 15) — the control panel's API acting on real mail (the real `sendmail`, relayed
 //! to the real smtp-sink), every /v1 endpoint held to its OpenAPI schema
 //! and to `mailq-ctl --json`, tokens (no token 401, another account 404
 //! exactly as a missing one, revoked 401, the failure rate limit and its
@@ -59,14 +59,14 @@ fn request(c: &Client<'_>, account: &str, action: &str) -> String {
     id.as_str().unwrap_or_default().to_string()
 }
 
-/// The seeds' API, same paths and field names, on real mail: the account
+/// The control panel's API, same paths and field names, on real mail: the account
 /// object before and after the recipient changes; BLOCK holds what
 /// `sendmail` accepts (nothing reaches the sink), UNBLOCK relays it to the
 /// real smtp-sink, PURGE drops what was held and ends `ok`; each request is
 /// a task id whose task says what it did; the mails in error and the
-/// volumes are the account's, with exactly the seeds' keys.
+/// volumes are the account's, with exactly its keys.
 #[test]
-fn seeds_api_block_unblock_purge_act_on_real_mail() {
+fn panel_api_block_unblock_purge_act_on_real_mail() {
     let sink = Sink::start();
     let (env, port) = env_with_api(sink.port(), "");
     let _api = start_api(&env, port);
@@ -363,7 +363,7 @@ fn tokens_scope_accounts_and_revocation_takes_effect_at_once() {
         let m = root.refused(method, path, body, 403);
         assert!(m.contains("needs an admin token"), "{path}: {m}");
     }
-    // What the seeds' page does, it may.
+    // What the control panel's page does, it may.
     request(&root, "root", "BLOCK");
     request(&root, "root", "UNBLOCK");
     root.ok(

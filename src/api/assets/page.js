@@ -329,7 +329,7 @@
     $('chart-caption').textContent = label;
   }
 
-  // Block, Unblock, Purge: each confirmed, then the seeds' request.
+  // Block, Unblock, Purge: each confirmed, then the control panel's request.
   for (const id of ['do-block', 'do-unblock', 'do-purge']) {
     $(id).addEventListener('click', (ev) => {
       const b = ev.currentTarget;

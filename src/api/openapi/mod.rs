@@ -57,7 +57,7 @@ fn op(method: Method, path: &str) -> Op {
             &[],
         ),
         (Get, "/hosting/web/{account}/email") => o(
-            "The account as the seeds' API shows it",
+            "The account as the control panel's API shows it",
             r("Email"),
             None,
             &[],
@@ -265,7 +265,7 @@ fn build() -> Value {
         "info": {
             "title": "scriptmail panel API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "The seeds' e-mail API (/hosting/web/{account}/email...), the native API (/v1, the documents of `mailq-ctl --json`), the page, /metrics and /healthz. Authentication: `Authorization: Bearer TOKEN` (mailq-ctl api-token add), or the page's session cookie with its X-CSRF-Token. See docs/api.md.",
+            "description": "The control panel's e-mail API (/hosting/web/{account}/email...), the native API (/v1, the documents of `mailq-ctl --json`), the page, /metrics and /healthz. Authentication: `Authorization: Bearer TOKEN` (mailq-ctl api-token add), or the page's session cookie with its X-CSRF-Token. See docs/api.md.",
         },
         "servers": [{"url": "http://127.0.0.1:8025"}],
         "security": [{"bearer": []}, {"session": []}],

@@ -1,5 +1,5 @@
-//! The seeds' own API, same paths and field names (docs/api.md, "The
-//! seeds' API"), so a panel written for it only changes its base URL and
+//! The control panel's own API, same paths and field names (docs/api.md,
+//! "The control panel's API"), so a panel written for it only changes its base URL and
 //! credentials:
 //! - `GET /hosting/web/{account}/email` → `{state, email, sent,
 //!   sentToday, bounce, maxPerDay}`; `PUT` with `{"email": ADDR}` sets the
@@ -61,7 +61,7 @@ pub struct VolumeDoc {
     pub volume: i64,
 }
 
-/// The seeds' actions.
+/// The control panel's actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Action {
