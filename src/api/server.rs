@@ -198,7 +198,13 @@ impl Read for Deadline {
             return Err(std::io::ErrorKind::TimedOut.into());
         }
         self.conn.set_read_timeout(left)?;
-        self.conn.read(buf)
+        match self.conn.read(buf) {
+            // SO_RCVTIMEO ran out (EAGAIN): that is the deadline too.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                Err(std::io::ErrorKind::TimedOut.into())
+            }
+            other => other,
+        }
     }
 }
 

@@ -3,8 +3,8 @@
 //! for every step — sign in, the green state box, Block confirmed, mail
 //! from PHP held and counted, Unblock and the mail at the real smtp-sink,
 //! Purge, Change recipient, the mails in error, the keyboard, the page in
-//! French when the browser asks for it — with screenshots at 360 and 1280
-//! px kept in target/browser-screenshots/ and no element wider than the
+//! French when the browser asks for it — with screenshots at 360, 1280 and
+//! 1920 px kept in target/browser-screenshots/ and no element wider than the
 //! viewport.
 
 use std::path::{Path, PathBuf};
@@ -374,6 +374,7 @@ fn the_page_in_a_real_browser() {
     // The layout: 1280 and 360 px, nothing sideways.
     check_width(&b, 1280, "page-1280");
     check_width(&b, 360, "page-360");
+    check_width(&b, 1920, "page-1920");
 
     // In French when the browser asks for French.
     let ua = b.js("return navigator.userAgent", json!([]));
