@@ -366,4 +366,51 @@ mod tests {
         write_response(&mut out, &r, true, true).unwrap();
         assert!(String::from_utf8(out).unwrap().ends_with("keep-alive\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nCache-Control: no-store\r\n\r\n"));
     }
+
+    /// Outside input never panics: the request reader, the query and
+    /// percent decoding, Accept-Language, the tokens file (a fixed number
+    /// of cases, as in src/proptests.rs).
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn httpish() -> impl Strategy<Value = Vec<u8>> {
+            let piece = prop_oneof![
+                Just(b"GET / HTTP/1.1\r\n".to_vec()),
+                Just(b"POST /v1/session HTTP/1.0\r\n".to_vec()),
+                Just(b"Content-Length: 3\r\n".to_vec()),
+                Just(b"Content-Length: 99999999999999999999999\r\n".to_vec()),
+                Just(b"Transfer-Encoding: chunked\r\n".to_vec()),
+                Just(b"Expect: 100-continue\r\n".to_vec()),
+                Just(b"\r\n".to_vec()),
+                Just(b"\n".to_vec()),
+                Just(b"%zz%C3%A9?a=b&&=".to_vec()),
+                proptest::collection::vec(any::<u8>(), 0..40),
+            ];
+            proptest::collection::vec(piece, 0..12).prop_map(|v| v.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            #[test]
+            fn the_request_reader_never_panics(input in httpish()) {
+                let mut out = Vec::new();
+                if let Ok(r) = read_request(&mut std::io::BufReader::new(&input[..]), &mut out) {
+                    prop_assert!(r.body.len() <= MAX_BODY);
+                    prop_assert!(r.target.starts_with('/'));
+                }
+            }
+
+            #[test]
+            fn decoders_never_panic(s in ".{0,80}", b in proptest::collection::vec(any::<u8>(), 0..80)) {
+                let text = String::from_utf8_lossy(&b);
+                let _ = crate::api::http::parse_query(&s);
+                let _ = crate::api::http::percent_decode(&text);
+                let _ = crate::api::i18n::pick(Some(&s));
+                let _ = crate::api::tokens::parse(&text, std::path::Path::new("/x"));
+                let _ = crate::api::sessions::cookie_id(&s);
+            }
+        }
+    }
 }
