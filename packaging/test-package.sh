@@ -8,11 +8,13 @@
 #   the symlink, the conffile, the user, the units (systemd-analyze verify), the
 #   submission socket unit and /run/scriptmail;
 #   relays a PHP mail() sent by an unprivileged user through a hand-started relayd
-#   (handed over on relayd's submission socket) to smtp-sink; holds a mail for a
-#   blocked account and reinstalls the package over itself (the held mail and the
-#   admin's config survive; a mail sent while relayd is stopped goes through the
-#   maildrop); then dpkg -r (data and config kept, programs gone) and dpkg --purge
-#   (user, data and config gone).
+#   (handed over on relayd's submission socket) to smtp-sink; runs the panel API by
+#   hand (its unit is installed, not enabled): /healthz answers, a token made by
+#   mailq-ctl api-token reads the account; holds a mail for a blocked account and
+#   reinstalls the package over itself (the held mail and the admin's config
+#   survive; a mail sent while relayd is stopped goes through the maildrop); then
+#   dpkg -r (data and config kept, programs gone) and dpkg --purge (user, data and
+#   config gone).
 # Everything it starts (smtp-sink, relayd, the test user) is cleaned up on exit.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -53,6 +55,7 @@ work=$(mktemp -d /tmp/scriptmail-pkgtest.XXXXXX)
 chmod 0755 "$work"
 sink_pid=
 relayd_pid=
+api_pid=
 policy_created=0
 
 cleanup() {
@@ -61,10 +64,13 @@ cleanup() {
     if [ "$status" -ne 0 ]; then
         echo "---- relayd output" >&2
         cat "$work/relayd.log" 2>/dev/null >&2
+        echo "---- api output" >&2
+        cat "$work/api.log" 2>/dev/null >&2
         echo "---- smtp-sink output" >&2
         cat "$work/sink.log" 2>/dev/null >&2
     fi
     [ -n "$relayd_pid" ] && kill "$relayd_pid" 2>/dev/null && wait "$relayd_pid" 2>/dev/null
+    [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null
     [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null && wait "$sink_pid" 2>/dev/null
     if getent passwd "$TEST_USER" >/dev/null; then
         userdel -r "$TEST_USER" >/dev/null 2>&1
@@ -186,7 +192,7 @@ ok "man pages scriptmail.8 mailq-ctl.8 scriptmail-sendmail.8"
 for f in /usr/share/bash-completion/completions/{scriptmail,mailq-ctl} \
     /usr/share/zsh/vendor-completions/{_scriptmail,_mailq-ctl} \
     /usr/share/fish/vendor_completions.d/{scriptmail,mailq-ctl}.fish \
-    /usr/share/doc/scriptmail/{copyright,changelog.Debian.gz,README.md} \
+    /usr/share/doc/scriptmail/{copyright,changelog.Debian.gz,README.md,api.md,openapi.json} \
     /usr/share/doc/scriptmail/examples/php-fpm-pool.conf; do
     [ -s "$f" ] || fail "$f missing"
 done
@@ -204,7 +210,8 @@ step "systemd units"
 unitdir=$(dirname "$(dpkg -L scriptmail | grep '/scriptmail-relayd\.service$')")
 units=()
 for u in scriptmail-relayd.service scriptmail-submit.socket scriptmail-sweep.service \
-    scriptmail-sweep.timer scriptmail-report.service scriptmail-report.timer; do
+    scriptmail-sweep.timer scriptmail-report.service scriptmail-report.timer \
+    scriptmail-api.service; do
     [ -f "$unitdir/$u" ] || fail "$unitdir/$u missing"
     units+=("$unitdir/$u")
 done
@@ -221,6 +228,10 @@ grep -qx 'Service=scriptmail-relayd.service' "$unitdir/scriptmail-submit.socket"
 grep -qx 'Requires=scriptmail-submit.socket' "$unitdir/scriptmail-relayd.service" ||
     fail "scriptmail-relayd.service does not require its socket"
 ok "scriptmail-submit.socket wired to scriptmail-relayd.service"
+# The panel API opens a listener: the admin enables it (docs/api.md).
+[ -e /etc/systemd/system/multi-user.target.wants/scriptmail-api.service ] &&
+    fail "scriptmail-api.service is enabled by the package"
+ok "scriptmail-api.service installed, not enabled"
 # verify: syntax, unknown keys, and that every ExecStart program exists. It runs
 # without a running systemd; any message at all counts as a failure.
 if verify_out=$(SYSTEMD_LOG_COLOR=0 systemd-analyze verify "${units[@]}" 2>&1) && [ -z "$verify_out" ]; then
@@ -231,17 +242,19 @@ else
     printf '%s\n' "$verify_out" >&2
     fail "systemd-analyze verify reported problems"
 fi
-# The sandbox of the long-running daemon, scored offline (systemd-analyze security).
-if sec_out=$(systemd-analyze security --offline=true --no-pager "$unitdir/scriptmail-relayd.service" 2>&1); then
-    score=$(printf '%s\n' "$sec_out" | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) \(.*\)$/\1 \2/p')
-    ok "relayd exposure level: ${score:-?}"
-    case "$score" in
-    *OK* | *LOW*) ;;
-    *) fail "relayd sandbox is weak: $score" ;;
-    esac
-else
-    echo "    NOTE: systemd-analyze security --offline unavailable: $(printf '%s' "$sec_out" | tail -n1)"
-fi
+# The sandboxes of the long-running daemons, scored offline (systemd-analyze security).
+for d in relayd api; do
+    if sec_out=$(systemd-analyze security --offline=true --no-pager "$unitdir/scriptmail-$d.service" 2>&1); then
+        score=$(printf '%s\n' "$sec_out" | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) \(.*\)$/\1 \2/p')
+        ok "$d exposure level: ${score:-?}"
+        case "$score" in
+        *OK* | *LOW*) ;;
+        *) fail "$d sandbox is weak: $score" ;;
+        esac
+    else
+        echo "    NOTE: systemd-analyze security --offline unavailable: $(printf '%s' "$sec_out" | tail -n1)"
+    fi
+done
 
 # ------------------------------------------------------------ mail end to end
 step "smtp-sink, config, relayd"
@@ -257,6 +270,7 @@ free_port() {
     return 1
 }
 port=$(free_port) || fail "no free port"
+api_port=$(free_port) || fail "no free port"
 mkdir -p "$work/sink"
 chown postfix "$work/sink"
 smtp-sink -u postfix -d "$work/sink/%H%M%S." "127.0.0.1:$port" 64 >"$work/sink.log" 2>&1 &
@@ -279,6 +293,8 @@ host = "127.0.0.1"
 port = $port
 [log]
 socket = "$work/no-syslog"
+[api]
+listen = "127.0.0.1:$api_port"
 EOF
 relayd_start() {
     runuser -u scriptmail -- /usr/sbin/scriptmail relayd >>"$work/relayd.log" 2>&1 &
@@ -341,6 +357,40 @@ printf '%s\n' "$status" | sed 's/^/    | /'
 json=$(/usr/sbin/mailq-ctl --json status "$TEST_USER") || fail "mailq-ctl --json status $TEST_USER failed"
 printf '%s' "$json" | grep -Eq '"sent_total": *1[,}]' || fail "mailq-ctl --json status does not show 1 sent: $json"
 ok "mailq-ctl status $TEST_USER shows it sent"
+
+step "the panel API, started as its unit would start it"
+runuser -u scriptmail -- /usr/sbin/scriptmail api >>"$work/api.log" 2>&1 &
+api_pid=$!
+# GET PATH [TOKEN]: the whole answer, over bash's /dev/tcp (no curl needed).
+api_get() {
+    local auth=
+    [ -n "${2:-}" ] && auth="Authorization: Bearer $2"$'\r\n'
+    exec 3<>"/dev/tcp/127.0.0.1/$api_port" || return 1
+    printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sConnection: close\r\n\r\n' "$1" "$auth" >&3
+    cat <&3
+    exec 3<&-
+}
+for _ in $(seq 50); do
+    api_get /healthz 2>/dev/null | head -n1 | grep -q '^HTTP/1.1 200' && break
+    kill -0 "$api_pid" 2>/dev/null || fail "scriptmail api exited at once"
+    sleep 0.1
+done
+api_get /healthz | head -n1 | grep -q '^HTTP/1.1 200' || fail "/healthz does not answer 200"
+ok "/healthz answers 200"
+token=$(/usr/sbin/mailq-ctl api-token add pkgtest --scope "account:$TEST_USER" | tail -n1)
+case "$token" in sm_*) ;; *) fail "api-token add printed '$token' last" ;; esac
+expect "/etc/scriptmail/api-tokens" "$(stat_of /etc/scriptmail/api-tokens)" "scriptmail:scriptmail 600"
+grep -q "$token" /etc/scriptmail/api-tokens && fail "the token itself is in the tokens file"
+answer=$(api_get "/hosting/web/$TEST_USER/email" "$token")
+printf '%s' "$answer" | head -n1 | grep -q '^HTTP/1.1 200' || fail "the control panel's API: $answer"
+printf '%s' "$answer" | grep -Eq '"sent": *1[,}]' || fail "the control panel's API does not show 1 sent: $answer"
+ok "GET /hosting/web/$TEST_USER/email with an account token: 1 sent"
+api_get "/hosting/web/root/email" "$token" | head -n1 | grep -q '^HTTP/1.1 404' ||
+    fail "an account token sees another account"
+ok "another account: 404"
+kill "$api_pid"
+wait "$api_pid" || true
+api_pid=
 
 step "block $TEST_USER: new mail is held"
 /usr/sbin/mailq-ctl block "$TEST_USER" || fail "mailq-ctl block $TEST_USER failed"

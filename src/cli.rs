@@ -28,6 +28,13 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Run the panel API and the "E-mail scripts" page (HTTP on [api] listen; docs/api.md).
+    ///
+    /// The control panel's API (/hosting/web/ACCOUNT/email...), the native JSON API
+    /// (/v1, the documents of `mailq-ctl --json`), the page at /, /metrics and
+    /// /healthz. Tokens: `mailq-ctl api-token add NAME --scope admin|account:ACCOUNT`.
+    /// Runs as root or the service user; stops on SIGTERM.
+    Api,
     /// Read one delivery-status notification on stdin and record it (MTA pipe transport).
     Bounce {
         /// The bounce's envelope recipient, the VERP address (Postfix pipe: ${original_recipient}).
@@ -61,6 +68,8 @@ pub enum Generate {
     Man { dir: PathBuf },
     /// Completions for bash, zsh and fish into DIR.
     Completions { dir: PathBuf },
+    /// The API's OpenAPI document into FILE (docs/openapi.json).
+    Openapi { file: PathBuf },
 }
 
 #[cfg(test)]

@@ -80,6 +80,8 @@ struct RawConfig {
     #[serde(default)]
     report: RawReport,
     #[serde(default)]
+    api: RawApi,
+    #[serde(default)]
     log: RawLog,
     #[serde(default)]
     submit: RawSubmit,
@@ -154,6 +156,16 @@ struct RawReport {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawApi {
+    listen: Option<String>,
+    tokens_file: Option<PathBuf>,
+    workers: Option<usize>,
+    open_metrics: Option<bool>,
+    client_address_header: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawLog {
     socket: Option<PathBuf>,
 }
@@ -189,6 +201,7 @@ pub struct Config {
     pub bounce: BounceConfig,
     /// Envelope and From: address of the daily report mails.
     pub report_from: String,
+    pub api: ApiConfig,
     /// The syslog socket; when it is absent, logging falls back (see `log`).
     pub log_socket: PathBuf,
     pub submit: SubmitConfig,
@@ -250,6 +263,78 @@ pub struct BounceConfig {
     pub domain: String,
     /// Local part prefix: the sender becomes `<local_part>+<qid>@<domain>`.
     pub local_part: String,
+}
+
+/// Where the panel API listens (`api.listen`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiListen {
+    Tcp(std::net::SocketAddr),
+    /// A Unix socket path, for a reverse proxy on the same host.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for ApiListen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiListen::Tcp(a) => write!(f, "{a}"),
+            ApiListen::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// The panel API daemon, `scriptmail api` (docs/api.md).
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub listen: ApiListen,
+    /// Hashes of the API tokens (`mailq-ctl api-token`), mode 0600.
+    pub tokens_file: PathBuf,
+    /// Requests handled at once (each worker has its own queue connection).
+    pub workers: usize,
+    /// `/metrics` and `/healthz` answer without a token.
+    pub open_metrics: bool,
+    /// The request header that names the client behind a reverse proxy
+    /// (e.g. `X-Real-IP`), for the rate limit and the logs; none: the peer.
+    pub client_address_header: Option<String>,
+}
+
+impl ApiConfig {
+    fn parse(raw: RawApi) -> Result<ApiConfig, (&'static str, String)> {
+        let listen = match raw.listen.as_deref().map(str::trim) {
+            None => ApiListen::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 8025))),
+            Some(p) if p.starts_with('/') => ApiListen::Unix(PathBuf::from(p)),
+            Some(a) => ApiListen::Tcp(a.parse().map_err(|_| {
+                (
+                    "api.listen",
+                    format!("{a:?} is neither ADDRESS:PORT nor an absolute socket path"),
+                )
+            })?),
+        };
+        let workers = raw.workers.unwrap_or(4);
+        if workers == 0 || workers > 64 {
+            return Err(("api.workers", "must be 1..64".into()));
+        }
+        let header = match raw.client_address_header.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(h) if h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') => {
+                Some(h.to_string())
+            }
+            Some(h) => {
+                return Err((
+                    "api.client_address_header",
+                    format!("{h:?} is not a header name"),
+                ));
+            }
+        };
+        Ok(ApiConfig {
+            listen,
+            tokens_file: raw
+                .tokens_file
+                .unwrap_or_else(|| PathBuf::from("/etc/scriptmail/api-tokens")),
+            workers,
+            open_metrics: raw.open_metrics.unwrap_or(true),
+            client_address_header: header,
+        })
+    }
 }
 
 impl Config {
@@ -337,6 +422,7 @@ impl Config {
             }
             map.push((lo, hi, v));
         }
+        let api = ApiConfig::parse(raw.api).map_err(|(key, m)| invalid(key, m))?;
         let bounce_domain = raw.bounce.domain.unwrap_or_else(|| domain.clone());
         let bounce_local = raw.bounce.local_part.unwrap_or_else(|| "bounces".into());
         // With VERP every mail goes out from this address: one the relay cannot
@@ -427,6 +513,7 @@ impl Config {
                 .report
                 .from
                 .unwrap_or_else(|| format!("scriptmail@{domain}")),
+            api,
             log_socket: raw.log.socket.unwrap_or_else(|| PathBuf::from("/dev/log")),
             submit,
             domain,
@@ -640,6 +727,41 @@ tls = "starttls"
         let c = parse(&uncommented).unwrap();
         assert_eq!(c.domain, "node1.example.net");
         assert_eq!(c.accounts.map.len(), 2);
+    }
+
+    #[test]
+    fn api_keys() {
+        let c = parse("").unwrap();
+        assert_eq!(c.api.listen.to_string(), "127.0.0.1:8025");
+        assert_eq!(
+            c.api.tokens_file,
+            PathBuf::from("/etc/scriptmail/api-tokens")
+        );
+        assert_eq!((c.api.workers, c.api.open_metrics), (4, true));
+        assert_eq!(c.api.client_address_header, None);
+        let c = parse(
+            "[api]\nlisten = \"/run/scriptmail/api.sock\"\nclient_address_header = \"X-Real-IP\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.api.listen,
+            ApiListen::Unix("/run/scriptmail/api.sock".into())
+        );
+        assert_eq!(c.api.client_address_header.as_deref(), Some("X-Real-IP"));
+        let c = parse("[api]\nlisten = \"[::1]:9000\"\n").unwrap();
+        assert_eq!(c.api.listen.to_string(), "[::1]:9000");
+        for (text, key) in [
+            ("[api]\nlisten = \"localhost\"\n", "api.listen"),
+            ("[api]\nlisten = \"api.sock\"\n", "api.listen"),
+            ("[api]\nworkers = 0\n", "api.workers"),
+            (
+                "[api]\nclient_address_header = \"X Real\"\n",
+                "api.client_address_header",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.to_string().contains(key), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -5,13 +5,14 @@
 //!
 //! Two programs share this library: the small privileged `sendmail`
 //! (`src/bin/sendmail.rs`, which uses only `submit` and what it needs: no
-//! SQLite, SMTP, TLS or clap code is linked into it — it hands each message
-//! to relayd over a socket, `handoff`, or drops it into the `maildrop`) and
-//! `scriptmail` (`src/main.rs`: `mailq-ctl`, `relayd` with its `submission`
-//! server, `bounce`, and an unprivileged `sendmail`).
+//! SQLite, SMTP, TLS, HTTP or clap code is linked into it — it hands each
+//! message to relayd over a socket, `handoff`, or drops it into the
+//! `maildrop`) and `scriptmail` (`src/main.rs`: `mailq-ctl`, `relayd` with its
+//! `submission` server, `bounce`, `api`, and an unprivileged `sendmail`).
 
 pub mod account;
 pub mod address;
+pub mod api;
 pub mod bounce;
 pub mod cli;
 pub mod clock;

@@ -1,5 +1,5 @@
 //! `scriptmail`: the admin CLI (`mailq-ctl`, also by argv[0]), the relay
-//! daemon, DSN intake and an unprivileged `sendmail`. `main` stays thin:
+//! daemon, the panel API, DSN intake and an unprivileged `sendmail`. `main` stays thin:
 //! parse, dispatch, and map errors to exit codes in one place.
 
 use std::ffi::OsString;
@@ -114,6 +114,13 @@ fn run(cli: Cli, config_path: Option<PathBuf>) -> Result<Exit, Failure> {
                 relay::Mode::Daemon
             };
             relay::run(cfg, config_path, mode)
+                .map(|()| Exit::Ok)
+                .map_err(|e| (e.exit_code(), e.to_string()))
+        }
+        Command::Api => {
+            let cfg = load(config_path.as_deref())?;
+            log::init(&cfg.log_socket, "scriptmail/api", true);
+            scriptmail::api::run(cfg, config_path)
                 .map(|()| Exit::Ok)
                 .map_err(|e| (e.exit_code(), e.to_string()))
         }

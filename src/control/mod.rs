@@ -35,7 +35,8 @@
 //! `states.rs` (block, unblock, purge), `held.rs` (the held mail, released
 //! or purged in part), `activity.rs` (stats, errors, history), `queue.rs`
 //! (queue, show, release, delete), `upkeep.rs` (sweep, report, populate),
-//! `delivery.rs` (flush, test), `metrics.rs`; `values.rs` says how times
+//! `delivery.rs` (flush, test), `metrics.rs`, `node.rs` (the node's
+//! queue as a whole); `values.rs` says how times
 //! and days look in the documents.
 
 use std::path::{Path, PathBuf};
@@ -55,6 +56,7 @@ mod authority;
 mod delivery;
 mod held;
 mod metrics;
+mod node;
 mod queue;
 mod states;
 mod upkeep;
@@ -72,6 +74,7 @@ pub use held::{
     held_filter,
 };
 pub use metrics::{MetricsDoc, MetricsRow};
+pub use node::{BucketDoc, DelayDoc, NodeDoc};
 pub use queue::{MessageDoc, MoveDoc, QueueListDoc, RecipientDoc, ShowDoc};
 pub use states::{ChangeDoc, PurgeDoc};
 pub use upkeep::{DeletedDoc, ExpiredDoc, PopulateDoc, SweepDoc};

@@ -9,6 +9,7 @@ use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 
 use super::Result;
 use crate::account::BlockReason;
+use crate::api::tokens::Scope;
 use crate::clock;
 use crate::control::{self, HeldFilter, SortKey};
 use crate::queue::MessageState;
@@ -185,6 +186,9 @@ pub enum Verb {
         #[arg(long, default_value = "30s", value_parser = parse_wait)]
         wait: Duration,
     },
+    /// Tokens of the panel API (`scriptmail api`): add, list, revoke.
+    #[command(name = "api-token", subcommand)]
+    ApiToken(TokenVerb),
     /// Fill the queue with synthetic accounts and history (benchmarks).
     #[command(hide = true)]
     Populate {
@@ -197,6 +201,25 @@ pub enum Verb {
         #[arg(long, default_value_t = 400)]
         days: u32,
     },
+}
+
+/// `api-token` (docs/api.md, "Tokens").
+#[derive(Debug, Subcommand)]
+pub enum TokenVerb {
+    /// Make a token; it is printed once, alone on the last line, and only
+    /// its SHA-256 is kept in [api] tokens_file.
+    Add {
+        /// A name for it (recorded as the actor `api:NAME` of its changes).
+        name: String,
+        /// What it may do: `admin` (every account), or `account:ACCOUNT`
+        /// (that account only; every other one is "not found").
+        #[arg(long, value_name = "admin|account:ACCOUNT", value_parser = super::tokens::parse_scope)]
+        scope: Scope,
+    },
+    /// The tokens: name, scope, when made (never the token itself).
+    List,
+    /// Remove a token: it stops working at once, and so do its page sessions.
+    Revoke { name: String },
 }
 
 /// Which held mail `held`, `release ACCOUNT` and `purge ACCOUNT` take:

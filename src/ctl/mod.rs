@@ -13,7 +13,8 @@
 //! metrics), `block.rs` (block, unblock, purge), `held.rs` (the held mail,
 //! released or purged in part), `stats.rs` (stats, errors, history),
 //! `settings.rs` (set, accounts), `queue.rs` (queue, show, release, delete,
-//! sweep, populate), `delivery.rs` (flush, test); `view.rs` draws tables.
+//! sweep, populate), `delivery.rs` (flush, test), `tokens.rs` (the panel
+//! API's tokens); `view.rs` draws tables.
 
 use std::path::Path;
 
@@ -35,9 +36,10 @@ mod queue;
 mod settings;
 mod stats;
 mod status;
+mod tokens;
 mod view;
 
-pub use args::{Args, FilterArgs, Verb};
+pub use args::{Args, FilterArgs, TokenVerb, Verb};
 
 /// Why a verb failed; each knows its exit status.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,8 @@ pub enum CtlError {
     Privilege(#[from] PrivilegeError),
     #[error("{0}")]
     Control(#[from] ControlError),
+    #[error("{0}")]
+    Token(#[from] crate::api::tokens::TokenError),
     /// The command line is wrong (64).
     #[error("{0}")]
     Usage(String),
@@ -65,6 +69,7 @@ impl CtlError {
             CtlError::Config(e) => e.exit_code(),
             CtlError::Privilege(e) => e.exit_code(),
             CtlError::Control(e) => e.exit_code(),
+            CtlError::Token(e) => e.exit_code(),
             CtlError::Usage(_) => Exit::Usage,
             CtlError::Refused(_) => Exit::NoPerm,
             CtlError::Io(_) => Exit::IoErr,
@@ -132,12 +137,16 @@ fn run_verb(args: Args, config_path: Option<&Path>) -> Result<()> {
         Some(a) => control::check_actor(&a)?,
         None => default_actor(),
     };
-    privilege::become_queue_owner(&cfg)?;
-    let mut c = Control::open(cfg, config_path, actor)?;
     let out = Out {
         json: args.json,
         color: !args.json && view::use_color(),
     };
+    if let Verb::ApiToken(verb) = &args.verb {
+        // The tokens file is not the queue's: see `tokens.rs`.
+        return tokens::run(verb, &cfg, &actor, out);
+    }
+    privilege::become_queue_owner(&cfg)?;
+    let mut c = Control::open(cfg, config_path, actor)?;
     let now = clock::now_ms();
     match args.verb {
         Verb::Status {
@@ -277,6 +286,7 @@ fn run_verb(args: Args, config_path: Option<&Path>) -> Result<()> {
             let d = c.test(&account, &to, wait)?;
             out.print(&d, || delivery::test(&d, c.cfg(), wait, out.color))
         }
+        Verb::ApiToken(_) => unreachable!("handled before the queue is opened"),
         Verb::Populate {
             accounts,
             messages,

@@ -42,11 +42,14 @@ impl GenerateError {
     }
 }
 
-/// `scriptmail generate man|completions DIR`.
+/// `scriptmail generate man|completions DIR`, `generate openapi FILE`.
 pub fn run(what: Generate) -> Result<Exit, (Exit, String)> {
     let result = match what {
         Generate::Man { dir } => write_man_pages(&dir),
         Generate::Completions { dir } => write_completions(&dir),
+        Generate::Openapi { file } => std::fs::write(&file, crate::api::openapi_document())
+            .map(|()| vec![file.clone()])
+            .map_err(|source| GenerateError::Write { path: file, source }),
     };
     match result {
         Ok(paths) => {

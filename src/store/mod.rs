@@ -18,6 +18,7 @@
 //! - `reports.rs`: what the daily report and the block notices read;
 //! - `history.rs`: the events (state changes);
 //! - `tracking.rs`: the messages `flush` and `test` wait for;
+//! - `node.rs`: the node's queue as a whole, for the metrics;
 //! - `populate.rs`: the benchmark's synthetic queue;
 //! - `migrations.rs`: the schema, append-only on `user_version`.
 //!
@@ -158,6 +159,7 @@ mod history;
 mod intake;
 mod messages;
 mod migrations;
+mod node;
 mod populate;
 mod purge;
 mod reports;
@@ -175,6 +177,7 @@ pub use intake::{Intake, Intaken};
 pub use messages::{
     EnqueuePolicy, Enqueued, MessageDetail, MessageRow, NewMessage, Pending, QueueFilter,
 };
+pub use node::NodeGauges;
 pub use populate::PopulateSpec;
 pub use purge::{Dropped, Purge};
 pub use reports::{BlockNotice, ExpiredMail, ReportAccount, ReportQueued};

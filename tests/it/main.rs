@@ -3,10 +3,14 @@
 
 mod util;
 
+mod apiutil;
 mod fake_smtp;
 mod sink;
+mod webdriver;
 
+mod api;
 mod bounce;
+mod browser;
 mod ctl;
 mod package;
 mod relay;
