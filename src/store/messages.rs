@@ -80,6 +80,10 @@ impl<'a> NewMessage<'a> {
 pub struct EnqueuePolicy {
     pub max_per_day: u64,
     pub max_per_hour: u64,
+    /// Cluster mode (docs/cluster.md): the limits count the account's mail
+    /// on every node, through the allowances relayd's sync thread keeps
+    /// (`quota.rs`).
+    pub cluster: bool,
 }
 
 /// What happened to a submitted message.
@@ -509,6 +513,7 @@ mod tests {
         EnqueuePolicy {
             max_per_day,
             max_per_hour,
+            cluster: false,
         }
     }
 
