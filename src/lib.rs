@@ -13,6 +13,7 @@ pub mod address;
 pub mod bounce;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod ctl;

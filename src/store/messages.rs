@@ -7,8 +7,10 @@ use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::accounts::{Transition, account_for_submit, set_state};
 use super::counters::{Counter, bump_daily, count_submission};
+use super::quota;
 use super::{Result, Store, StoreError};
 use crate::account::{self, BlockReason, RateLimit, Reason};
+use crate::cluster::allowance::Admit;
 use crate::dsn_params::{Envid, Notify, Ret};
 use crate::log::{self, Level};
 use crate::queue::{MessageState, RecipientState};
@@ -181,11 +183,24 @@ impl Store {
         let tx = self.write_tx()?;
         let (account_id, mut state, limits) = account_for_submit(&tx, m.account, policy, now)?;
         let mut tripped = None;
+        let mut gated = false;
         if !m.system {
             let (today, this_hour) = count_submission(&tx, account_id, now)?;
-            if state.is_sending()
-                && let Some(limit) = limits.exceeded(today, this_hour)
-            {
+            // Cluster mode counts the account's mail on every node
+            // (`quota.rs`); a node alone counts its own.
+            let over = match state.is_sending() {
+                false => None,
+                true if policy.cluster => match quota::admit(&tx, account_id, &limits, now)? {
+                    Admit::Pass => None,
+                    Admit::Gate => {
+                        gated = true;
+                        None
+                    }
+                    Admit::Trip(limit) => Some(limit),
+                },
+                true => limits.exceeded(today, this_hour),
+            };
+            if let Some(limit) = over {
                 let change = Transition {
                     old: state,
                     new: BlockReason::Limit.target(),
@@ -204,9 +219,11 @@ impl Store {
         } else {
             MessageState::Queued
         };
-        insert_message(&tx, m, account_id, initial, now)?;
+        let id = insert_message(&tx, m, account_id, initial, now)?;
         if held {
             bump_daily(&tx, account_id, now, Counter::Held, 1)?;
+        } else if gated {
+            quota::gate(&tx, id)?;
         }
         tx.commit()?;
         Ok(Enqueued { held, tripped })

@@ -157,8 +157,11 @@ mod held;
 mod history;
 mod messages;
 mod migrations;
+mod outbox;
 mod populate;
 mod purge;
+mod quota;
+mod replica;
 mod reports;
 mod sweep;
 mod tracking;
@@ -173,8 +176,11 @@ pub use history::Event;
 pub use messages::{
     EnqueuePolicy, Enqueued, MessageDetail, MessageRow, NewMessage, Pending, QueueFilter,
 };
+pub use outbox::{Expired, Figures, HeldChange};
 pub use populate::PopulateSpec;
 pub use purge::{Dropped, Purge};
+pub use quota::{GATED_UNTIL, Period, QuotaCount, QuotaNeed};
+pub use replica::{ClusterAck, ReplicatedState};
 pub use reports::{BlockNotice, ExpiredMail, ReportAccount, ReportQueued};
 pub use sweep::Housekeeping;
 pub use tracking::{Progress, Tracked};
