@@ -171,7 +171,7 @@ pub use bounces::{BouncedMessage, DsnRecorded, UNMATCHED_MAX_BYTES, UnmatchedBou
 pub use claims::{Attempt, Claim, RcptOutcome};
 pub use counters::{AccountStatus, DayCounts, Overview, QueueCounts};
 pub use errors::{ErrorRow, Protection, Trip};
-pub use held::{HeldFilter, HeldMessage, HeldMoved, HeldSummary, domain_of};
+pub use held::{HeldFilter, HeldMessage, HeldMoved, HeldSummary, domain_of, summarise};
 pub use history::Event;
 pub use messages::{
     EnqueuePolicy, Enqueued, MessageDetail, MessageRow, NewMessage, Pending, QueueFilter,

@@ -193,7 +193,9 @@ impl Store {
             .prepare_cached(
                 "SELECT e.id, a.name, e.at, e.qid, e.rcpt, e.kind, e.message, e.subject, e.script
                  FROM errors e JOIN accounts a ON a.id = e.account_id
-                 WHERE e.id > ?1 ORDER BY e.id LIMIT ?2",
+                 WHERE e.id > ?1
+                   AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = e.message_id AND m.system)
+                 ORDER BY e.id LIMIT ?2",
             )?
             .query_map(params![after, limit.min(i64::MAX as usize) as i64], |r| {
                 Ok((

@@ -300,31 +300,31 @@ impl Store {
 
     /// Give back what this node holds and does not use in `period`: its cap
     /// comes down to what it let through (on this node first, then in the
-    /// store: see `cluster/allowance.rs`). The new cap, or `None` when the
-    /// node holds nothing unused in that period.
-    pub fn quota_lower(&mut self, account: &str, period: Period, now: i64) -> Result<Option<u64>> {
+    /// store: see `cluster/allowance.rs`). Returns the cap now in force (0
+    /// when the node let nothing through in that period).
+    pub fn quota_give_back(&mut self, account: &str, period: Period, now: i64) -> Result<u64> {
         let tx = self.write_tx()?;
         let Some(account_id) = tx
             .prepare_cached("SELECT id FROM accounts WHERE name = ?1")?
             .query_row([account], |r| r.get::<_, i64>(0))
             .optional()?
         else {
-            return Ok(None);
+            return Ok(0);
         };
         let mut row = load(&tx, account_id, now)?;
         let share = match period {
             Period::Day(d) if d == row.day => &mut row.day_share,
             Period::Hour(h) if h == row.hour => &mut row.hour_share,
-            _ => return Ok(None),
+            _ => return Ok(0),
         };
-        if share.cap <= share.passed {
-            return Ok(None);
+        if share.cap > share.passed {
+            share.cap = share.passed;
+            let cap = share.cap;
+            save(&tx, account_id, &row)?;
+            tx.commit()?;
+            return Ok(cap);
         }
-        share.cap = share.passed;
-        let cap = share.cap;
-        save(&tx, account_id, &row)?;
-        tx.commit()?;
-        Ok(Some(cap))
+        Ok(share.cap)
     }
 
     /// The counts not yet pushed (names with them), for the current periods.
@@ -507,8 +507,12 @@ mod tests {
         assert!(!send(&mut s, "Q1", policy(10), T0 + 1));
         assert_eq!(gated(&s), 0);
         let day = Period::Day(clock::day_of(T0));
-        assert_eq!(s.quota_lower("alice", day, T0 + 2).unwrap(), Some(2));
-        assert_eq!(s.quota_lower("alice", day, T0 + 2).unwrap(), None);
+        assert_eq!(s.quota_give_back("alice", day, T0 + 2).unwrap(), 2);
+        assert_eq!(s.quota_give_back("alice", day, T0 + 2).unwrap(), 2);
+        assert_eq!(
+            s.quota_give_back("alice", Period::Day(0), T0 + 2).unwrap(),
+            0
+        );
         assert!(!send(&mut s, "Q2", policy(10), T0 + 3));
         assert_eq!(gated(&s), 1);
         // No limit: never gated.

@@ -4,9 +4,11 @@
 mod util;
 
 mod fake_smtp;
+mod pg;
 mod sink;
 
 mod bounce;
+mod cluster;
 mod ctl;
 mod package;
 mod relay;
