@@ -390,8 +390,8 @@ fn mailq_and_newaliases_names() {
 
 use std::os::unix::process::CommandExt;
 
-/// The privileged drop-in links no SMTP, TLS, clap or bounce-parsing code
-/// (README, "Code layout").
+/// The privileged drop-in links no SMTP, TLS, clap, bounce-parsing or
+/// PostgreSQL code (README, "Code layout"; cluster mode is relayd's).
 #[test]
 fn sendmail_binary_links_no_smtp_tls_or_clap() {
     let out = Command::new("nm")
@@ -412,6 +412,9 @@ fn sendmail_binary_links_no_smtp_tls_or_clap() {
         "clap_builder::",
         "ring::",
         "mail_parser::",
+        "postgres::",
+        "tokio_postgres::",
+        "tokio::",
     ] {
         // A crate path, not a suffix of another name (`String::`).
         let linked = symbols.match_indices(forbidden).any(|(i, _)| {
