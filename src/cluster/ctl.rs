@@ -25,7 +25,20 @@ pub enum ClusterVerb {
     Init {
         #[arg(long)]
         sql: bool,
+        /// With --sql: also the GRANTs for the nodes' role (docs/cluster.md).
+        #[arg(long, value_name = "ROLE", requires = "sql", value_parser = parse_role)]
+        grant: Option<String>,
     },
+}
+
+fn parse_role(s: &str) -> std::result::Result<String, String> {
+    if schema::is_plain_role(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a plain role name (lower-case letters, digits and _)"
+        ))
+    }
 }
 
 /// One node, as `cluster nodes` shows it.
@@ -88,8 +101,12 @@ pub fn run(cfg: &Config, verb: Option<ClusterVerb>) -> Result<Output> {
             cfg.path.display()
         ))
     })?;
-    if let Some(ClusterVerb::Init { sql: true }) = verb {
-        return Ok(Output::Sql(schema::sql()));
+    if let Some(ClusterVerb::Init { sql: true, grant }) = &verb {
+        let mut sql = schema::sql();
+        if let Some(role) = grant {
+            sql.push_str(&schema::grants(role));
+        }
+        return Ok(Output::Sql(sql));
     }
     let mut c = client::connect(cc, "mailq-ctl")?;
     match verb.unwrap_or(ClusterVerb::Nodes) {

@@ -244,7 +244,14 @@ pub fn ensure(client: &mut Client) -> Result<i64> {
 pub fn migrate(client: &mut Client) -> Result<()> {
     let mut tx = client.transaction()?;
     tx.batch_execute("SELECT pg_advisory_xact_lock(hashtext('scriptmail_schema'))")?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS scriptmail_schema (version integer NOT NULL)")?;
+    // Nothing is written when the schema is current: the nodes' role may
+    // only read the version table.
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('scriptmail_schema') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        tx.batch_execute("CREATE TABLE scriptmail_schema (version integer NOT NULL)")?;
+    }
     let v: i64 = match tx.query_opt("SELECT version FROM scriptmail_schema", &[])? {
         Some(r) => r.get::<_, i32>(0).into(),
         None => {
@@ -252,6 +259,9 @@ pub fn migrate(client: &mut Client) -> Result<()> {
             0
         }
     };
+    if v == latest() {
+        return Ok(());
+    }
     if v > latest() {
         return Err(ClusterError::TooNew {
             found: v,
@@ -284,4 +294,76 @@ pub fn sql() -> String {
         latest()
     ));
     out
+}
+
+/// The privileges a node's role needs, and no more (docs/cluster.md, "A
+/// role for the nodes"): rows only — no DDL, no TRUNCATE — and accounts,
+/// nodes and the log are never deleted from except by pruning.
+const GRANTS: &[(&str, &str)] = &[
+    ("scriptmail_schema", "SELECT"),
+    ("meta", "SELECT, UPDATE"),
+    ("nodes", "SELECT, INSERT, UPDATE"),
+    ("accounts", "SELECT, INSERT, UPDATE"),
+    ("events", "SELECT, INSERT, DELETE"),
+    ("changes", "SELECT, INSERT, DELETE"),
+    ("acks", "SELECT, INSERT, DELETE"),
+    ("counters", "SELECT, INSERT, UPDATE, DELETE"),
+    ("hourly", "SELECT, INSERT, UPDATE, DELETE"),
+    ("node_accounts", "SELECT, INSERT, UPDATE"),
+    ("errors", "SELECT, INSERT, DELETE"),
+    ("held", "SELECT, INSERT, UPDATE, DELETE"),
+    ("expired", "SELECT, INSERT, DELETE"),
+    ("quota", "SELECT, INSERT, UPDATE, DELETE"),
+    ("quota_squeeze", "SELECT, INSERT, DELETE"),
+    ("reports", "SELECT, INSERT, DELETE"),
+];
+
+/// The GRANT statements for the nodes' role `role` (`mailq-ctl cluster
+/// init --sql --grant ROLE`). `role` is checked by the caller.
+pub fn grants(role: &str) -> String {
+    let mut out = String::new();
+    for (table, privileges) in GRANTS {
+        out.push_str(&format!("GRANT {privileges} ON {table} TO {role};\n"));
+    }
+    out.push_str(&format!(
+        "GRANT USAGE ON SEQUENCE scriptmail_revision, events_id_seq TO {role};\n"
+    ));
+    out
+}
+
+/// Whether `role` can be written into SQL as it is (a plain identifier).
+pub fn is_plain_role(role: &str) -> bool {
+    let mut b = role.bytes();
+    b.next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == b'_')
+        && role.len() <= 63
+        && role
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_is_granted_and_roles_are_plain_words() {
+        let sql = sql();
+        for (table, _) in GRANTS {
+            assert!(
+                sql.contains(&format!("CREATE TABLE {table} ")) || *table == "scriptmail_schema",
+                "{table}"
+            );
+        }
+        let created = sql.matches("CREATE TABLE ").count();
+        assert_eq!(created, GRANTS.len(), "a table without a grant");
+        assert!(
+            grants("scriptmail_node")
+                .contains("GRANT SELECT, INSERT, UPDATE ON accounts TO scriptmail_node;")
+        );
+        assert!(is_plain_role("scriptmail_node"));
+        for bad in ["", "Node", "a-b", "x; DROP TABLE accounts", "1abc"] {
+            assert!(!is_plain_role(bad), "{bad}");
+        }
+    }
 }

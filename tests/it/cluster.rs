@@ -478,3 +478,118 @@ fn cluster_init_and_a_newer_schema_refused() {
         stderr(&out)
     );
 }
+
+/// TLS and a least-privilege role (docs/cluster.md): the owner creates the
+/// schema and the grants `cluster init --sql --grant` prints; a node whose
+/// role has only those privileges, with its password in password_file,
+/// runs over `verify-full` — relayd syncs and pushes, mailq-ctl changes
+/// state. A server that takes TLS only refuses `tls = none`; a certificate
+/// from another CA is refused; `require` encrypts without checking it.
+#[test]
+fn tls_verify_full_and_a_least_privilege_role() {
+    let (pg, certs) = Pg::private_tls();
+    let url = pg.database();
+    let db = Pg::db_name(&url).to_string();
+    let sink = Sink::start();
+    let pw = pg.dir().join("node.password");
+    std::fs::write(&pw, "s3cret-node\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let node_url = format!("postgresql://scriptmail_node@localhost:{}/{db}", pg.port);
+    let node = |name: &str, tls: &str, ca: &std::path::Path| {
+        let cluster = format!(
+            "[cluster]\nurl = \"{node_url}\"\nnode = \"{name}\"\nsync_interval = \"200ms\"\n\
+             password_file = \"{}\"\ntls = \"{tls}\"\nca_file = \"{}\"\n",
+            pw.display(),
+            ca.display()
+        );
+        Node {
+            name: name.to_string(),
+            env: Env::with_sections(sink.port(), "", &cluster),
+            relayd: None,
+            url: pg.url(&db),
+        }
+    };
+    let mut a = node("a", "verify-full", &certs.ca);
+    // The owner (the superuser here) runs what `init --sql --grant` prints.
+    let out = a.ctl(&["cluster", "init", "--sql", "--grant", "scriptmail_node"]);
+    assert_ok(&out);
+    let mut owner = pg.client(&db);
+    owner
+        .batch_execute("CREATE ROLE scriptmail_node LOGIN PASSWORD 's3cret-node'")
+        .unwrap();
+    owner.batch_execute(&stdout(&out)).unwrap();
+    // No DDL for the nodes' role.
+    let out = a.ctl(&["cluster", "init"]);
+    assert_ok(&out);
+
+    a.relayd = Some(a.env.relayd());
+    wait_until(WAIT, || {
+        owner
+            .query_one(
+                "SELECT count(*) FROM nodes WHERE name = 'a' AND last_sync IS NOT NULL",
+                &[],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            > 0
+    });
+    a.send("over tls");
+    sink.wait_for(1, WAIT);
+    wait_until(WAIT, || a.json(&["status", "root"])["sent_total"] == 1);
+    let d = a.json(&["block", "root"]);
+    assert_eq!(d["new_state"], "ko");
+    // Every connection of the node's role is encrypted.
+    let plain: i64 = owner
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s ON s.pid = a.pid
+             WHERE a.usename = 'scriptmail_node' AND NOT s.ssl",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(plain, 0);
+    // What the role may not do.
+    let mut as_node = postgres::Client::connect(
+        &format!(
+            "host={} port={} user=scriptmail_node password=s3cret-node dbname={db}",
+            pg.dir().display(),
+            pg.port
+        ),
+        postgres::NoTls,
+    )
+    .unwrap();
+    let mut refused = |sql: &str| -> String {
+        let e = as_node_exec(&mut as_node, sql);
+        e.as_db_error()
+            .map(|d| d.message().to_string())
+            .unwrap_or_default()
+    };
+    assert!(refused("DROP TABLE accounts").contains("must be owner"));
+    assert!(refused("DELETE FROM accounts").contains("permission denied"));
+    assert!(refused("TRUNCATE changes").contains("permission denied"));
+    assert!(refused("CREATE TABLE x (y int)").contains("permission denied"));
+
+    let none = node("n", "none", &certs.ca);
+    let out = none.ctl(&["status", "root"]);
+    assert_eq!(out.status.code(), Some(69), "{}", stderr(&out));
+    assert!(stderr(&out).contains("pg_hba.conf"), "{}", stderr(&out));
+    let wrong = node("w", "verify-full", &certs.other_ca);
+    let out = wrong.ctl(&["status", "root"]);
+    assert_eq!(out.status.code(), Some(69), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cluster store unreachable"),
+        "{}",
+        stderr(&out)
+    );
+    let require = node("r", "require", &certs.other_ca);
+    assert_eq!(require.json(&["status", "root"])["state"], "ko");
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = require.ctl(&["status", "root"]);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
+}
+
+fn as_node_exec(c: &mut postgres::Client, sql: &str) -> postgres::Error {
+    c.batch_execute(sql).expect_err(sql)
+}

@@ -27,6 +27,16 @@ pub struct Pg {
     /// Kept alive with the server (its data directory and socket).
     dir: tempfile::TempDir,
     pub port: u16,
+    /// Extra server options (TLS).
+    options: String,
+}
+
+/// The certificates of a TLS server ([`Pg::private_tls`]).
+pub struct Certs {
+    /// The CA that signed the server's certificate.
+    pub ca: PathBuf,
+    /// Another CA, which signed nothing of this server's.
+    pub other_ca: PathBuf,
 }
 
 static SHARED: OnceLock<Pg> = OnceLock::new();
@@ -77,6 +87,108 @@ impl Pg {
     }
 
     fn start() -> Pg {
+        let pg = Pg::init();
+        pg.start_server();
+        pg
+    }
+
+    /// A server of its own that takes TCP connections over TLS only
+    /// (`hostssl`): `postgres` without a password, other roles with one
+    /// (SCRAM); its certificate for `localhost` and 127.0.0.1 is signed by
+    /// a test CA. The harness itself connects over the Unix socket.
+    pub fn private_tls() -> (Pg, Certs) {
+        let mut pg = Pg::init();
+        let dir = pg.dir.path().to_path_buf();
+        let openssl = |args: &[&str]| {
+            run(Command::new("openssl").args(args).current_dir(&dir));
+        };
+        for ca in ["ca", "other"] {
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=scriptmail test {ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.crt"),
+            ]);
+        }
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("ext.cnf");
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.crt",
+        ]);
+        for f in ["server.key", "server.crt"] {
+            let path = dir.join(f);
+            if unsafe { libc::geteuid() } == 0 {
+                std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).expect("chown");
+            }
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        let hba = pg.data().join("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "local all all trust\n\
+             hostssl all postgres 127.0.0.1/32 trust\n\
+             hostssl all all 127.0.0.1/32 scram-sha-256\n\
+             host all all 127.0.0.1/32 reject\n",
+        )
+        .expect("pg_hba.conf");
+        pg.options = format!(
+            "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            dir.join("server.crt").display(),
+            dir.join("server.key").display()
+        );
+        pg.start_server();
+        let certs = Certs {
+            ca: dir.join("ca.crt"),
+            other_ca: dir.join("other.crt"),
+        };
+        (pg, certs)
+    }
+
+    /// Where the server keeps its files (certificates go here too).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn init() -> Pg {
         let dir = tempfile::Builder::new()
             .prefix("scriptmail-pg.")
             .tempdir()
@@ -100,9 +212,11 @@ impl Pg {
                 ]),
         ));
         let port = crate::fake_smtp::free_port();
-        let pg = Pg { dir, port };
-        pg.start_server();
-        pg
+        Pg {
+            dir,
+            port,
+            options: String::new(),
+        }
     }
 
     fn data(&self) -> PathBuf {
@@ -124,9 +238,10 @@ impl Pg {
     fn start_server(&self) {
         let options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories={} -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 {}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.options
         );
         let log = self.dir.path().join("server.log");
         let out = self.pg_ctl(&[
@@ -171,16 +286,27 @@ impl Pg {
         self.url(&name)
     }
 
+    /// The name of the database of `url` (from [`Pg::database`]).
+    pub fn db_name(url: &str) -> &str {
+        url.rsplit('/').next().unwrap_or(url)
+    }
+
     /// The URL of database `db` as the superuser.
     pub fn url(&self, db: &str) -> String {
         format!("postgresql://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
-    /// A connection to database `db`.
+    /// A connection to database `db`, as the superuser over the Unix
+    /// socket (whatever the server asks of TCP connections).
     pub fn client(&self, db: &str) -> postgres::Client {
+        let params = format!(
+            "host={} port={} user=postgres dbname={db}",
+            self.dir.path().display(),
+            self.port
+        );
         let mut last = None;
         for _ in 0..50 {
-            match postgres::Client::connect(&self.url(db), postgres::NoTls) {
+            match postgres::Client::connect(&params, postgres::NoTls) {
                 Ok(c) => return c,
                 Err(e) => last = Some(e),
             }
