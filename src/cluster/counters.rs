@@ -56,7 +56,7 @@ fn push_figures(
             for id in &ids {
                 figures.extend(store.figures(*id, window, now)?);
             }
-            write_figures(client, node, &figures, now)
+            write_figures(client, node, &figures)
         })();
         if let Err(e) = pushed {
             // Noted again: the next sync pushes them.
@@ -73,16 +73,23 @@ fn push_figures(
 }
 
 /// One batch of figures, in one transaction of a few set-based statements.
-fn write_figures(client: &mut Client, node: &str, figures: &[Figures], now: i64) -> Result<()> {
+fn write_figures(client: &mut Client, node: &str, figures: &[Figures]) -> Result<()> {
     let names: Vec<&str> = figures.iter().map(|f| f.account.as_str()).collect();
     let mut tx = client.transaction()?;
-    // An account first seen on this node is an account of the cluster.
+    let col = |f: fn(&Figures) -> i64| -> Vec<i64> { figures.iter().map(f).collect() };
+    // An account first seen on this node is an account of the cluster,
+    // seen since the first node saw it; until its first state change
+    // (reason still empty) that is also when it entered `ok`, so every
+    // node's error-ratio sample counts (`ratio_rule`).
     tx.execute(
         "INSERT INTO accounts (name, since, first_seen)
-         SELECT unnest($1::text[]), $2, $2 ON CONFLICT DO NOTHING",
-        &[&names, &now],
+         SELECT a, s, f FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(a, s, f)
+         ON CONFLICT (name) DO UPDATE SET
+             first_seen = least(accounts.first_seen, EXCLUDED.first_seen),
+             since = CASE WHEN accounts.reason = '' THEN least(accounts.since, EXCLUDED.since)
+                          ELSE accounts.since END",
+        &[&names, &col(|f| f.since), &col(|f| f.first_seen)],
     )?;
-    let col = |f: fn(&Figures) -> i64| -> Vec<i64> { figures.iter().map(f).collect() };
     let oldest: Vec<Option<i64>> = figures.iter().map(|f| f.queue.oldest_held).collect();
     let ratio_from: Vec<Option<i64>> = figures.iter().map(|f| f.ratio.map(|r| r.0)).collect();
     tx.execute(

@@ -21,6 +21,9 @@ use crate::queue::MessageState;
 #[derive(Debug, Clone)]
 pub struct Figures {
     pub account: String,
+    /// When it entered its state here, and when this node first saw it.
+    pub since: i64,
+    pub first_seen: i64,
     pub sent_total: i64,
     pub error_total: i64,
     pub queue: QueueCounts,
@@ -102,13 +105,20 @@ impl Store {
     /// An account's figures on this node; `window_ms` > 0 adds the
     /// error-ratio sample since `max(now - window, state_since)`.
     pub fn figures(&self, account_id: i64, window_ms: i64, now: i64) -> Result<Option<Figures>> {
-        let Some((account, sent_total, error_total, since)) = self
+        let Some((account, sent_total, error_total, since, first_seen)) = self
             .conn
             .prepare_cached(
-                "SELECT name, sent_total, error_total, state_since FROM accounts WHERE id = ?1",
+                "SELECT name, sent_total, error_total, state_since, first_seen FROM accounts
+                 WHERE id = ?1",
             )?
             .query_row([account_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
             })
             .optional()?
         else {
@@ -152,6 +162,8 @@ impl Store {
         };
         Ok(Some(Figures {
             account,
+            since,
+            first_seen,
             sent_total,
             error_total,
             queue: self.queue_counts(account_id)?,

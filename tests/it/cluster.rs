@@ -593,3 +593,173 @@ fn tls_verify_full_and_a_least_privilege_role() {
 fn as_node_exec(c: &mut postgres::Client, sql: &str) -> postgres::Error {
     c.batch_execute(sql).expect_err(sql)
 }
+
+/// One message, wherever it is: `release QID` and `delete QID` from
+/// another node; the held mail of every node by domain, and a release
+/// of the part a filter matches.
+#[test]
+fn messages_and_held_mail_of_other_nodes() {
+    let pg = Pg::shared();
+    let url = pg.database();
+    let sink = Sink::start();
+    let nodes = three(sink.port(), &url);
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    a.json(&["block", "root"]);
+    let send_to = |n: &Node, to: &str, subject: &str| {
+        assert_ok(&n.env.submit(&["-t", "-i"], &simple_message(to, subject)));
+    };
+    send_to(b, "x@gmail.com", "b gmail");
+    send_to(c, "y@example.org", "c org");
+    send_to(c, "z@example.org", "c org 2");
+    let qid = |n: &Node, subject: &str| -> String {
+        n.env
+            .db()
+            .query_row(
+                "SELECT qid FROM messages WHERE subject = ?1",
+                [subject],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    wait_until(WAIT, || a.json(&["held", "root"])["held"] == 3);
+    let h = a.json(&["held", "root"]);
+    let domains: Vec<(String, i64)> = h["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["domain"].as_str().unwrap().to_string(),
+                d["held"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        domains,
+        [("example.org".to_string(), 2), ("gmail.com".to_string(), 1)]
+    );
+
+    // A filter goes to every node; only b has gmail mail.
+    let r = a.json(&["release", "root", "--domain", "gmail.com"]);
+    assert_eq!(
+        (r["released"].as_i64(), r["held"].as_i64()),
+        (Some(1), Some(2)),
+        "{r}"
+    );
+    assert_eq!(
+        sink.wait_for(1, WAIT)[0].header("Subject").as_deref(),
+        Some("b gmail")
+    );
+    // One message of c, from a.
+    let q = qid(c, "c org");
+    let m = a.json(&["release", &q]);
+    assert_eq!(
+        (m["qid"].as_str(), m["account"].as_str()),
+        (Some(q.as_str()), Some("root"))
+    );
+    sink.wait_for(2, WAIT);
+    let q2 = qid(c, "c org 2");
+    let d = b.json(&["delete", &q2]);
+    assert_eq!(
+        (d["old_state"].as_str(), d["new_state"].clone()),
+        (Some("held"), Value::Null)
+    );
+    assert_eq!(c.held(), 0);
+    let out = a.ctl(&["release", "0123456789ABCDEF0123"]);
+    assert_eq!(out.status.code(), Some(67), "{}", stderr(&out));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sink.messages().len(), 2);
+}
+
+/// The error-ratio rule over every node: no node alone has the sample,
+/// the cluster does, and its ratio is above the threshold — the account
+/// goes to `bounce` on every node.
+#[test]
+fn the_error_ratio_rule_counts_every_node() {
+    let pg = Pg::shared();
+    let url = pg.database();
+    let smtp = FakeSmtp::start();
+    smtp.on(
+        "RCPT",
+        Some("<bad@"),
+        None,
+        Action::reply(550, "5.1.1 no such user"),
+    );
+    let top = "limits.bounce_ratio = 0.4\nlimits.bounce_min_sample = 4";
+    let nodes: Vec<Node> = ["a", "b", "c"]
+        .iter()
+        .map(|n| {
+            let mut node = Node::with(n, smtp.port(), &url, top);
+            node.start();
+            node
+        })
+        .collect();
+    for n in &nodes {
+        n.send("good");
+        assert_ok(
+            &n.env
+                .submit(&["-t", "-i"], &simple_message("bad@example.com", "bad")),
+        );
+        // Alone: a sample of 2, below 4: no node trips on its own.
+        wait_until(WAIT, || {
+            n.env.count("state IN ('queued', 'sending', 'deferred')") == 0
+        });
+    }
+    // Together: 3 errors in 6, above 40 %.
+    wait_until(WAIT, || {
+        nodes.iter().all(|n| n.local()["state"] == "bounce")
+    });
+    let s = nodes[0].json(&["status", "root"]);
+    assert_eq!(
+        (s["state"].as_str(), s["reason"].as_str()),
+        (Some("bounce"), Some("bounce"))
+    );
+    assert!(
+        s["note"].as_str().unwrap().contains("over the cluster"),
+        "{s}"
+    );
+}
+
+/// `cluster retire`: a node gone for good is no longer counted or waited
+/// for; an active one cannot be retired.
+#[test]
+fn retiring_a_node_that_is_gone() {
+    let pg = Pg::shared();
+    let url = pg.database();
+    let sink = Sink::start();
+    let mut a = Node::new("a", sink.port(), &url);
+    a.start();
+    let mut c = Pg::connect(&url);
+    c.batch_execute(
+        "INSERT INTO nodes (name, last_sync, revision) VALUES ('gone', now() - interval '1 day', 0);
+         INSERT INTO node_accounts (account, node, sent_total, error_total, held, queued, deferred, sending)
+             VALUES ('root', 'gone', 5, 0, 7, 0, 0, 0);
+         INSERT INTO accounts (name, since, first_seen) VALUES ('root', 0, 0) ON CONFLICT DO NOTHING;",
+    )
+    .unwrap();
+    let k = a.json(&["cluster"]);
+    let gone = k["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "gone")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (gone["active"].as_bool(), gone["retired"].as_bool()),
+        (Some(false), Some(false))
+    );
+    assert_eq!(a.json(&["status", "root"])["queue"]["held"], 7);
+    let out = a.ctl(&["cluster", "retire", "a"]);
+    assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
+    let r = a.json(&["cluster", "retire", "gone"]);
+    assert_eq!(r["retired"], true);
+    let s = a.json(&["status", "root"]);
+    // Its held mail is forgotten, its history kept.
+    assert_eq!(
+        (s["queue"]["held"].as_i64(), s["sent_total"].as_i64()),
+        (Some(0), Some(5))
+    );
+    let text = stdout(&a.ctl(&["cluster"]));
+    assert!(text.contains("retired") && text.contains("a *"), "{text}");
+}
