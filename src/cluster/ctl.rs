@@ -22,6 +22,16 @@ pub enum ClusterVerb {
     Retire { node: String },
     /// Create or migrate the cluster store's schema with this node's role,
     /// or print it (--sql) for the database owner to run.
+    /// Fill the cluster store with synthetic accounts and history (bench/cluster.sh).
+    #[command(hide = true)]
+    Populate {
+        #[arg(long, default_value_t = 10_000)]
+        accounts: u64,
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+    },
     Init {
         #[arg(long)]
         sql: bool,
@@ -91,6 +101,7 @@ pub enum Output {
     Retire(RetireDoc),
     Init(InitDoc),
     Sql(String),
+    Populate(super::populate::PopulateDoc),
 }
 
 /// Run a cluster verb with this node's `[cluster]`.
@@ -121,6 +132,23 @@ pub fn run(cfg: &Config, verb: Option<ClusterVerb>) -> Result<Output> {
         ClusterVerb::Nodes => {
             schema::ensure(&mut c)?;
             Ok(Output::Nodes(nodes(&mut c, &cc.node)?))
+        }
+        ClusterVerb::Populate {
+            accounts,
+            messages,
+            nodes,
+        } => {
+            schema::ensure(&mut c)?;
+            let spec = super::populate::Spec {
+                accounts: accounts.clamp(1, 100_000),
+                messages,
+                nodes: nodes.clamp(1, 100),
+            };
+            Ok(Output::Populate(super::populate::populate(
+                &mut c,
+                spec,
+                crate::clock::now_ms(),
+            )?))
         }
         ClusterVerb::Retire { node } => {
             schema::ensure(&mut c)?;

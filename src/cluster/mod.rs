@@ -19,7 +19,8 @@
 //! - `authority.rs` and `reads.rs`: the control layer's [`Authority`] in
 //!   cluster mode (state changes as one transaction, reads as sums);
 //! - `report.rs`: the daily report, once per account and day for the cluster;
-//! - `ctl.rs`: `mailq-ctl cluster` (nodes, lag, pending commands, retire, init).
+//! - `ctl.rs`: `mailq-ctl cluster` (nodes, lag, pending commands, retire, init);
+//! - `populate.rs`: the benchmark's synthetic store.
 //!
 //! [`Authority`]: crate::control::Authority
 
@@ -37,6 +38,7 @@ mod counters;
 pub mod ctl;
 mod limits;
 mod log;
+mod populate;
 mod reads;
 mod report;
 mod schema;

@@ -88,6 +88,7 @@ pub fn start(cfg: &Config) -> Option<SyncThread> {
                 offset_ms: 0,
                 clock: Offset::default(),
                 held_by_purging: HashMap::new(),
+                online_until: 0,
                 down: None,
                 housekept: None,
                 stop: flag,
@@ -112,6 +113,8 @@ struct Sync {
     offset_ms: i64,
     clock: Offset,
     held_by_purging: HashMap<String, u64>,
+    /// The lease last written to the queue (ms).
+    online_until: i64,
     /// Since when the store is out of reach (and the error, logged once).
     down: Option<Instant>,
     housekept: Option<Instant>,
@@ -152,9 +155,15 @@ impl Sync {
                             ),
                         );
                     }
-                    let until = clock::now_ms() + ms(lease(&self.cc));
-                    if let Err(e) = self.store.set_online_until(until) {
-                        syslog::log(Level::Err, &format!("cluster sync: {e}"));
+                    // Written when half the lease is used up, not at every
+                    // cycle: an idle node writes its queue every few seconds.
+                    let now = clock::now_ms();
+                    let lease = ms(lease(&self.cc));
+                    if now + lease / 2 >= self.online_until {
+                        match self.store.set_online_until(now + lease) {
+                            Ok(()) => self.online_until = now + lease,
+                            Err(e) => syslog::log(Level::Err, &format!("cluster sync: {e}")),
+                        }
                     }
                     self.client = Some(c);
                     self.wait();

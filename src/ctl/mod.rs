@@ -294,6 +294,7 @@ fn run_verb(args: Args, config_path: Option<&Path>) -> Result<()> {
                 Output::Retire(d) => out.print(&d, || cluster::retire_text(&d)),
                 Output::Init(d) => out.print(&d, || cluster::init_text(&d)),
                 Output::Sql(sql) => Ok(view::print(&sql)?),
+                Output::Populate(d) => out.print(&d, || format!("{d:?}\n")),
             }
         }
         Verb::Populate {
