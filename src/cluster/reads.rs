@@ -141,11 +141,25 @@ pub fn account_status(c: &mut impl GenericClient, name: &str, now: i64) -> Resul
             &[&name],
         )?
         .map(|r| event_from(&r));
+    // Every node that has not applied the account's newest change of state
+    // or command, active or not (a retired node owes nothing).
+    let pending_nodes = c
+        .query(
+            "SELECT n.name FROM nodes n WHERE NOT n.retired AND n.revision <
+                 (SELECT coalesce(max(revision), 0) FROM changes
+                  WHERE account = $1 AND kind <> 'settings')
+             ORDER BY n.name",
+            &[&name],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     Ok(AccountStatus {
         account,
         today,
         queue: queue_from(&q, 0),
         last_event,
+        pending_nodes,
     })
 }
 

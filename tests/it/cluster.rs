@@ -422,11 +422,19 @@ fn a_node_killed_during_a_purge_carries_it_out_after_restart() {
         .unwrap()
         .clone();
     assert!(bk["pending_commands"].as_i64().unwrap() >= 1, "{k}");
+    let s = a.json(&["status", "root"]);
+    assert_eq!(
+        (s["state"].as_str(), s["pending_nodes"].clone()),
+        (Some("purging"), serde_json::json!(["b"]))
+    );
 
     b.start();
     let got = sink.wait_for(1, WAIT);
     assert_eq!(got[0].header("Subject").as_deref(), Some("after the purge"));
     wait_until(WAIT, || a.json(&["status", "root"])["state"] == "ok");
+    wait_until(WAIT, || {
+        a.json(&["status", "root"])["pending_nodes"] == serde_json::json!([])
+    });
     assert_eq!(b.held(), 0);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(subjects(&sink), ["after the purge"]);
