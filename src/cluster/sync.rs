@@ -391,6 +391,10 @@ impl Sync {
             self.down = Some(Instant::now());
         }
         let now = clock::now_ms();
+        // Within the lease the allowances still hold: gated mail waits.
+        if now < self.online_until {
+            return;
+        }
         match self.store.quota_offline(self.cfg.enqueue_policy(), now) {
             Ok((released, blocked)) => {
                 for account in blocked {

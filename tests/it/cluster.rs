@@ -352,37 +352,61 @@ fn status_sums_nodes_lists_every_error_and_reports_once() {
     assert_eq!(smtp.delivered().len(), 7, "one report, not three");
 }
 
-/// PostgreSQL stopped: submissions on every node exit 0 and relay,
-/// mailq-ctl says the store is unreachable (69) and --local still works;
-/// once it is back, the figures are pushed and a block reaches every node.
+/// PostgreSQL stopped: submissions on every node exit 0 and relay (past
+/// the lease by the node's own count: max_per_day = 2 lets each node send
+/// 2, and the node that goes past it blocks the account itself), mailq-ctl
+/// says the store is unreachable (69) and --local still works. Once it is
+/// back the figures are pushed, that block becomes the cluster's, and a
+/// block issued afterwards reaches every node.
 #[test]
 fn nodes_relay_without_the_store_and_catch_up_after_it_restarts() {
     let pg = Pg::private();
     let url = pg.database();
     let sink = Sink::start();
     let nodes = three(sink.port(), &url);
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    a.json(&["set", "root", "--max-per-day", "2"]);
+    wait_until(WAIT, || {
+        nodes
+            .iter()
+            .all(|n| n.local()["max_per_day"].as_i64() == Some(2))
+    });
     pg.stop();
     for n in &nodes {
         n.send(&format!("outage {}", n.name));
     }
-    sink.wait_for(3, WAIT);
-    let out = nodes[0].ctl(&["block", "root"]);
+    a.send("outage a 2");
+    // Gated within the lease, then let through by each node's own count.
+    sink.wait_for(4, WAIT);
+    a.send("outage a 3");
+    assert_eq!(a.held(), 1, "a's third is past the limit by its own count");
+    let l = a.local();
+    assert_eq!(
+        (l["state"].as_str(), l["reason"].as_str()),
+        (Some("ko"), Some("limit"))
+    );
+    assert_eq!(b.local()["state"], "ok");
+    let out = a.ctl(&["block", "root"]);
     assert_eq!(out.status.code(), Some(69), "{}", stderr(&out));
     let line = stderr(&out);
     assert!(line.contains("cluster store unreachable"), "{line}");
     assert!(line.contains("--local"), "{line}");
-    assert_eq!(nodes[0].local()["sent_total"], 1);
+    assert_eq!(a.local()["sent_total"], 2);
 
     pg.restart();
-    // Every node reconnects and pushes what it did meanwhile.
-    for n in &nodes {
-        let before = n.last_sync();
-        wait_until(WAIT, || n.last_sync() != before);
-    }
+    // Every node reconnects and pushes what it did meanwhile; a's block
+    // becomes the cluster's.
     wait_until(WAIT, || {
-        nodes[0].json(&["status", "root"])["sent_total"] == 3
+        let s = a.json(&["status", "root"]);
+        s["sent_total"] == 4 && s["state"] == "ko"
     });
-    nodes[0].json(&["block", "root"]);
+    for n in &nodes {
+        wait_until(WAIT, || n.local()["state"] == "ko");
+    }
+    let u = c.json(&["unblock", "root"]);
+    assert_eq!(u["released"], 1);
+    a.json(&["set", "root", "--max-per-day", "0"]);
+    a.json(&["block", "root", "--note", "after the restart"]);
     for n in &nodes[1..] {
         assert_eq!(n.local()["state"], "ko");
         n.send("after restart");
