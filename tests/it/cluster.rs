@@ -795,3 +795,34 @@ fn retiring_a_node_that_is_gone() {
     let text = stdout(&a.ctl(&["cluster"]));
     assert!(text.contains("retired") && text.contains("a *"), "{text}");
 }
+
+/// A node away longer than the change log keeps (7 days; the prune is
+/// simulated): it takes every account's current state from the store when
+/// it comes back, and releases the held mail of an account that sends.
+#[test]
+fn a_node_away_longer_than_the_log_takes_the_current_state() {
+    let pg = Pg::shared();
+    let url = pg.database();
+    let sink = Sink::start();
+    let mut a = Node::new("a", sink.port(), &url);
+    let mut b = Node::new("b", sink.port(), &url);
+    a.start();
+    b.start();
+    a.json(&["block", "root"]);
+    b.send("held on b");
+    b.kill9();
+    // While b is away: unblocked, then `daemon` blocked; the log pruned.
+    a.json(&["unblock", "root"]);
+    a.json(&["block", "daemon"]);
+    let mut c = Pg::connect(&url);
+    c.batch_execute(
+        "UPDATE meta SET value = (SELECT max(revision) FROM changes) WHERE key = 'pruned';
+         DELETE FROM acks; DELETE FROM changes;",
+    )
+    .unwrap();
+    b.start();
+    let got = sink.wait_for(1, WAIT);
+    assert_eq!(got[0].header("Subject").as_deref(), Some("held on b"));
+    assert_eq!(b.local()["state"], "ok");
+    assert_eq!(b.json(&["--local", "status", "daemon"])["state"], "ko");
+}
