@@ -85,6 +85,8 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     submit: RawSubmit,
+    #[serde(default)]
+    cluster: RawCluster,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -205,6 +207,8 @@ pub struct Config {
     /// The syslog socket; when it is absent, logging falls back (see `log`).
     pub log_socket: PathBuf,
     pub submit: SubmitConfig,
+    /// Cluster mode (docs/cluster.md); `None`: this node alone, SQLite only.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// How to reach the smarthost.
@@ -516,6 +520,7 @@ impl Config {
             api,
             log_socket: raw.log.socket.unwrap_or_else(|| PathBuf::from("/dev/log")),
             submit,
+            cluster: cluster_config(raw.cluster, path)?,
             domain,
             hostname,
         })
@@ -535,6 +540,7 @@ impl Config {
         crate::store::EnqueuePolicy {
             max_per_day: self.limits.max_per_day,
             max_per_hour: self.limits.max_per_hour,
+            cluster: self.cluster.is_some(),
         }
     }
 
@@ -551,6 +557,138 @@ impl Config {
     /// The lock file held by whoever is relaying (daemon or one-shot).
     pub fn relay_lock(&self) -> PathBuf {
         self.queue_dir.join("relayd.lock")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// [cluster] (docs/cluster.md). Only parsed and checked here: connecting is
+// `cluster::client`'s job, so `sendmail` links no PostgreSQL code.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    url: Option<String>,
+    node: Option<String>,
+    password_file: Option<PathBuf>,
+    tls: Option<ClusterTls>,
+    ca_file: Option<PathBuf>,
+    sync_interval: Option<String>,
+}
+
+/// TLS towards the cluster store (PostgreSQL's `sslmode`, in its words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClusterTls {
+    /// Plain TCP or a Unix socket (a store on loopback or a private link).
+    None,
+    /// Encrypted, the server's certificate not checked (`sslmode=require`).
+    Require,
+    /// Encrypted, the certificate checked against `ca_file` (or the system
+    /// roots) and the host name (`sslmode=verify-full`).
+    VerifyFull,
+}
+
+/// `[cluster]`: this node's link to the cluster store.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// A PostgreSQL connection URL or key=value string, without a password.
+    pub url: String,
+    /// This node's name in the cluster (default: the host name).
+    pub node: String,
+    /// File holding the role's password (mode 0600, the service user's).
+    pub password_file: Option<PathBuf>,
+    pub tls: ClusterTls,
+    /// CA certificates (PEM) for `verify-full`; default: the system's.
+    pub ca_file: Option<PathBuf>,
+    /// How often relayd's sync thread pushes counters and renews the
+    /// limits' allowances (state changes arrive at once, by NOTIFY).
+    pub sync_interval: Duration,
+}
+
+/// The `[cluster]` table: `None` without `url`.
+fn cluster_config(raw: RawCluster, path: &Path) -> Result<Option<ClusterConfig>, ConfigError> {
+    let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        key,
+        message,
+    };
+    let Some(url) = raw.url.filter(|u| !u.trim().is_empty()) else {
+        let other = raw.node.is_some()
+            || raw.password_file.is_some()
+            || raw.tls.is_some()
+            || raw.ca_file.is_some()
+            || raw.sync_interval.is_some();
+        return if other {
+            Err(invalid(
+                "cluster.url",
+                "is required when [cluster] sets other keys".into(),
+            ))
+        } else {
+            Ok(None)
+        };
+    };
+    let url = url.trim().to_string();
+    let looks_like_url = url.starts_with("postgresql://") || url.starts_with("postgres://");
+    if !looks_like_url && !url.contains('=') {
+        return Err(invalid(
+            "cluster.url",
+            "must be postgresql://USER@HOST/DB (or key=value pairs)".into(),
+        ));
+    }
+    // The password lives in password_file, never in the configuration,
+    // which every user on the node can read.
+    let userinfo = url
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or(""))
+        .and_then(|authority| authority.rsplit_once('@'))
+        .map(|(userinfo, _)| userinfo);
+    if userinfo.is_some_and(|u| u.contains(':')) || url.contains("password=") {
+        return Err(invalid(
+            "cluster.url",
+            "holds a password: put it in cluster.password_file instead".into(),
+        ));
+    }
+    let node = match raw.node {
+        Some(n) => n,
+        None => crate::os::hostname().unwrap_or_else(|| "localhost".to_string()),
+    };
+    let node_ok = !node.is_empty()
+        && node.len() <= 64
+        && node
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !node_ok {
+        return Err(invalid(
+            "cluster.node",
+            format!("{node:?}: 1 to 64 letters, digits, '.', '_' or '-'"),
+        ));
+    }
+    let sync_interval = match raw.sync_interval {
+        None => Duration::from_secs(1),
+        Some(s) => parse_interval(&s).map_err(|m| invalid("cluster.sync_interval", m))?,
+    };
+    if sync_interval < Duration::from_millis(50) || sync_interval > Duration::from_secs(60) {
+        return Err(invalid("cluster.sync_interval", "must be 50ms..60s".into()));
+    }
+    Ok(Some(ClusterConfig {
+        url,
+        node,
+        password_file: raw.password_file,
+        tls: raw.tls.unwrap_or(ClusterTls::VerifyFull),
+        ca_file: raw.ca_file,
+        sync_interval,
+    }))
+}
+
+/// A duration as [`parse_duration`] reads it, or in milliseconds (`200ms`).
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    match s.trim().strip_suffix("ms") {
+        Some(n) => n
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| format!("{s:?} is not a duration (e.g. 200ms, 1s)")),
+        None => parse_duration(s),
     }
 }
 
@@ -727,6 +865,46 @@ tls = "starttls"
         let c = parse(&uncommented).unwrap();
         assert_eq!(c.domain, "node1.example.net");
         assert_eq!(c.accounts.map.len(), 2);
+        let cluster = c.cluster.expect("[cluster] uncommented");
+        assert_eq!(cluster.node, "node1");
+        assert_eq!(cluster.tls, ClusterTls::VerifyFull);
+        assert_eq!(cluster.sync_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn cluster_block_is_off_without_url_and_checked_with_it() {
+        assert!(parse("").unwrap().cluster.is_none());
+        assert!(parse("[cluster]\n").unwrap().cluster.is_none());
+        assert!(!parse("").unwrap().enqueue_policy().cluster);
+        let c = parse(
+            "[cluster]\nurl = \"postgresql://scriptmail@db/mail\"\nnode = \"web-1\"\ntls = \"none\"\nsync_interval = \"200ms\"\n",
+        )
+        .unwrap();
+        assert!(c.enqueue_policy().cluster);
+        let k = c.cluster.unwrap();
+        assert_eq!((k.node.as_str(), k.tls), ("web-1", ClusterTls::None));
+        assert_eq!(k.sync_interval, Duration::from_millis(200));
+        for (text, key) in [
+            ("[cluster]\nnode = \"a\"\n", "cluster.url"),
+            ("[cluster]\nurl = \"db\"\n", "cluster.url"),
+            (
+                "[cluster]\nurl = \"postgresql://u:secret@db/x\"\n",
+                "cluster.url",
+            ),
+            (
+                "[cluster]\nurl = \"postgresql://db/x\"\nnode = \"a b\"\n",
+                "cluster.node",
+            ),
+            (
+                "[cluster]\nurl = \"postgresql://db/x\"\nsync_interval = \"10ms\"\n",
+                "cluster.sync_interval",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.to_string().contains(key), "{text}: {e}");
+        }
+        let e = parse("[cluster]\nurl = \"postgresql://db/x\"\ntls = \"prefer\"\n").unwrap_err();
+        assert!(e.to_string().contains("prefer"), "{e}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod api;
 pub mod bounce;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod ctl;

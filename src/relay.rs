@@ -182,6 +182,9 @@ fn run_daemon(cfg: Config, config_path: Option<PathBuf>) -> Result<(), RelayErro
         return Ok(());
     };
     requeue_orphans(&cfg)?;
+    // Cluster mode (docs/cluster.md): keeps the local copy of the cluster's
+    // state; stopped when the daemon returns.
+    let _sync = crate::cluster::start(&cfg);
     log::log(
         Level::Info,
         &format!(

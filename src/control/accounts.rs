@@ -116,6 +116,9 @@ pub struct StatusDoc {
     /// Until the sweep expires the oldest held message.
     pub expires_in_s: Option<i64>,
     pub first_seen: Time,
+    /// Cluster mode: the nodes that have not yet carried out the account's
+    /// latest change (a block, a purge); empty on a node alone.
+    pub pending_nodes: Vec<String>,
 }
 
 /// One line of `status` without an account.
@@ -264,6 +267,7 @@ impl Control {
             oldest_held_age_s: oldest_age.map(|ms| ms / 1000),
             expires_in_s: expires_in.map(|ms| ms / 1000),
             first_seen: Time(a.first_seen),
+            pending_nodes: s.pending_nodes.clone(),
         })
     }
 
@@ -381,5 +385,6 @@ fn unseen(name: &str, now: i64) -> AccountStatus {
         },
         queue: QueueCounts::default(),
         last_event: None,
+        pending_nodes: Vec::new(),
     }
 }

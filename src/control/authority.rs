@@ -12,6 +12,7 @@
 use super::Result;
 use crate::account::{BlockReason, State};
 use crate::clock;
+use crate::report::Ledger;
 use crate::store::{
     Account, AccountStatus, Change, DayCounts, ErrorRow, Event, HeldFilter, HeldMoved, HeldSummary,
     MessageRow, Overview, Settings, Store,
@@ -29,6 +30,9 @@ pub struct Purged {
     pub dropped_queued: u64,
     /// Mail submitted during the purge, released at its end.
     pub released: u64,
+    /// The state after: `ok`, or still `purging` in cluster mode while an
+    /// active node has not done its part (it ends when the last one has).
+    pub new: State,
 }
 
 /// Where account state lives: every state change goes through here, and
@@ -82,6 +86,9 @@ pub trait Authority {
     fn release_held(&mut self, name: &str, filter: &HeldFilter, now: i64) -> Result<HeldMoved>;
     /// Drop the held messages `filter` matches; the state stays.
     fn purge_held(&mut self, name: &str, filter: &HeldFilter, now: i64) -> Result<HeldMoved>;
+
+    /// Where the daily reports come from and are queued once.
+    fn ledger(&mut self) -> &mut dyn Ledger;
 }
 
 /// This node's queue as the authority: a single node.
@@ -193,6 +200,7 @@ impl Authority for Local {
             dropped_held: held - moved,
             dropped_queued: queued + moved + late.held + late.queued,
             released,
+            new: State::Ok,
         })
     }
 
@@ -210,5 +218,9 @@ impl Authority for Local {
 
     fn purge_held(&mut self, name: &str, filter: &HeldFilter, now: i64) -> Result<HeldMoved> {
         Ok(self.store.purge_held_matching(name, filter, now)?)
+    }
+
+    fn ledger(&mut self) -> &mut dyn Ledger {
+        &mut self.store
     }
 }

@@ -33,9 +33,13 @@ pub struct MetricsDoc {
 }
 
 impl Control {
-    /// `metrics`: every account's counters, by name.
+    /// `metrics`: every account's counters on this node, by name. In
+    /// cluster mode too: each node exports its own figures, so the fleet's
+    /// Prometheus sums them (by account) without counting one twice, and a
+    /// node answers its scrape while the cluster store is down
+    /// (docs/cluster.md, "Monitoring the fleet").
     pub fn metrics(&self, now: i64) -> Result<MetricsDoc> {
-        let rows = self.authority.overview(now)?;
+        let rows = self.store().overview(now)?;
         Ok(MetricsDoc {
             accounts: rows
                 .into_iter()

@@ -95,6 +95,10 @@ pub enum ControlError {
     /// Not allowed (77).
     #[error("{0}")]
     Refused(String),
+    /// The cluster store (cluster mode, docs/cluster.md): unreachable (69),
+    /// misconfigured (78).
+    #[error("{0}")]
+    Cluster(crate::cluster::ClusterError),
 }
 
 impl ControlError {
@@ -105,6 +109,7 @@ impl ControlError {
             ControlError::Report(e) => e.exit_code(),
             ControlError::Usage(_) => Exit::Usage,
             ControlError::Refused(_) => Exit::NoPerm,
+            ControlError::Cluster(e) => e.exit_code(),
         }
     }
 
@@ -131,7 +136,20 @@ impl Control {
     /// The control of this node, acting on its own queue (opened here,
     /// fsync at every commit) as `actor` (see [`check_actor`]). The caller
     /// runs as the queue owner (`privilege::become_queue_owner`).
+    /// In cluster mode (`[cluster]`) the authority is the cluster store in
+    /// front of this queue (docs/cluster.md), reached on first use.
     pub fn open(cfg: Config, config_path: Option<&Path>, actor: String) -> Result<Control> {
+        let store = Store::open(&cfg.db_path(), Durability::Full)?;
+        let authority: Box<dyn Authority + Send> = match &cfg.cluster {
+            Some(cc) => Box::new(crate::cluster::ClusterAuthority::new(cc.clone(), store)),
+            None => Box::new(Local::new(store)),
+        };
+        Ok(Control::new(cfg, config_path, actor, authority))
+    }
+
+    /// The control of this node's queue alone, even in cluster mode
+    /// (`mailq-ctl --local`): state changes and reads stay on this node.
+    pub fn open_local(cfg: Config, config_path: Option<&Path>, actor: String) -> Result<Control> {
         let store = Store::open(&cfg.db_path(), Durability::Full)?;
         Ok(Control::new(
             cfg,

@@ -30,7 +30,7 @@ pub struct ChangeDoc {
 pub struct PurgeDoc {
     pub account: String,
     pub old_state: State,
-    /// Always `ok`.
+    /// `ok`; in cluster mode `purging` while a node has not done its part.
     pub new_state: State,
     pub dropped: u64,
     pub dropped_held: u64,
@@ -137,20 +137,22 @@ impl Control {
             );
         }
         let dropped = p.dropped_held + p.dropped_queued;
-        self.log_change(
-            &p.account,
-            State::Purging,
-            State::Ok,
-            Reason::Purge,
-            &format!(" dropped={dropped} released={}", p.released),
-        );
+        if p.new != State::Purging {
+            self.log_change(
+                &p.account,
+                State::Purging,
+                p.new,
+                Reason::Purge,
+                &format!(" dropped={dropped} released={}", p.released),
+            );
+        }
         if p.released > 0 {
             self.wake_relay();
         }
         Ok(PurgeDoc {
             account: p.account,
             old_state: p.old,
-            new_state: State::Ok,
+            new_state: p.new,
             dropped,
             dropped_held: p.dropped_held,
             dropped_queued: p.dropped_queued,

@@ -112,10 +112,12 @@ fn documents_keep_their_keys_in_order() {
             "oldest_held",
             "oldest_held_age_s",
             "expires_in_s",
-            "first_seen"
+            "first_seen",
+            "pending_nodes"
         ]
     );
     assert_eq!((s.queue.held, s.note.as_deref()), (1, Some("ticket 1")));
+    assert!(s.pending_nodes.is_empty(), "a node alone owes nothing");
     let o = c.overview(SortKey::Held, T0 + 2).unwrap();
     assert_eq!(
         keys(&o.accounts[0]),

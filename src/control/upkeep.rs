@@ -146,7 +146,7 @@ impl Control {
     /// `report`: the daily error reports of one UTC day, made (and with
     /// `opts.send` queued, then the relay woken) by the report module.
     pub fn report(&mut self, opts: &report::Options<'_>, now: i64) -> Result<ReportRun> {
-        let run = report::execute(&self.cfg, self.authority.store_mut(), opts, now)?;
+        let run = report::execute(&self.cfg, self.authority.ledger(), opts, now)?;
         if run.queued > 0 {
             self.wake_relay();
         }

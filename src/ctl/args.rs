@@ -28,6 +28,10 @@ pub struct Args {
     /// Who is acting, recorded with every state change [default: $SUDO_USER, else your login name].
     #[arg(long, global = true, value_name = "NAME")]
     pub actor: Option<String>,
+    /// Cluster mode: act on and show this node's queue only, without the
+    /// cluster store (docs/cluster.md). Without [cluster] it changes nothing.
+    #[arg(long, global = true)]
+    pub local: bool,
     #[command(subcommand)]
     pub verb: Verb,
 }
@@ -189,6 +193,12 @@ pub enum Verb {
     /// Tokens of the panel API (`scriptmail api`): add, list, revoke.
     #[command(name = "api-token", subcommand)]
     ApiToken(TokenVerb),
+    /// Cluster mode: the nodes (last sync, lag, pending commands), retire a
+    /// node, create the cluster store's schema (docs/cluster.md).
+    Cluster {
+        #[command(subcommand)]
+        verb: Option<crate::cluster::ctl::ClusterVerb>,
+    },
     /// Fill the queue with synthetic accounts and history (benchmarks).
     #[command(hide = true)]
     Populate {

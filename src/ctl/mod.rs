@@ -37,7 +37,7 @@ mod settings;
 mod stats;
 mod status;
 mod tokens;
-mod view;
+pub(crate) mod view;
 
 pub use args::{Args, FilterArgs, TokenVerb, Verb};
 
@@ -108,7 +108,13 @@ pub fn run(args: Args, config_path: Option<&Path>) -> std::result::Result<Exit, 
         Ok(()) => Ok(Exit::Ok),
         Err(e) => {
             let code = e.exit_code();
-            let msg = e.to_string();
+            let mut msg = e.to_string();
+            if let CtlError::Control(ControlError::Cluster(
+                crate::cluster::ClusterError::Unreachable(_),
+            )) = &e
+            {
+                msg.push_str(" (mailq-ctl --local acts on this node only)");
+            }
             if json {
                 let _ = view::print_json(&ErrorDoc {
                     error: &msg,
@@ -146,7 +152,11 @@ fn run_verb(args: Args, config_path: Option<&Path>) -> Result<()> {
         return tokens::run(verb, &cfg, &actor, out);
     }
     privilege::become_queue_owner(&cfg)?;
-    let mut c = Control::open(cfg, config_path, actor)?;
+    let mut c = if args.local {
+        Control::open_local(cfg, config_path, actor)?
+    } else {
+        Control::open(cfg, config_path, actor)?
+    };
     let now = clock::now_ms();
     match args.verb {
         Verb::Status {
@@ -287,6 +297,16 @@ fn run_verb(args: Args, config_path: Option<&Path>) -> Result<()> {
             out.print(&d, || delivery::test(&d, c.cfg(), wait, out.color))
         }
         Verb::ApiToken(_) => unreachable!("handled before the queue is opened"),
+        Verb::Cluster { verb } => {
+            use crate::cluster::ctl::{self as cluster, Output};
+            match cluster::run(c.cfg(), verb).map_err(ControlError::from)? {
+                Output::Nodes(d) => out.print(&d, || cluster::nodes_text(&d, out.color)),
+                Output::Retire(d) => out.print(&d, || cluster::retire_text(&d)),
+                Output::Init(d) => out.print(&d, || cluster::init_text(&d)),
+                Output::Sql(sql) => Ok(view::print(&sql)?),
+                Output::Populate(d) => out.print(&d, || format!("{d:?}\n")),
+            }
+        }
         Verb::Populate {
             accounts,
             messages,

@@ -69,6 +69,12 @@ pub fn one(d: &StatusDoc, now: i64, color: bool) -> String {
     t.row(vec!["deferred".into(), d.queue.deferred.into()]);
     t.row(vec!["sending".into(), d.queue.sending.into()]);
     t.row(vec!["first seen".into(), d.first_seen.to_string().into()]);
+    if !d.pending_nodes.is_empty() {
+        t.row(vec![
+            "not yet on".into(),
+            Cell::untrusted(&d.pending_nodes.join(", ")),
+        ]);
+    }
     t.render(color)
 }
 

@@ -25,7 +25,7 @@ mod render;
 mod send;
 
 pub use render::{compose, decode_encoded_words, render, render_notice, report_json, subject};
-pub use send::{Options, ReportRun, collect, execute, notify};
+pub use send::{Ledger, Options, ReportRun, collect, execute, notify};
 
 /// The most mails in error (and expired mails) listed in one report; the
 /// rest are counted.
@@ -43,6 +43,9 @@ pub enum ReportError {
     NoRecipient(String),
     #[error("report.from = {0:?} is not a usable sender address")]
     BadFrom(String),
+    /// The cluster store could not be used (69; docs/cluster.md).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ReportError {
@@ -51,6 +54,7 @@ impl ReportError {
             ReportError::Store(e) => e.exit_code(),
             ReportError::NoRecipient(_) => Exit::Usage,
             ReportError::BadFrom(_) => Exit::Config,
+            ReportError::Unavailable(_) => Exit::Unavailable,
         }
     }
 }

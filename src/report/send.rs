@@ -49,14 +49,13 @@ struct Outgoing<'a> {
 }
 
 /// Enqueue one report or notice as system mail for its account; its qid.
-/// A daily report (`daily: Some((account_id, day))`) is queued only if
-/// none was for that account and day, in the same transaction
-/// ([`Store::enqueue_report`]); `Ok(Err(qid))` names the earlier one.
+/// A daily report (`daily: Some((account, day))`) is queued by the ledger
+/// only if none was for that account and day ([`Ledger::queue_report`]);
+/// `Ok(Err(qid))` names the earlier one. A notice goes to `store`.
 fn enqueue(
     cfg: &Config,
-    store: &mut Store,
+    to_queue: Queue<'_, '_>,
     o: &Outgoing<'_>,
-    daily: Option<(i64, i64)>,
     now: i64,
 ) -> Result<Result<String, String>, ReportError> {
     let Outgoing {
@@ -77,15 +76,75 @@ fn enqueue(
         system: true,
         ..NewMessage::new(&qid, account, 0, &cfg.report_from, &recipients, &data)
     };
-    match daily {
-        Some((account_id, day)) => match store.enqueue_report(&m, account_id, day, now)? {
-            ReportQueued::Queued => Ok(Ok(qid)),
-            ReportQueued::Already(earlier) => Ok(Err(earlier)),
-        },
-        None => {
+    match to_queue {
+        Queue::Daily(ledger, a, day) => Ok(ledger.queue_report(&m, a, day, now)?.map(|()| qid)),
+        Queue::Notice(store) => {
             store.enqueue(&m, EnqueuePolicy::default(), now)?;
             Ok(Ok(qid))
         }
+    }
+}
+
+/// Where [`enqueue`] puts a mail.
+enum Queue<'a, 'b> {
+    /// A daily report, once per account and day.
+    Daily(&'a mut dyn Ledger, &'b ReportAccount, i64),
+    /// A block notice, in this node's queue.
+    Notice(&'a mut Store),
+}
+
+/// Where the daily reports come from and how each is queued once: this
+/// node's queue ([`Store`]), or in cluster mode the cluster store, whose
+/// reports cover every node and go out once for the cluster
+/// (docs/cluster.md, "The daily report").
+pub trait Ledger {
+    /// The accounts with a report recipient; with `only`, that account
+    /// (its `report_to` empty when it has none).
+    fn report_accounts(&mut self, only: Option<&str>) -> Result<Vec<ReportAccount>, ReportError>;
+    /// One account's report of the UTC day `day`.
+    fn report_of(&mut self, a: &ReportAccount, day: i64) -> Result<Report, ReportError>;
+    /// Queue `m` as `a`'s report of `day`, unless one was: then
+    /// `Ok(Err(qid))` names the earlier one.
+    fn queue_report(
+        &mut self,
+        m: &NewMessage<'_>,
+        a: &ReportAccount,
+        day: i64,
+        now: i64,
+    ) -> Result<Result<(), String>, ReportError>;
+}
+
+impl Ledger for Store {
+    fn report_accounts(&mut self, only: Option<&str>) -> Result<Vec<ReportAccount>, ReportError> {
+        Ok(match only {
+            None => Store::report_accounts(self, None)?,
+            Some(name) => {
+                let a = self.account(name)?;
+                vec![ReportAccount {
+                    id: a.id,
+                    name: a.name,
+                    report_to: a.report_to.unwrap_or_default(),
+                }]
+            }
+        })
+    }
+
+    fn report_of(&mut self, a: &ReportAccount, day: i64) -> Result<Report, ReportError> {
+        let to = (!a.report_to.is_empty()).then_some(a.report_to.as_str());
+        Ok(collect(self, a.id, &a.name, to, day)?)
+    }
+
+    fn queue_report(
+        &mut self,
+        m: &NewMessage<'_>,
+        a: &ReportAccount,
+        day: i64,
+        now: i64,
+    ) -> Result<Result<(), String>, ReportError> {
+        Ok(match self.enqueue_report(m, a.id, day, now)? {
+            ReportQueued::Queued => Ok(()),
+            ReportQueued::Already(earlier) => Err(earlier),
+        })
     }
 }
 
@@ -113,7 +172,7 @@ pub fn notify(cfg: &Config, store: &mut Store, now: i64) -> Result<usize, Report
         let (subject, body) = render_notice(&n, cfg);
         let Ok(qid) = enqueue(
             cfg,
-            store,
+            Queue::Notice(store),
             &Outgoing {
                 account: &n.account,
                 to: &n.report_to,
@@ -121,7 +180,6 @@ pub fn notify(cfg: &Config, store: &mut Store, now: i64) -> Result<usize, Report
                 kind: "notice",
                 body: &body,
             },
-            None,
             now,
         )?
         else {
@@ -165,37 +223,25 @@ pub struct ReportRun {
 /// (once per account and day: a re-run of the timer sends nothing twice).
 pub fn execute(
     cfg: &Config,
-    store: &mut Store,
+    ledger: &mut dyn Ledger,
     opts: &Options<'_>,
     now: i64,
 ) -> Result<ReportRun, ReportError> {
     let day = opts.day.unwrap_or(clock::day_of(now) - 1);
-    let accounts: Vec<ReportAccount> = match opts.account {
-        None => store.report_accounts(None)?,
-        Some(name) => {
-            let a = store.account(name)?;
-            match a.report_to.filter(|r| !r.is_empty()) {
-                Some(report_to) => vec![ReportAccount {
-                    id: a.id,
-                    name: a.name,
-                    report_to,
-                }],
-                None if opts.send => return Err(ReportError::NoRecipient(a.name)),
-                // Preview an account without a recipient.
-                None => vec![ReportAccount {
-                    id: a.id,
-                    name: a.name,
-                    report_to: String::new(),
-                }],
-            }
+    let mut accounts = ledger.report_accounts(opts.account)?;
+    if let (Some(_), true) = (opts.account, opts.send) {
+        // Sending needs a recipient; a preview does not.
+        if let Some(a) = accounts.iter().find(|a| a.report_to.is_empty()) {
+            return Err(ReportError::NoRecipient(a.name.clone()));
         }
-    };
+    }
+    accounts.retain(|a| opts.account.is_some() || !a.report_to.is_empty());
     let mut items = Vec::new();
     let mut text = String::new();
     let mut queued = 0;
     for a in &accounts {
         let to = (!a.report_to.is_empty()).then_some(a.report_to.as_str());
-        let r = collect(store, a.id, &a.name, to, day)?;
+        let r = ledger.report_of(a, day)?;
         if r.is_empty() {
             continue;
         }
@@ -224,7 +270,7 @@ pub fn execute(
                 }
                 Some(to) => match enqueue(
                     cfg,
-                    store,
+                    Queue::Daily(&mut *ledger, a, day),
                     &Outgoing {
                         account: &a.name,
                         to,
@@ -232,7 +278,6 @@ pub fn execute(
                         kind: "daily",
                         body: &body,
                     },
-                    Some((a.id, day)),
                     now,
                 )? {
                     Err(earlier) => {

@@ -99,7 +99,7 @@ impl Account {
     }
 }
 
-fn limits(per_day: Option<i64>, per_hour: Option<i64>, node: EnqueuePolicy) -> Limits {
+pub(super) fn limits(per_day: Option<i64>, per_hour: Option<i64>, node: EnqueuePolicy) -> Limits {
     Limits {
         per_day: AppliedLimit::resolve(per_day, node.max_per_day),
         per_hour: AppliedLimit::resolve(per_hour, node.max_per_hour),

@@ -56,6 +56,9 @@ pub struct AccountStatus {
     pub queue: QueueCounts,
     /// The newest state change (who blocked it, with which note).
     pub last_event: Option<Event>,
+    /// Cluster mode: the nodes that have not yet carried out the account's
+    /// latest change (always empty on a node alone).
+    pub pending_nodes: Vec<String>,
 }
 
 /// One line of `status` without an account.
@@ -179,6 +182,7 @@ impl Store {
             today,
             queue,
             last_event,
+            pending_nodes: Vec::new(),
         })
     }
 

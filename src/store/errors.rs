@@ -150,25 +150,7 @@ fn apply_ratio(
         _ => return Ok(None),
     };
     let from = (now - p.window_ms.max(0)).max(since);
-    let errors: i64 = tx
-        .prepare_cached(
-            "SELECT count(*) FROM errors e WHERE e.account_id = ?1 AND e.at >= ?2
-             AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = e.message_id AND m.system)",
-        )?
-        .query_row(params![account_id, from], |r| r.get(0))?;
-    let sent: i64 = tx
-        .prepare_cached(
-            "SELECT count(*) FROM messages m JOIN recipients r ON r.message_id = m.id
-             WHERE m.account_id = ?1 AND m.created >= ?3 AND m.done_at >= ?2
-               AND m.system = 0 AND r.state = 'sent'",
-        )?
-        // Deliveries in the window of mail written up to one window earlier:
-        // a range of the `messages_account (account_id, created)` index, so
-        // the count costs at most two windows of the account's mail. (Mail
-        // that waited longer than a whole window before delivery is left out.)
-        .query_row(params![account_id, from, from - p.window_ms.max(0)], |r| {
-            r.get(0)
-        })?;
+    let (errors, sent) = ratio_sample(tx, account_id, from, p.window_ms)?;
     let sample = errors + sent;
     if sample <= 0 || (sample as u64) < p.min_sample || (errors as f64) <= ratio * sample as f64 {
         return Ok(None);
@@ -207,6 +189,37 @@ fn apply_ratio(
         ),
     );
     Ok(Some(trip))
+}
+
+/// The error-ratio rule's sample of an account since `from` (module doc):
+/// its mails in error and its delivered recipients, without scriptmail's
+/// own mail. Cluster mode pushes it so the rule sees every node's mail.
+pub(super) fn ratio_sample(
+    conn: &rusqlite::Connection,
+    account_id: i64,
+    from: i64,
+    window_ms: i64,
+) -> Result<(i64, i64)> {
+    let errors: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM errors e WHERE e.account_id = ?1 AND e.at >= ?2
+             AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = e.message_id AND m.system)",
+        )?
+        .query_row(params![account_id, from], |r| r.get(0))?;
+    let sent: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM messages m JOIN recipients r ON r.message_id = m.id
+             WHERE m.account_id = ?1 AND m.created >= ?3 AND m.done_at >= ?2
+               AND m.system = 0 AND r.state = 'sent'",
+        )?
+        // Deliveries in the window of mail written up to one window earlier:
+        // a range of the `messages_account (account_id, created)` index, so
+        // the count costs at most two windows of the account's mail. (Mail
+        // that waited longer than a whole window before delivery is left out.)
+        .query_row(params![account_id, from, from - window_ms.max(0)], |r| {
+            r.get(0)
+        })?;
+    Ok((errors, sent))
 }
 
 /// `500` → `50`, `125` → `12.5`.

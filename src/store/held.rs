@@ -152,8 +152,14 @@ fn ranked(counts: std::collections::HashMap<String, u64>) -> Vec<(String, u64)> 
     v
 }
 
-/// The summary of the held messages `filter` matches.
-fn summarise(account: Account, held: &[HeldMessage], filter: &HeldFilter, now: i64) -> HeldSummary {
+/// The summary of the held messages `filter` matches (cluster mode
+/// summarises every node's held mail with it).
+pub fn summarise(
+    account: Account,
+    held: &[HeldMessage],
+    filter: &HeldFilter,
+    now: i64,
+) -> HeldSummary {
     let mut s = HeldSummary {
         account,
         held: 0,

@@ -200,6 +200,7 @@ mod tests {
         let policy = EnqueuePolicy {
             max_per_day: 2,
             max_per_hour: 0,
+            cluster: false,
         };
         let batch: Vec<Intake> = (0..4).map(|i| intake(&format!("B{i}"), "web1")).collect();
         let r: Vec<bool> = store

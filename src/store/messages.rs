@@ -7,8 +7,10 @@ use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::accounts::{Transition, account_for_submit, set_state};
 use super::counters::{Counter, bump_daily, count_submission};
+use super::quota;
 use super::{Result, Store, StoreError};
 use crate::account::{self, BlockReason, RateLimit, Reason};
+use crate::cluster::allowance::Admit;
 use crate::dsn_params::{Envid, Notify, Ret};
 use crate::log::{self, Level};
 use crate::queue::{MessageState, RecipientState};
@@ -80,6 +82,10 @@ impl<'a> NewMessage<'a> {
 pub struct EnqueuePolicy {
     pub max_per_day: u64,
     pub max_per_hour: u64,
+    /// Cluster mode (docs/cluster.md): the limits count the account's mail
+    /// on every node, through the allowances relayd's sync thread keeps
+    /// (`quota.rs`).
+    pub cluster: bool,
 }
 
 /// What happened to a submitted message.
@@ -389,11 +395,24 @@ pub(super) fn enqueue_in(
 ) -> Result<Enqueued> {
     let (account_id, mut state, limits) = account_for_submit(tx, m.account, policy, now)?;
     let mut tripped = None;
+    let mut gated = false;
     if !m.system {
         let (today, this_hour) = count_submission(tx, account_id, now)?;
-        if state.is_sending()
-            && let Some(limit) = limits.exceeded(today, this_hour)
-        {
+        // Cluster mode counts the account's mail on every node
+        // (`quota.rs`); a node alone counts its own.
+        let over = match state.is_sending() {
+            false => None,
+            true if policy.cluster => match quota::admit(tx, account_id, &limits, now)? {
+                Admit::Pass => None,
+                Admit::Gate => {
+                    gated = true;
+                    None
+                }
+                Admit::Trip(limit) => Some(limit),
+            },
+            true => limits.exceeded(today, this_hour),
+        };
+        if let Some(limit) = over {
             let change = Transition {
                 old: state,
                 new: BlockReason::Limit.target(),
@@ -412,9 +431,11 @@ pub(super) fn enqueue_in(
     } else {
         MessageState::Queued
     };
-    insert_message(tx, m, account_id, initial, now)?;
+    let id = insert_message(tx, m, account_id, initial, now)?;
     if held {
         bump_daily(tx, account_id, now, Counter::Held, 1)?;
+    } else if gated {
+        quota::gate(tx, id)?;
     }
     Ok(Enqueued { held, tripped })
 }
@@ -521,6 +542,7 @@ mod tests {
         EnqueuePolicy {
             max_per_day,
             max_per_hour,
+            cluster: false,
         }
     }
 

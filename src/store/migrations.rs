@@ -158,6 +158,104 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE messages ADD COLUMN released INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 5: cluster mode (docs/cluster.md): this node's link to the cluster
+    // store, its share of the limits, and what it has not pushed yet. The
+    // triggers fire only once relayd's sync thread has written the
+    // `cluster_node` row, so a node alone pays one lookup of an empty table.
+    r#"
+    -- One row in cluster mode: the newest cluster change applied, until
+    -- when the limits' allowances hold (the last sync plus its lease), and
+    -- the watermarks of what was pushed.
+    CREATE TABLE cluster_node (
+        id            INTEGER PRIMARY KEY CHECK (id = 1),
+        name          TEXT NOT NULL,
+        revision      INTEGER NOT NULL DEFAULT 0,
+        online_until  INTEGER NOT NULL DEFAULT 0,
+        errors_pushed INTEGER NOT NULL DEFAULT 0,
+        events_pushed INTEGER NOT NULL DEFAULT 0
+    );
+    -- Per account, this node's share of the current day's and hour's limit
+    -- (src/cluster/allowance.rs): let through, allowed, the others' count.
+    CREATE TABLE cluster_quota (
+        account_id    INTEGER PRIMARY KEY,
+        day           INTEGER NOT NULL DEFAULT 0,
+        day_passed    INTEGER NOT NULL DEFAULT 0,
+        day_cap       INTEGER NOT NULL DEFAULT 0,
+        day_others    INTEGER NOT NULL DEFAULT 0,
+        hour          INTEGER NOT NULL DEFAULT 0,
+        hour_passed   INTEGER NOT NULL DEFAULT 0,
+        hour_cap      INTEGER NOT NULL DEFAULT 0,
+        hour_others   INTEGER NOT NULL DEFAULT 0,
+        pushed        INTEGER NOT NULL DEFAULT 0   -- the counts above are in the store
+    );
+    -- Accounts whose counters or queue changed since the last push.
+    CREATE TABLE cluster_dirty (account_id INTEGER PRIMARY KEY);
+    -- Messages that entered or left `held` since the last push.
+    CREATE TABLE cluster_held (
+        message_id    INTEGER PRIMARY KEY,
+        qid           TEXT NOT NULL,
+        account_id    INTEGER NOT NULL
+    );
+    -- What this node did for each cluster command, until the store has it.
+    CREATE TABLE cluster_acks (
+        revision      INTEGER PRIMARY KEY,
+        count         INTEGER NOT NULL,
+        extra         INTEGER NOT NULL,
+        detail        TEXT NOT NULL DEFAULT ''
+    );
+    -- A state change that came from the cluster (not to be pushed back).
+    ALTER TABLE events ADD COLUMN cluster INTEGER NOT NULL DEFAULT 0;
+    -- Queued past this node's allowance: not claimable (next_attempt far
+    -- ahead) until a sync releases it; any move out of `queued` clears it.
+    ALTER TABLE messages ADD COLUMN gated INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX messages_gated ON messages(account_id, created) WHERE gated = 1;
+    CREATE TRIGGER messages_ungate AFTER UPDATE OF state ON messages
+        WHEN NEW.gated AND NEW.state <> 'queued'
+    BEGIN
+        UPDATE messages SET gated = 0 WHERE id = NEW.id;
+    END;
+    CREATE TRIGGER cluster_daily_insert AFTER INSERT ON daily
+        WHEN EXISTS (SELECT 1 FROM cluster_node)
+    BEGIN
+        INSERT INTO cluster_dirty SELECT NEW.account_id
+            WHERE NOT EXISTS (SELECT 1 FROM cluster_dirty WHERE account_id = NEW.account_id);
+    END;
+    CREATE TRIGGER cluster_daily_update AFTER UPDATE ON daily
+        WHEN EXISTS (SELECT 1 FROM cluster_node)
+    BEGIN
+        INSERT INTO cluster_dirty SELECT NEW.account_id
+            WHERE NOT EXISTS (SELECT 1 FROM cluster_dirty WHERE account_id = NEW.account_id);
+    END;
+    -- (Conflict clauses in a trigger body give way to the outer
+    -- statement's, so each insert checks for the row itself.)
+    CREATE TRIGGER cluster_message_insert AFTER INSERT ON messages
+        WHEN EXISTS (SELECT 1 FROM cluster_node)
+    BEGIN
+        INSERT INTO cluster_dirty SELECT NEW.account_id
+            WHERE NOT EXISTS (SELECT 1 FROM cluster_dirty WHERE account_id = NEW.account_id);
+        INSERT INTO cluster_held SELECT NEW.id, NEW.qid, NEW.account_id
+            WHERE NEW.state = 'held'
+              AND NOT EXISTS (SELECT 1 FROM cluster_held WHERE message_id = NEW.id);
+    END;
+    CREATE TRIGGER cluster_message_state AFTER UPDATE OF state ON messages
+        WHEN EXISTS (SELECT 1 FROM cluster_node)
+    BEGIN
+        INSERT INTO cluster_dirty SELECT NEW.account_id
+            WHERE NOT EXISTS (SELECT 1 FROM cluster_dirty WHERE account_id = NEW.account_id);
+        INSERT INTO cluster_held SELECT NEW.id, NEW.qid, NEW.account_id
+            WHERE (OLD.state = 'held') <> (NEW.state = 'held')
+              AND NOT EXISTS (SELECT 1 FROM cluster_held WHERE message_id = NEW.id);
+    END;
+    CREATE TRIGGER cluster_message_delete AFTER DELETE ON messages
+        WHEN EXISTS (SELECT 1 FROM cluster_node)
+    BEGIN
+        INSERT INTO cluster_dirty SELECT OLD.account_id
+            WHERE NOT EXISTS (SELECT 1 FROM cluster_dirty WHERE account_id = OLD.account_id);
+        INSERT INTO cluster_held SELECT OLD.id, OLD.qid, OLD.account_id
+            WHERE OLD.state = 'held'
+              AND NOT EXISTS (SELECT 1 FROM cluster_held WHERE message_id = OLD.id);
+    END;
+    "#,
 ];
 
 /// The schema version this build writes.

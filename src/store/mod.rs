@@ -160,8 +160,11 @@ mod intake;
 mod messages;
 mod migrations;
 mod node;
+mod outbox;
 mod populate;
 mod purge;
+mod quota;
+mod replica;
 mod reports;
 mod sweep;
 mod tracking;
@@ -171,15 +174,18 @@ pub use bounces::{BouncedMessage, DsnRecorded, UNMATCHED_MAX_BYTES, UnmatchedBou
 pub use claims::{Attempt, Claim, RcptOutcome};
 pub use counters::{AccountStatus, DayCounts, Overview, QueueCounts};
 pub use errors::{ErrorRow, Protection, Trip};
-pub use held::{HeldFilter, HeldMessage, HeldMoved, HeldSummary, domain_of};
+pub use held::{HeldFilter, HeldMessage, HeldMoved, HeldSummary, domain_of, summarise};
 pub use history::Event;
 pub use intake::{Intake, Intaken};
 pub use messages::{
     EnqueuePolicy, Enqueued, MessageDetail, MessageRow, NewMessage, Pending, QueueFilter,
 };
 pub use node::NodeGauges;
+pub use outbox::{Expired, Figures, HeldChange};
 pub use populate::PopulateSpec;
 pub use purge::{Dropped, Purge};
+pub use quota::{GATED_UNTIL, Period, QuotaCount, QuotaNeed};
+pub use replica::{ClusterAck, ReplicatedState};
 pub use reports::{BlockNotice, ExpiredMail, ReportAccount, ReportQueued};
 pub use sweep::Housekeeping;
 pub use tracking::{Progress, Tracked};

@@ -119,6 +119,7 @@ fn panel_api_block_unblock_purge_act_on_real_mail() {
     assert_eq!(c.ok("GET", email, None, "Email")["state"], "ko");
     for subject in ["one", "two"] {
         assert_ok(&env.submit(&["-t", "-i"], &simple_message("ann@example.com", subject)));
+        env.settle();
     }
     assert_eq!(qids(&env, "held").len(), 2);
     let h = c.ok("GET", "/v1/accounts/root/held", None, "Held");
@@ -151,6 +152,7 @@ fn panel_api_block_unblock_purge_act_on_real_mail() {
     // PURGE: what is held is dropped, never sent; the account is ok.
     request(&c, "root", "BLOCK");
     assert_ok(&env.submit(&["-t", "-i"], &simple_message("bob@example.com", "three")));
+    env.settle();
     assert_eq!(qids(&env, "held").len(), 1);
     let id = request(&c, "root", "PURGE");
     logs.push_str(&env.log_lines().join("\n"));
@@ -721,7 +723,9 @@ fn v1_answers_are_the_documents_of_mailq_ctl_json() {
     };
     // Some history: two sent, one in error, a block with mail held.
     assert_ok(&env.submit(&["-t", "-i"], &simple_message("ann@example.com", "one")));
+    env.settle();
     assert_ok(&env.submit(&["-t", "-i"], &simple_message("bob@example.com", "two")));
+    env.settle();
     sink.wait_for(2, WAIT);
     wait_until(WAIT, || qids(&env, "sent").len() == 2);
     bounce(&env, &qids(&env, "sent")[0], "ann@example.com");
@@ -733,6 +737,7 @@ fn v1_answers_are_the_documents_of_mailq_ctl_json() {
     );
     let php = b"To: cy@gmail.com\r\nSubject: held\r\nX-PHP-Originating-Script: 0:contact.php\r\n\r\nhi\r\n";
     assert_ok(&env.submit(&["-t", "-i"], php));
+    env.settle();
     let qid = qids(&env, "held")[0].clone();
 
     for (path, args, schema) in [
@@ -816,6 +821,7 @@ fn v1_answers_are_the_documents_of_mailq_ctl_json() {
     );
     sink.wait_for(3, WAIT);
     assert_ok(&env.submit(&["-t", "-i"], php));
+    env.settle();
     let p = c.ok(
         "POST",
         "/v1/accounts/root/purge",
@@ -828,11 +834,13 @@ fn v1_answers_are_the_documents_of_mailq_ctl_json() {
     );
     c.refused("POST", "/v1/accounts/root/release", Some("{}"), 400);
     assert_ok(&env.submit(&["-t", "-i"], php));
+    env.settle();
     let q = qids(&env, "held")[0].clone();
     let m = c.ok("POST", &format!("/v1/messages/{q}/release"), None, "Move");
     assert_eq!(m["new_state"], "queued");
     sink.wait_for(4, WAIT);
     assert_ok(&env.submit(&["-t", "-i"], php));
+    env.settle();
     let q = qids(&env, "held")[0].clone();
     let m = c.ok("DELETE", &format!("/v1/messages/{q}"), None, "Move");
     assert_eq!(m["new_state"], Value::Null);
@@ -959,6 +967,7 @@ fn openapi_page_metrics_and_healthz_are_served() {
     }
 
     assert_ok(&env.submit(&["-t", "-i"], &simple_message("ann@example.com", "one")));
+    env.settle();
     sink.wait_for(1, WAIT);
     let h = http(port, "GET", "/healthz", &[], None);
     assert_eq!(h.status, 200);

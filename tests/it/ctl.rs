@@ -76,6 +76,7 @@ const STATUS: &[(&str, J)] = &[
     ("oldest_held_age_s", J::Opt(&J::Int)),
     ("expires_in_s", J::Opt(&J::Int)),
     ("first_seen", J::Str),
+    ("pending_nodes", J::Arr(&J::Str)),
 ];
 const OVERVIEW: &[(&str, J)] = &[(
     "accounts",

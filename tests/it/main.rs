@@ -5,12 +5,14 @@ mod util;
 
 mod apiutil;
 mod fake_smtp;
+mod pg;
 mod sink;
 mod webdriver;
 
 mod api;
 mod bounce;
 mod browser;
+mod cluster;
 mod ctl;
 mod package;
 mod relay;

@@ -394,6 +394,8 @@ use std::os::unix::process::CommandExt;
 /// (README, "Code layout"), and no SQLite: it hands the message to relayd or
 /// drops it into the maildrop, and never opens the queue database
 /// (docs/submission.md).
+/// The privileged drop-in links no SMTP, TLS, clap, bounce-parsing or
+/// PostgreSQL code (README, "Code layout"; cluster mode is relayd's).
 #[test]
 fn sendmail_binary_links_no_smtp_tls_clap_or_sqlite() {
     let out = Command::new("nm")
@@ -419,6 +421,9 @@ fn sendmail_binary_links_no_smtp_tls_clap_or_sqlite() {
         // The panel API: its HTTP server and the tokens' hash.
         "scriptmail::api::",
         "sha2::",
+        "postgres::",
+        "tokio_postgres::",
+        "tokio::",
     ] {
         // A crate path, not a suffix of another name (`String::`).
         let linked = symbols.match_indices(forbidden).any(|(i, _)| {

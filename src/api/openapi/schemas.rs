@@ -122,6 +122,9 @@ pub fn schemas() -> Value {
         ("oldest_held_age_s", null(i())),
         ("expires_in_s", null(i())),
         ("first_seen", time()),
+        // Cluster mode: the nodes that have not yet carried out the
+        // account's latest change; always empty on a node alone.
+        ("pending_nodes", arr(s())),
     ]);
     let mut set = account_props();
     set.insert(0, ("created", b()));
@@ -427,6 +430,7 @@ pub fn schemas() -> Value {
             "Sweep",
             obj(&[
                 ("recovered", i()),
+                ("imported", i()),
                 ("expired", i()),
                 (
                     "expired_by_account",
