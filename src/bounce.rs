@@ -102,7 +102,7 @@ pub fn run(
     let raw = read_input(cfg).map_err(|e| fail(BounceError::Read(e)))?;
     let now = clock::now_ms();
     let mut store = Store::open(&cfg.db_path(), Durability::Full).map_err(|e| fail(e.into()))?;
-    store.set_protection(cfg.protection());
+    store.set_protection(crate::store::Protection::from(cfg));
     intake(cfg, &mut store, &raw, recipient, now).map_err(fail)?;
     // A block this bounce caused is announced at once.
     match crate::report::notify(cfg, &mut store, now) {

@@ -11,42 +11,25 @@
 //! server, `bounce`, and an unprivileged `sendmail`).
 
 pub mod account;
-pub mod address;
 pub mod bounce;
 pub mod cli;
-pub mod clock;
-pub mod config;
 pub mod control;
 pub mod ctl;
-pub mod deadline;
 pub mod demo;
 pub mod dsn;
-pub mod dsn_params;
-pub mod encoding;
-pub mod envelope;
-pub mod exit;
 pub mod generate;
-pub mod handoff;
-pub mod log;
-pub mod maildrop;
-pub mod message;
-pub mod mime;
-pub mod options;
-pub mod os;
 pub mod privilege;
 pub mod queue;
-pub mod reencode;
 pub mod relay;
 pub mod report;
-pub mod sanitize;
 pub mod schedule;
-pub mod slots;
-pub mod smtp_server;
 pub mod store;
 pub mod submission;
-pub mod submit;
 pub mod transport;
-pub mod wake;
 
-#[cfg(test)]
-mod proptests;
+// The modules the privileged `sendmail` uses live in crates/submit; the
+// paths `crate::config`, `crate::submit`, ... keep working.
+pub use scriptmail_submit::{
+    address, clock, config, deadline, dsn_params, encoding, envelope, exit, handoff, log, maildrop,
+    message, mime, options, os, reencode, sanitize, slots, smtp_server, submit, wake,
+};

@@ -514,7 +514,7 @@ fn reload(shared: &Shared, config_path: Option<&Path>) {
 fn worker(shared: &Shared, mode: Mode) -> Result<(), RelayError> {
     let mut cfg = shared.config();
     let mut store = Store::open(&cfg.db_path(), Durability::Normal)?;
-    store.set_protection(cfg.protection());
+    store.set_protection(crate::store::Protection::from(&*cfg));
     let mut host = Smarthost::new(cfg.relay.clone(), &cfg.hostname)?;
     loop {
         if shared.stopping() {
@@ -524,7 +524,7 @@ fn worker(shared: &Shared, mode: Mode) -> Result<(), RelayError> {
         let current = shared.config();
         if !Arc::ptr_eq(&current, &cfg) {
             cfg = current;
-            store.set_protection(cfg.protection());
+            store.set_protection(crate::store::Protection::from(&*cfg));
             host = Smarthost::new(cfg.relay.clone(), &cfg.hostname)?;
         }
         let Some(claim) = store.claim_next(clock::now_ms())? else {

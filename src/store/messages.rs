@@ -82,6 +82,15 @@ pub struct EnqueuePolicy {
     pub max_per_hour: u64,
 }
 
+impl From<&crate::config::Config> for EnqueuePolicy {
+    fn from(cfg: &crate::config::Config) -> Self {
+        EnqueuePolicy {
+            max_per_day: cfg.limits.max_per_day,
+            max_per_hour: cfg.limits.max_per_hour,
+        }
+    }
+}
+
 /// What happened to a submitted message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enqueued {

@@ -89,7 +89,7 @@ fn run(mut store: Store, rx: &Receiver<Job>, config: &ConfigFn, wake: &WakeFn, s
                 .into_iter()
                 .map(|(i, via, reply)| (i, (via, reply)))
                 .unzip();
-            let results = store.enqueue_batch(&items, cfg.enqueue_policy());
+            let results = store.enqueue_batch(&items, crate::store::EnqueuePolicy::from(&*cfg));
             let mut relay = false;
             for ((item, (via, reply)), result) in items.iter().zip(rest).zip(results) {
                 relay |= record(item, via, &result);

@@ -188,8 +188,8 @@ fn share_with_nobody(env: &Env) -> (PathBuf, PathBuf) {
     let bin = env.path().join("bin");
     std::fs::create_dir(&bin).expect("bin dir");
     let mut copies = Vec::new();
-    for program in [SENDMAIL, SCRIPTMAIL] {
-        let to = bin.join(Path::new(program).file_name().expect("name"));
+    for program in [SENDMAIL.path(), Path::new(SCRIPTMAIL)] {
+        let to = bin.join(program.file_name().expect("name"));
         std::fs::copy(program, &to).expect("copy program");
         std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         copies.push(to);

@@ -404,7 +404,7 @@ fn sendmail_binary_links_no_smtp_tls_clap_or_sqlite() {
     assert_ok(&out);
     let symbols = stdout(&out);
     assert!(
-        symbols.contains("scriptmail::submit::run"),
+        symbols.contains("scriptmail_submit::submit::run"),
         "nm saw no symbols"
     );
     for forbidden in [

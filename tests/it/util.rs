@@ -3,14 +3,83 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
+use std::fmt;
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-pub const SENDMAIL: &str = env!("CARGO_BIN_EXE_sendmail");
+/// The privileged `sendmail`, built by the workspace member crates/submit.
+/// Another package's binary has no `CARGO_BIN_EXE_` variable, and
+/// `cargo test --test it` (or `-p scriptmail`) would not rebuild it: the
+/// first use builds it (`cargo build -p scriptmail-submit`, a no-op when up
+/// to date), so a test never runs a stale `sendmail`.
+pub const SENDMAIL: Sendmail = Sendmail;
 pub const SCRIPTMAIL: &str = env!("CARGO_BIN_EXE_scriptmail");
+
+/// See [`SENDMAIL`]: usable wherever a path or a string is.
+#[derive(Clone, Copy)]
+pub struct Sendmail;
+
+impl Sendmail {
+    pub fn path(self) -> &'static Path {
+        static PATH: OnceLock<PathBuf> = OnceLock::new();
+        PATH.get_or_init(build_sendmail)
+    }
+}
+
+impl fmt::Display for Sendmail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.path().display().fmt(f)
+    }
+}
+
+impl AsRef<Path> for Sendmail {
+    fn as_ref(&self) -> &Path {
+        self.path()
+    }
+}
+
+impl AsRef<OsStr> for Sendmail {
+    fn as_ref(&self) -> &OsStr {
+        self.path().as_os_str()
+    }
+}
+
+/// Build crates/submit's `sendmail` with the profile and target directory
+/// of this test binary (TARGET/PROFILE/deps/it-HASH) and return its path.
+fn build_sendmail() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary in TARGET/PROFILE/deps");
+    let target_dir = profile_dir.parent().expect("target directory");
+    let profile = match profile_dir.file_name().and_then(OsStr::to_str) {
+        Some("debug") => "dev",
+        Some(name) => name,
+        None => panic!("no profile directory above {}", exe.display()),
+    };
+    let out = Command::new(env!("CARGO"))
+        .args(["build", "--locked", "--quiet", "-p", "scriptmail-submit"])
+        .args(["--bin", "sendmail", "--profile", profile])
+        .arg("--manifest-path")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cargo build");
+    assert!(
+        out.status.success(),
+        "cargo build -p scriptmail-submit: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    profile_dir.join("sendmail")
+}
 
 /// One isolated scriptmail installation.
 pub struct Env {
@@ -88,7 +157,7 @@ impl Env {
         scriptmail::maildrop::entries(&self.queue).unwrap_or_default()
     }
 
-    fn base(&self, program: &str) -> Command {
+    fn base(&self, program: impl AsRef<OsStr>) -> Command {
         let mut c = Command::new(program);
         c.env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")

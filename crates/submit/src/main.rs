@@ -8,7 +8,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_else(|| "sendmail".into());
-    match scriptmail::submit::run(argv0, args.collect()) {
+    match scriptmail_submit::submit::run(argv0, args.collect()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line on stderr, nothing on stdout (PHP CLI would print it
@@ -18,7 +18,7 @@ fn main() -> ExitCode {
             let _ = writeln!(
                 std::io::stderr().lock(),
                 "sendmail: {}",
-                scriptmail::sanitize::line(&e.to_string())
+                scriptmail_submit::sanitize::line(&e.to_string())
             );
             e.exit_code().into()
         }

@@ -434,23 +434,6 @@ impl Config {
         })
     }
 
-    /// The error-ratio rule the store applies when it records errors.
-    pub fn protection(&self) -> crate::store::Protection {
-        crate::store::Protection {
-            bounce_ratio: self.limits.bounce_ratio,
-            window_ms: crate::store::ms(self.limits.bounce_window),
-            min_sample: self.limits.bounce_min_sample,
-        }
-    }
-
-    /// The node-wide limits the enqueue transaction applies.
-    pub fn enqueue_policy(&self) -> crate::store::EnqueuePolicy {
-        crate::store::EnqueuePolicy {
-            max_per_day: self.limits.max_per_day,
-            max_per_hour: self.limits.max_per_hour,
-        }
-    }
-
     /// The SQLite database file inside the queue directory.
     pub fn db_path(&self) -> PathBuf {
         self.queue_dir.join("queue.db")
@@ -623,7 +606,7 @@ tls = "starttls"
 
     #[test]
     fn shipped_example_is_valid_and_all_defaults() {
-        let text = include_str!("../conf/scriptmail.toml");
+        let text = include_str!("../../../conf/scriptmail.toml");
         let c = parse(text).unwrap();
         assert_eq!(c.max_message_size, 10_000_000);
         // Uncommenting every example line must also parse: the commented
