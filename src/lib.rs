@@ -27,6 +27,9 @@ pub mod store;
 pub mod submission;
 pub mod transport;
 
+#[cfg(test)]
+mod lettre_agreement;
+
 // The modules the privileged `sendmail` uses live in crates/submit; the
 // paths `crate::config`, `crate::submit`, ... keep working.
 pub use scriptmail_submit::{

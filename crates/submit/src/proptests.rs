@@ -260,42 +260,6 @@ proptest! {
             prop_assert!(inv.is_ok_and(|i| i.recipients.ends_with(&tail)));
         }
     }
-
-    /// A `-V` envelope id the option parser keeps is one the relay can pass on: lettre
-    /// writes it as RFC 3461 §4 xtext that decodes back to it.
-    #[test]
-    fn kept_envids_go_out_as_valid_xtext(v in proptest::collection::vec(any::<u8>(), 0..120)) {
-        let argv = [OsString::from("-V"), OsString::from_vec(v.clone()), OsString::from("a@x.org")];
-        let inv = options::parse(OsStr::new("sendmail"), &argv).expect("-V never fails");
-        let Some(envid) = inv.envid else {
-            prop_assert_eq!(inv.warnings.len(), 1);
-            return Ok(());
-        };
-        let param = lettre::transport::smtp::extension::MailParameter::Other {
-            keyword: "ENVID".into(),
-            value: Some(envid.to_string()),
-        }
-        .to_string();
-        let xtext = param.strip_prefix("ENVID=").expect("keyword");
-        let mut decoded = Vec::new();
-        let b = xtext.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'+' {
-                let hex = &xtext[i + 1..i + 3];
-                prop_assert!(hex.bytes().all(|h| h.is_ascii_digit() || (b'A'..=b'F').contains(&h)));
-                decoded.push(u8::from_str_radix(hex, 16).expect("hex"));
-                i += 3;
-            } else {
-                // xchar: "!" to "~" except "+" and "=".
-                prop_assert!((0x21..=0x7e).contains(&b[i]) && b[i] != b'=', "{:?}", xtext);
-                decoded.push(b[i]);
-                i += 1;
-            }
-        }
-        prop_assert_eq!(decoded, envid.as_str().as_bytes());
-        prop_assert!(xtext.len() <= 300);
-    }
 }
 
 /// The body as the reader sees it: decoded when `reencode` encoded it.
