@@ -56,7 +56,7 @@ use std::time::Duration;
 
 use crate::clock;
 use crate::config::Config;
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 use crate::log::{self, Level};
 use crate::os::signals;
 use crate::sanitize;
@@ -85,8 +85,8 @@ pub enum RelayError {
     Worker(String),
 }
 
-impl RelayError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for RelayError {
+    fn exit_code(&self) -> Exit {
         match self {
             RelayError::Store(e) => e.exit_code(),
             RelayError::Transport(e) => e.exit_code(),

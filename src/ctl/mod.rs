@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::config::{Config, ConfigError};
 use crate::control::{self, Control, ControlError, SettingsChange};
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 use crate::log;
 use crate::privilege::{self, PrivilegeError};
 use crate::store::PopulateSpec;
@@ -59,8 +59,8 @@ pub enum CtlError {
     Io(#[from] std::io::Error),
 }
 
-impl CtlError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for CtlError {
+    fn exit_code(&self) -> Exit {
         match self {
             CtlError::Config(e) => e.exit_code(),
             CtlError::Privilege(e) => e.exit_code(),
@@ -94,25 +94,19 @@ impl Out {
     }
 }
 
-/// Run `mailq-ctl`. On failure the message is returned for the caller to
-/// print on stderr; with `--json` a `{"error": ..., "exit": ...}` document
+/// Run `mailq-ctl`. On failure the error is returned for the caller to
+/// report on stderr; with `--json` a `{"error": ..., "exit": ...}` document
 /// also goes to stdout so the panel always gets JSON.
-pub fn run(args: Args, config_path: Option<&Path>) -> std::result::Result<Exit, (Exit, String)> {
+pub fn run(args: Args, config_path: Option<&Path>) -> Result<()> {
     let json = args.json;
-    match run_verb(args, config_path) {
-        Ok(()) => Ok(Exit::Ok),
-        Err(e) => {
-            let code = e.exit_code();
-            let msg = e.to_string();
-            if json {
-                let _ = view::print_json(&ErrorDoc {
-                    error: &msg,
-                    exit: code.code(),
-                });
-            }
-            Err((code, msg))
-        }
+    let result = run_verb(args, config_path);
+    if let (Err(e), true) = (&result, json) {
+        let _ = view::print_json(&ErrorDoc {
+            error: &e.to_string(),
+            exit: e.exit_code().code(),
+        });
     }
+    result
 }
 
 /// `--json` on failure.

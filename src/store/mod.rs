@@ -99,7 +99,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::account::Refusal;
 use crate::clock::{self, DAY_MS};
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 
 /// SQL: the account states whose mail is relayed, the same set as
 /// [`State::is_sending`](crate::account::State::is_sending) (a test checks they agree).
@@ -211,8 +211,8 @@ pub enum StoreError {
     Conflict(String),
 }
 
-impl StoreError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for StoreError {
+    fn exit_code(&self) -> Exit {
         match self {
             StoreError::Open { .. } => Exit::CantCreat,
             StoreError::Sql(_) => Exit::IoErr,

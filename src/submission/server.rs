@@ -33,7 +33,7 @@ use super::commit::{self, ConfigFn, Job, WakeFn};
 use super::import::{self, Signal};
 use crate::clock;
 use crate::config::Config;
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 use crate::handoff::frame::{self, FrameError, Reply, Verb};
 use crate::handoff::{listing, parcel};
 use crate::log::{self, Level};

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 
 mod submit;
 
@@ -44,8 +44,8 @@ pub enum ConfigError {
     },
 }
 
-impl ConfigError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for ConfigError {
+    fn exit_code(&self) -> Exit {
         Exit::Config
     }
 }

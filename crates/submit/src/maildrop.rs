@@ -16,7 +16,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 use crate::handoff::{Origin, Parcel};
 
 /// Why a message could not be dropped.
@@ -32,8 +32,8 @@ pub enum MaildropError {
     TooNew { found: i64, supported: i64 },
 }
 
-impl MaildropError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for MaildropError {
+    fn exit_code(&self) -> Exit {
         match self {
             MaildropError::Create { .. } => Exit::CantCreat,
             MaildropError::Write { .. } => Exit::IoErr,

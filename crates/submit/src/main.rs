@@ -1,26 +1,17 @@
-//! `sendmail`: the drop-in that PHP `mail()` runs. Kept tiny and privileged-
-//! safe: all logic is in `scriptmail::submit`; this links no SMTP, TLS or
-//! clap code (a test checks the symbols).
+//! `sendmail`: the drop-in that PHP `mail()` runs, installed set-uid to the
+//! service user. Kept thin: all logic is in `scriptmail_submit::submit`, and
+//! this package's manifest cannot pull in clap, lettre, SQLite, TLS or HTTP
+//! (docs/design.md, "Privilege model").
 
-use std::io::Write;
 use std::process::ExitCode;
+
+use scriptmail_submit::{exit, submit};
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_else(|| "sendmail".into());
-    match scriptmail_submit::submit::run(argv0, args.collect()) {
+    match submit::run(argv0, args.collect()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // One line on stderr, nothing on stdout (PHP CLI would print it
-            // into the page). Not eprintln!: it panics when the write fails,
-            // and the caller owns stderr (a full disk, RLIMIT_FSIZE, a closed
-            // pipe) — the exit status must still be the sysexits code.
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "sendmail: {}",
-                scriptmail_submit::sanitize::line(&e.to_string())
-            );
-            e.exit_code().into()
-        }
+        Err(e) => exit::report("sendmail", &e),
     }
 }
