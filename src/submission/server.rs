@@ -19,7 +19,6 @@
 
 use std::collections::HashMap;
 use std::io::{self, BufReader, Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -292,9 +291,7 @@ fn accept(
     stop: &AtomicBool,
 ) {
     while !stop.load(Ordering::SeqCst) {
-        if !crate::os::readable_within(listener.as_raw_fd(), Duration::from_millis(250))
-            .unwrap_or(false)
-        {
+        if !crate::os::readable_within(listener, Duration::from_millis(250)).unwrap_or(false) {
             continue;
         }
         let stream = match listener.accept() {
