@@ -268,91 +268,6 @@ fn recipients_from_headers_and_arguments_are_united_once() {
     );
 }
 
-/// Every error path: its exit code, one line on stderr, nothing on stdout,
-/// nothing queued.
-#[test]
-fn error_paths_exit_with_sysexits_and_queue_nothing() {
-    let port = closed_port();
-    let env = Env::with_sections(port, "queue.max_message_size = 2000", "");
-    let msg = simple_message("a@example.com", "s");
-    let big = {
-        let mut m = simple_message("a@example.com", "big");
-        m.extend(std::iter::repeat_n(b'x', 3000));
-        m
-    };
-    let cases: Vec<(&str, Vec<&str>, Vec<u8>, i32)> = vec![
-        (
-            "unknown option",
-            vec!["-Z", "a@example.com"],
-            msg.clone(),
-            64,
-        ),
-        ("-X log file", vec!["-X/tmp/log", "-t"], msg.clone(), 64),
-        ("-C config", vec!["-C/etc/x.cf", "-t"], msg.clone(), 64),
-        ("-be expansion", vec!["-be"], msg.clone(), 64),
-        (
-            "no recipients",
-            vec!["-t", "-i"],
-            b"Subject: none\r\n\r\nx\r\n".to_vec(),
-            64,
-        ),
-        ("no recipients at all", vec!["-i"], msg.clone(), 64),
-        (
-            "malformed recipient",
-            vec!["-i", "\"unterminated@example.com"],
-            msg.clone(),
-            65,
-        ),
-        (
-            "control char in address",
-            vec!["-i", "a\u{1}b@example.com"],
-            msg.clone(),
-            65,
-        ),
-        ("too large", vec!["-t", "-i"], big, 69),
-    ];
-    for (what, args, input, code) in cases {
-        let out = env.submit(&args, &input);
-        assert_eq!(out.status.code(), Some(code), "{what}: {}", stderr(&out));
-        assert!(out.stdout.is_empty(), "{what}: stdout {:?}", stdout(&out));
-        let err = stderr(&out);
-        assert_eq!(err.lines().count(), 1, "{what}: {err:?}");
-        assert!(err.starts_with("sendmail: "), "{what}: {err:?}");
-    }
-    assert!(!env.queue.join("queue.db").exists() || env.count("1") == 0);
-}
-
-#[test]
-fn config_and_queue_errors() {
-    let port = closed_port();
-    // A typo in the config: 78, naming the file and the key.
-    let env = Env::with_sections(port, "queue.hold_max_agee = \"1h\"", "");
-    let out = env.submit(&["-t"], &simple_message("a@example.com", "s"));
-    assert_eq!(out.status.code(), Some(78));
-    assert!(stderr(&out).contains("hold_max_agee") && stderr(&out).contains("scriptmail.toml"));
-
-    // A caller the policy refuses: 77.
-    let env = Env::with_sections(port, "accounts.allow = [\"somebody-else\"]", "");
-    let out = env.submit(&["-t"], &simple_message("a@example.com", "s"));
-    assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
-
-    // The queue cannot be created: 73.
-    let env = Env::new(port);
-    std::fs::remove_dir(&env.queue).unwrap();
-    std::fs::write(&env.queue, b"not a directory").unwrap();
-    let out = env.submit(&["-t"], &simple_message("a@example.com", "s"));
-    assert_eq!(out.status.code(), Some(73), "{}", stderr(&out));
-
-    // A queue from a newer scriptmail is refused, not touched: 78.
-    let env = Env::new(port);
-    let db = rusqlite::Connection::open(env.queue.join("queue.db")).unwrap();
-    db.pragma_update(None, "user_version", 999).unwrap();
-    drop(db);
-    let out = env.submit(&["-t"], &simple_message("a@example.com", "s"));
-    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
-    assert!(stderr(&out).contains("newer"), "{}", stderr(&out));
-}
-
 #[test]
 fn exit_zero_means_committed_even_with_the_smarthost_down() {
     let env = Env::new(closed_port());
@@ -393,7 +308,8 @@ use std::os::unix::process::CommandExt;
 /// The privileged drop-in links no SMTP, TLS, clap or bounce-parsing code
 /// (README, "Code layout"), and no SQLite: it hands the message to relayd or
 /// drops it into the maildrop, and never opens the queue database
-/// (docs/submission.md).
+/// (docs/submission.md). What guarantees it is crates/submit's manifest
+/// (crates/submit/tests/manifest.rs); this looks at the built binary too.
 #[test]
 fn sendmail_binary_links_no_smtp_tls_clap_or_sqlite() {
     let out = Command::new("nm")
