@@ -11,9 +11,6 @@ mod sink;
 
 mod bounce;
 mod ctl;
-mod package;
 mod relay;
-mod security;
 mod sendmail;
 mod submission;
-mod submission_security;

@@ -255,6 +255,41 @@ impl Env {
     }
 
     /// `SELECT count(*) FROM messages WHERE <cond>`.
+    /// The queue ids of the accounts' own mail (not reports), oldest first.
+    pub fn qids(&self) -> Vec<String> {
+        let db = self.db();
+        let mut st = db
+            .prepare("SELECT qid FROM messages WHERE system = 0 ORDER BY id")
+            .expect("prepare");
+        st.query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows")
+    }
+
+    /// The mails in error of `account` so far (its `error_total`).
+    pub fn error_total(&self, account: &str) -> i64 {
+        self.db()
+            .query_row(
+                "SELECT error_total FROM accounts WHERE name = ?1",
+                [account],
+                |r| r.get(0),
+            )
+            .unwrap_or(0)
+    }
+
+    /// (qid, rcpt, kind, message) of every mail in error, oldest first.
+    pub fn errors(&self) -> Vec<(String, String, String, String)> {
+        let db = self.db();
+        let mut st = db
+            .prepare("SELECT qid, rcpt, kind, message FROM errors ORDER BY id")
+            .expect("prepare");
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows")
+    }
+
     pub fn count(&self, cond: &str) -> i64 {
         self.db()
             .query_row(
@@ -451,4 +486,24 @@ pub fn closed_port() -> u16 {
     let p = l.local_addr().expect("addr").port();
     drop(l);
     p
+}
+
+/// Run `mailq-ctl ARGS`, assert it fails with `code` and one line on stderr.
+#[track_caller]
+pub fn refused(env: &Env, args: &[&str], code: i32) -> String {
+    let out = env.ctl(args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{args:?}: stdout {} stderr {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("scriptmail: "))
+        .collect();
+    assert_eq!(lines.len(), 1, "{args:?}: want one error line, got {err:?}");
+    lines[0].to_string()
 }
