@@ -38,7 +38,8 @@ pub struct Intake {
 }
 
 impl Intake {
-    fn as_new(&self) -> NewMessage<'_> {
+    /// The message as the enqueue transaction takes it.
+    pub fn as_new(&self) -> NewMessage<'_> {
         NewMessage {
             qid: &self.qid,
             account: &self.account,

@@ -174,6 +174,7 @@ pub use history::Event;
 pub use intake::{Intake, Intaken};
 pub use messages::{
     EnqueuePolicy, Enqueued, MessageDetail, MessageRow, NewMessage, Pending, QueueFilter,
+    log_enqueued,
 };
 pub use populate::PopulateSpec;
 pub use purge::{Dropped, Purge};

@@ -112,31 +112,8 @@ fn run(mut store: Store, rx: &Receiver<Job>, config: &ConfigFn, wake: &WakeFn, s
 pub fn record(it: &Intake, via: Via, result: &Result<Intaken, StoreError>) -> bool {
     match result {
         Ok(Intaken::New(e)) => {
-            log::log(
-                Level::Info,
-                &format!(
-                    "qid={} account={} uid={} from=<{}> nrcpt={} size={} script={} cwd={} status={} via={}",
-                    it.qid,
-                    crate::sanitize::line(&it.account),
-                    it.uid,
-                    crate::sanitize::line(&it.sender),
-                    it.recipients.len(),
-                    it.data.len(),
-                    log::quote(&it.script),
-                    log::quote(&it.cwd),
-                    if e.held { "held" } else { "queued" },
-                    via.as_str()
-                ),
-            );
-            if let Some(limit) = e.tripped {
-                log::log(
-                    Level::Warning,
-                    &format!(
-                        "account={} state=ko reason=limit stat=\"{limit} exceeded, new mail is held\"",
-                        crate::sanitize::line(&it.account)
-                    ),
-                );
-            }
+            let cwd = format!(" cwd={}", log::quote(&it.cwd));
+            crate::store::log_enqueued(&it.as_new(), e, &cwd, Some(via.as_str()));
             !e.held
         }
         Ok(Intaken::Known { .. }) => {
