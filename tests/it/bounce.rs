@@ -11,7 +11,7 @@ use scriptmail::report::{self, Options};
 use scriptmail::store::{Durability, Store};
 
 use crate::fake_smtp::{Action, FakeSmtp};
-use crate::util::{Env, assert_ok, run_with_input, stderr, wait_until};
+use crate::util::{Env, assert_ok, me, run_with_input, stderr, wait_until};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -147,15 +147,15 @@ fn daily_report_lists_errors_expirations_and_state_changes_safely() {
         "",
     );
     let _relayd = env.relayd();
-    assert_ok(&env.ctl(&["set", "root", "--report-to", "admin@example.com"]));
+    assert_ok(&env.ctl(&["set", me(), "--report-to", "admin@example.com"]));
 
     let hostile = format!(
         "To: \"bad; Bcc: x\"@example.com\r\nSubject: {HOSTILE_SUBJECT}\r\n\
 X-PHP-Originating-Script: 1000:/var/www/\u{1b}]0;pwned\u{7}/form.php\r\n\r\nspam\r\n"
     );
     assert_ok(&env.submit(&["-t", "-i"], hostile.as_bytes()));
-    wait_until(LONG, || env.error_total("root") == 1);
-    assert_ok(&env.ctl(&["block", "root"]));
+    wait_until(LONG, || env.error_total(me()) == 1);
+    assert_ok(&env.ctl(&["block", me()]));
     assert_ok(&env.submit(
         &["-t", "-i"],
         b"To: good@example.com\r\nSubject: held one\r\n\r\nx\r\n",
@@ -164,7 +164,7 @@ X-PHP-Originating-Script: 1000:/var/www/\u{1b}]0;pwned\u{7}/form.php\r\n\r\nspam
     std::thread::sleep(Duration::from_millis(1100));
     assert_ok(&env.ctl(&["sweep"]));
     assert_eq!(env.count("state = 'expired'"), 1);
-    assert_ok(&env.ctl(&["unblock", "root"]));
+    assert_ok(&env.ctl(&["unblock", me()]));
 
     let (cfg, mut store) = open_store(&env);
     let day = today();
@@ -181,7 +181,7 @@ X-PHP-Originating-Script: 1000:/var/www/\u{1b}]0;pwned\u{7}/form.php\r\n\r\nspam
     .expect("report");
     assert_eq!(o.queued, 0);
     let r = &o.json["reports"][0];
-    assert_eq!(r["account"], "root");
+    assert_eq!(r["account"], me());
     assert_eq!(r["report_to"], "admin@example.com");
     assert_eq!(r["errors"]["total"], 1);
     assert_eq!(
@@ -279,7 +279,8 @@ X-PHP-Originating-Script: 1000:/var/www/\u{1b}]0;pwned\u{7}/form.php\r\n\r\nspam
     );
     assert!(
         head.contains(&format!(
-            "Subject: scriptmail report for root on node1.example.net: {}",
+            "Subject: scriptmail report for {} on node1.example.net: {}",
+            me(),
             scriptmail::clock::format_day(day)
         )),
         "{head}"
@@ -292,8 +293,8 @@ X-PHP-Originating-Script: 1000:/var/www/\u{1b}]0;pwned\u{7}/form.php\r\n\r\nspam
     let sent_total: i64 = env
         .db()
         .query_row(
-            "SELECT sent_total FROM accounts WHERE name = 'root'",
-            [],
+            "SELECT sent_total FROM accounts WHERE name = ?1",
+            [me()],
             |r| r.get(0),
         )
         .unwrap();
@@ -318,7 +319,7 @@ X-PHP-Originating-Script: 1000:/var/www/\u{1b}]0;pwned\u{7}/form.php\r\n\r\nspam
 fn no_report_when_there_is_nothing_to_say() {
     let relay = FakeSmtp::start();
     let env = Env::new(relay.port());
-    assert_ok(&env.ctl(&["set", "root", "--report-to", "admin@example.com"]));
+    assert_ok(&env.ctl(&["set", me(), "--report-to", "admin@example.com"]));
     // Yesterday's mail in error is not today's news, and vice versa.
     relay.on("RCPT", Some("bad"), None, Action::reply(550, "5.1.1 no"));
     let _relayd = env.relayd();
@@ -326,7 +327,7 @@ fn no_report_when_there_is_nothing_to_say() {
         &["-t", "-i"],
         b"To: bad@example.com\r\nSubject: s\r\n\r\nx\r\n",
     ));
-    wait_until(LONG, || env.error_total("root") == 1);
+    wait_until(LONG, || env.error_total(me()) == 1);
     let (cfg, mut store) = open_store(&env);
     let now = scriptmail::clock::now_ms();
     for day in [None, Some(today() + 1)] {
@@ -351,7 +352,7 @@ fn no_report_when_there_is_nothing_to_say() {
         &cfg,
         &mut store,
         &Options {
-            account: Some("root"),
+            account: Some(me()),
             send: false,
             day: Some(today()),
         },
@@ -390,11 +391,11 @@ fn error_ratio_trips_into_bounce_and_force_doubles_it() {
     for i in 1..=2 {
         assert_ok(&env.submit(&["-t", "-i"], &mail_to(&format!("bad{i}@example.com"))));
     }
-    wait_until(LONG, || env.error_total("root") == 2);
+    wait_until(LONG, || env.error_total(me()) == 2);
     // 2 of 3: above the ratio, below the sample.
-    assert_eq!(account_state(&env, "root"), "ok");
+    assert_eq!(account_state(&env, me()), "ok");
     assert_ok(&env.submit(&["-t", "-i"], &mail_to("bad3@example.com")));
-    wait_until(LONG, || account_state(&env, "root") == "bounce");
+    wait_until(LONG, || account_state(&env, me()) == "bounce");
     let (reason, actor, note): (String, String, String) = env
         .db()
         .query_row(
@@ -417,15 +418,15 @@ fn error_ratio_trips_into_bounce_and_force_doubles_it() {
     assert_ok(&env.submit(&["-t", "-i"], &mail_to("good2@example.com")));
     assert_eq!(env.count("state = 'held'"), 1);
 
-    assert_ok(&env.ctl(&["unblock", "root", "--force"]));
-    assert_eq!(account_state(&env, "root"), "force");
+    assert_ok(&env.ctl(&["unblock", me(), "--force"]));
+    assert_eq!(account_state(&env, me()), "force");
     wait_until(LONG, || env.count("state = 'sent'") == 2);
     for i in 4..=7 {
         assert_ok(&env.submit(&["-t", "-i"], &mail_to(&format!("bad{i}@example.com"))));
     }
-    wait_until(LONG, || env.error_total("root") == 7);
+    wait_until(LONG, || env.error_total(me()) == 7);
     // 4 of 5 since the unblock: above 50 %, not above the doubled 100 %.
-    assert_eq!(account_state(&env, "root"), "force");
+    assert_eq!(account_state(&env, me()), "force");
 }
 
 /// A DSN that pushes the account over the ratio blocks it, and the report
@@ -437,7 +438,7 @@ fn dsn_trip_blocks_and_notifies_the_report_recipient() {
         relay.port(),
         "limits.bounce_ratio = 0.5\nlimits.bounce_min_sample = 2\nbounce.verp = true",
     );
-    assert_ok(&env.ctl(&["set", "root", "--report-to", "admin@example.com"]));
+    assert_ok(&env.ctl(&["set", me(), "--report-to", "admin@example.com"]));
     let _relayd = env.relayd();
     assert_ok(&env.submit(&["-t", "-i"], &mail_to("ann@example.org")));
     assert_ok(&env.submit(&["-t", "-i"], &mail_to("bob@example.org")));
@@ -457,21 +458,24 @@ fn dsn_trip_blocks_and_notifies_the_report_recipient() {
         forged_dsn(&q[0], "ann@example.org").as_bytes(),
     );
     assert_ok(&out);
-    assert_eq!(env.error_total("root"), 1);
-    assert_eq!(account_state(&env, "root"), "ok", "1 of 2 is not above 50%");
+    assert_eq!(env.error_total(me()), 1);
+    assert_eq!(account_state(&env, me()), "ok", "1 of 2 is not above 50%");
     let out = bounce(
         &env,
         Some(&verp(&q[1])),
         forged_dsn(&q[1], "bob@example.org").as_bytes(),
     );
     assert_ok(&out);
-    assert_eq!(account_state(&env, "root"), "bounce");
+    assert_eq!(account_state(&env, me()), "bounce");
     let got = relay.wait_for(3, LONG);
     let notice = &got[2];
     assert_eq!(notice.rcpt_to, ["admin@example.com"]);
     let text = notice.text();
     assert!(
-        text.contains("Subject: scriptmail: account root blocked (bounce) on node1.example.net"),
+        text.contains(&format!(
+            "Subject: scriptmail: account {} blocked (bounce) on node1.example.net",
+            me()
+        )),
         "{text}"
     );
     assert!(
@@ -485,6 +489,6 @@ fn dsn_trip_blocks_and_notifies_the_report_recipient() {
         forged_dsn(&q[1], "bob@example.org").as_bytes(),
     );
     assert_ok(&out);
-    assert_eq!(env.error_total("root"), 2);
+    assert_eq!(env.error_total(me()), 2);
     assert_eq!(env.count("system = 1"), 1);
 }

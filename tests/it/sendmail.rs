@@ -61,7 +61,7 @@ fn php_mail_with_crlf_layout_arrives_at_a_real_smtp_server() {
     );
     let got = sink.wait_for(1, WAIT);
     let m = &got[0];
-    assert_eq!(m.mail_from, "root@node1.example.net");
+    assert_eq!(m.mail_from, format!("{}@node1.example.net", me()));
     let mut rcpts = m.rcpt_to.clone();
     rcpts.sort();
     assert_eq!(
@@ -76,7 +76,11 @@ fn php_mail_with_crlf_layout_arrives_at_a_real_smtp_server() {
     assert_eq!(header(&msg, "Date").len(), 1);
     assert_eq!(header(&msg, "Message-ID").len(), 1);
     assert!(
-        msg.contains("(scriptmail, from userid 0 account root)"),
+        msg.contains(&format!(
+            "(scriptmail, from userid {} account {})",
+            my_uid(),
+            me()
+        )),
         "{msg}"
     );
     // -i: the lone dot is data, and survives the trip (dot-stuffed on the wire).
@@ -192,7 +196,10 @@ fn message_is_fixed_up_like_a_real_mta() {
     assert!(header(&msg, "Return-Path").is_empty());
     assert!(header(&msg, "Content-Length").is_empty());
     assert!(header(&msg, "Resent-Bcc").is_empty());
-    assert_eq!(header(&msg, "From"), ["Web Site <root@node1.example.net>"]);
+    assert_eq!(
+        header(&msg, "From"),
+        [format!("Web Site <{}@node1.example.net>", me())]
+    );
     // Without -i the lone dot ends the message; 8-bit passes unchanged.
     assert!(msg.ends_with("\n\n8-bit body: \u{20ac}\n"), "{msg:?}");
     assert!(
@@ -206,9 +213,11 @@ fn message_is_fixed_up_like_a_real_mta() {
         .query_row("SELECT qid FROM messages", [], |r| r.get(0))
         .unwrap();
     assert!(
-        msg.starts_with(
-            "Received: by node1.example.net (scriptmail, from userid 0 account root)\n"
-        ),
+        msg.starts_with(&format!(
+            "Received: by node1.example.net (scriptmail, from userid {} account {})\n",
+            my_uid(),
+            me()
+        )),
         "{msg}"
     );
     assert!(msg.contains(&format!("id {qid};")));
@@ -235,10 +244,11 @@ fn sending_script_and_directory_are_recorded() {
         .unwrap();
     assert_eq!(script, "1000:contact.php");
     assert_eq!(cwd, env.path().display().to_string());
-    assert_eq!(account, "root");
+    assert_eq!(account, me());
     let logged = env.log_lines().join("\n");
     assert!(
-        logged.contains("account=root") && logged.contains("script=\"1000:contact.php\""),
+        logged.contains(&format!("account={}", me()))
+            && logged.contains("script=\"1000:contact.php\""),
         "{logged}"
     );
 }
@@ -379,12 +389,12 @@ fn scriptmail_program_dispatches_on_subcommand_and_argv0() {
     let out = Command::new(&link)
         .env_clear()
         .env("SCRIPTMAIL_CONFIG", &env.config)
-        .args(["status", "root", "--json"])
+        .args(["status", me(), "--json"])
         .output()
         .unwrap();
     assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["account"], "root", "{v}");
+    assert_eq!(v["account"], me(), "{v}");
 }
 
 /// A long `-bs` session (Symfony keeps one open): every message is relayed
@@ -424,59 +434,6 @@ fn every_message_of_a_long_bs_session_is_relayed() {
     assert!(child.wait().unwrap().success());
 }
 
-/// Run `cmd` with `input` on stdin; kill it if it is not done within
-/// `limit` (so a test fails instead of hanging). `None` if it was killed.
-fn run_with_kill_timer(
-    cmd: &mut Command,
-    input: Vec<u8>,
-    limit: Duration,
-) -> Option<std::process::Output> {
-    use std::io::{Read, Write};
-    use std::process::Stdio;
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break Some(s);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let _ = writer.join();
-    let status = status?;
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_end(&mut out)
-        .ok();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_end(&mut err)
-        .ok();
-    Some(std::process::Output {
-        status,
-        stdout: out,
-        stderr: err,
-    })
-}
-
 /// Recipient handling is linear (issue 11 item 3): 100,000 recipients in the
 /// headers (each written twice, the domain in another case: they count once)
 /// and more on the command line are queued well within a minute; the
@@ -486,7 +443,7 @@ fn a_hundred_thousand_recipients_are_handled_in_linear_time() {
     let env = Env::with_config(closed_port(), "queue.max_recipients = 200000");
     // Held mail is not relayed: the test measures submission alone.
     assert_ok(&env.submit(&["-t"], &simple_message("a@example.com", "first")));
-    assert_ok(&env.ctl(&["block", "root"]));
+    assert_ok(&env.ctl(&["block", me()]));
     let mut input = b"Subject: newsletter\r\nTo: ".to_vec();
     for n in 0..100_000 {
         input.extend_from_slice(format!("r{n}@example.com,\r\n ").as_bytes());
@@ -499,7 +456,7 @@ fn a_hundred_thousand_recipients_are_handled_in_linear_time() {
     let args: Vec<String> = (0..2000).map(|n| format!("arg{n}@example.com")).collect();
     let mut cmd = env.sendmail();
     cmd.args(["-t", "-i", "--"]).args(&args);
-    let out = run_with_kill_timer(&mut cmd, input, Duration::from_secs(60))
+    let out = run_within(&mut cmd, &input, Duration::from_secs(60))
         .expect("sendmail was still running after 60 s");
     assert_ok(&out);
     let n: i64 = env

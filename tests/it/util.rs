@@ -20,6 +20,26 @@ use std::time::{Duration, Instant};
 pub const SENDMAIL: Sendmail = Sendmail;
 pub const SCRIPTMAIL: &str = env!("CARGO_BIN_EXE_scriptmail");
 
+/// The account the tests submit as: the login name of the user running
+/// them (`root` in CI; the programs derive the account from the real uid).
+pub fn me() -> &'static str {
+    &caller().0
+}
+
+/// The uid of the user running the tests.
+pub fn my_uid() -> u32 {
+    caller().1
+}
+
+fn caller() -> &'static (String, u32) {
+    static CALLER: OnceLock<(String, u32)> = OnceLock::new();
+    CALLER.get_or_init(|| {
+        let uid = scriptmail::os::real_uid();
+        let user = scriptmail::os::user_by_uid(uid).expect("the test user has a passwd entry");
+        (user.name, uid)
+    })
+}
+
 /// See [`SENDMAIL`]: usable wherever a path or a string is.
 #[derive(Clone, Copy)]
 pub struct Sendmail;
@@ -81,6 +101,41 @@ fn build_sendmail() -> PathBuf {
     profile_dir.join("sendmail")
 }
 
+/// Where a test installation keeps its parts (see [`config_text`]).
+pub struct Layout<'a> {
+    pub queue: &'a Path,
+    /// The `scriptmail` program `sendmail` starts for a one-shot delivery.
+    pub program: &'a Path,
+    pub log_socket: &'a Path,
+    pub submit_socket: &'a Path,
+}
+
+/// The configuration every test installation uses: relaying to
+/// 127.0.0.1:`port` with short retries and timeouts, its parts where
+/// `layout` says. `top` goes before the first table (dotted keys like
+/// `relay.connections = 1`), `tables` after the generated ones.
+pub fn config_text(port: u16, layout: &Layout<'_>, top: &str, tables: &str) -> String {
+    format!(
+        "{top}\n\
+         node.domain = \"node1.example.net\"\n\
+         queue.dir = \"{}\"\n\
+         relay.host = \"127.0.0.1\"\n\
+         relay.port = {port}\n\
+         relay.program = \"{}\"\n\
+         relay.retry_initial = \"1s\"\n\
+         relay.retry_max = \"2s\"\n\
+         relay.connect_timeout = \"5s\"\n\
+         relay.command_timeout = \"10s\"\n\
+         log.socket = \"{}\"\n\
+         submit.socket = \"{}\"\n\
+         {tables}\n",
+        layout.queue.display(),
+        layout.program.display(),
+        layout.log_socket.display(),
+        layout.submit_socket.display()
+    )
+}
+
 /// One isolated scriptmail installation.
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -115,25 +170,13 @@ impl Env {
         let log_path = dir.path().join("syslog.sock");
         let log = UnixDatagram::bind(&log_path).expect("bind syslog socket");
         log.set_nonblocking(true).expect("nonblocking");
-        let text = format!(
-            "{top}\n\
-             node.domain = \"node1.example.net\"\n\
-             queue.dir = \"{}\"\n\
-             relay.host = \"127.0.0.1\"\n\
-             relay.port = {port}\n\
-             relay.program = \"{SCRIPTMAIL}\"\n\
-             relay.retry_initial = \"1s\"\n\
-             relay.retry_max = \"2s\"\n\
-             relay.connect_timeout = \"5s\"\n\
-             relay.command_timeout = \"10s\"\n\
-             log.socket = \"{}\"\n\
-             submit.socket = \"{}\"\n\
-             {tables}\n",
-            queue.display(),
-            log_path.display(),
-            dir.path().join("submit.sock").display()
-        );
-        std::fs::write(&config, text).expect("write config");
+        let layout = Layout {
+            queue: &queue,
+            program: Path::new(SCRIPTMAIL),
+            log_socket: &log_path,
+            submit_socket: &dir.path().join("submit.sock"),
+        };
+        std::fs::write(&config, config_text(port, &layout, top, tables)).expect("write config");
         std::fs::create_dir(&queue).expect("queue dir");
         Env {
             dir,
@@ -216,7 +259,7 @@ impl Env {
         wait_until(Duration::from_secs(10), || {
             std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == pid)
                 && sock.exists()
-                && submit.exists()
+                && listening(&submit)
         });
         Daemon {
             child: Some(child),
@@ -422,8 +465,9 @@ impl Drop for Daemon {
     }
 }
 
-/// Run a command feeding `input` on stdin; collect its output.
-pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+/// Start `cmd` with pipes and feed it `input` from a thread (the program
+/// may exit before reading it all).
+fn spawn_feeding(cmd: &mut Command, input: &[u8]) -> (Child, std::thread::JoinHandle<()>) {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -432,13 +476,98 @@ pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
         .expect("spawn");
     let mut stdin = child.stdin.take().expect("stdin");
     let input = input.to_vec();
-    // Write from a thread: the program may exit before reading it all.
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(&input);
     });
+    (child, writer)
+}
+
+/// Whether a Unix stream socket listens at `path`: bound is not enough (a
+/// connect between bind(2) and listen(2) is refused), so ask the kernel
+/// (/proc/net/unix: Flags `00010000` is `__SO_ACCEPTCON`, a listener)
+/// rather than connect, which relayd would count as a client.
+pub fn listening(path: &Path) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else {
+        return false;
+    };
+    let path = path.to_string_lossy();
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() >= 8 && f[3] == "00010000" && f[7] == path
+    })
+}
+
+/// Run a command feeding `input` on stdin; collect its output.
+pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+    let (child, writer) = spawn_feeding(cmd, input);
     let out = child.wait_with_output().expect("wait");
     let _ = writer.join();
     out
+}
+
+/// As [`run_with_input`], but kill it if it is not done within `limit` (so
+/// a test fails instead of hanging). `None` if it was killed.
+pub fn run_within(cmd: &mut Command, input: &[u8], limit: Duration) -> Option<Output> {
+    let (mut child, writer) = spawn_feeding(cmd, input);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break Some(s);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = writer.join();
+    status?;
+    Some(child.wait_with_output().expect("collect output"))
+}
+
+/// `senders` concurrent loops of `each` `sendmail -t -i` runs; the subjects
+/// that did not exit 0, with their status and stderr.
+pub fn burst(env: &Env, senders: usize, each: usize, tag: &str) -> Vec<String> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..senders)
+            .map(|p| {
+                s.spawn(move || {
+                    let mut failed = Vec::new();
+                    for i in 0..each {
+                        let subject = format!("{tag} {p}-{i}");
+                        let out = env.submit(
+                            &["-t", "-i"],
+                            &simple_message("burst@example.org", &subject),
+                        );
+                        if !out.status.success() {
+                            failed.push(format!(
+                                "{subject}: {:?} {}",
+                                out.status.code(),
+                                stderr(&out)
+                            ));
+                        }
+                    }
+                    failed
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("sender thread"))
+            .collect()
+    })
+}
+
+/// How many times each subject arrived at the sink.
+pub fn subjects(sink: &crate::sink::Sink) -> std::collections::HashMap<String, usize> {
+    let mut seen = std::collections::HashMap::new();
+    for m in sink.messages() {
+        *seen
+            .entry(m.header("Subject").unwrap_or_default())
+            .or_default() += 1;
+    }
+    seen
 }
 
 /// Poll `cond` every 20 ms until it holds; panic after `timeout`.

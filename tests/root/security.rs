@@ -13,7 +13,7 @@
 //! The tenants are real users (`sm-tenant-a`, `sm-tenant-b`, created with `useradd` when
 //! missing). Their attacks run as them: `Command::uid/gid` for our own processes, and small
 //! Perl probes (perl-base is Essential in Debian) where a syscall's errno is the evidence —
-//! `unsafe` stays in src/os.rs. Every probe has a positive control showing the same probe
+//! `unsafe` stays in crates/submit/src/os.rs. Every probe has a positive control showing the same probe
 //! succeeds against a process that is *not* protected, so a pass cannot come from a broken
 //! probe. Every wait has a timeout; every process started here is killed by a drop guard.
 
@@ -32,7 +32,7 @@ use scriptmail::config;
 use scriptmail::os::{self, User};
 
 use crate::sink::Sink;
-use crate::util::{SCRIPTMAIL, SENDMAIL, closed_port};
+use crate::util::{Layout, SCRIPTMAIL, SENDMAIL, closed_port, config_text};
 
 /// What these tests need root for (`crate::as_root`).
 const NEEDS: &str =
@@ -460,25 +460,15 @@ impl Install {
         log.set_nonblocking(true).expect("nonblocking");
         fs::set_permissions(&sock, fs::Permissions::from_mode(0o666)).expect("chmod socket");
 
+        let layout = Layout {
+            queue: &queue,
+            program: &scriptmail,
+            log_socket: &sock,
+            submit_socket: &run.join("submit.sock"),
+        };
         let etc = EtcConfig::install(&format!(
-            "{MARKER}; restored when the test ends\n\
-             {top}\n\
-             node.domain = \"node1.example.net\"\n\
-             queue.dir = \"{}\"\n\
-             relay.host = \"127.0.0.1\"\n\
-             relay.port = {port}\n\
-             relay.program = \"{}\"\n\
-             relay.retry_initial = \"1s\"\n\
-             relay.retry_max = \"2s\"\n\
-             relay.connect_timeout = \"5s\"\n\
-             relay.command_timeout = \"10s\"\n\
-             log.socket = \"{}\"\n\
-             submit.socket = \"{}\"\n\
-             {tables}\n",
-            queue.display(),
-            scriptmail.display(),
-            sock.display(),
-            run.join("submit.sock").display()
+            "{MARKER}; restored when the test ends\n{}",
+            config_text(port, &layout, top, tables)
         ));
         Install {
             _etc: etc,
