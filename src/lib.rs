@@ -3,12 +3,13 @@
 //! checked against the account's state, durably queued in SQLite, and relayed
 //! at once over SMTP — or held while the account is blocked.
 //!
-//! Two programs share this library: the small privileged `sendmail`
-//! (`src/bin/sendmail.rs`, which uses only `submit` and what it needs: no
-//! SQLite, SMTP, TLS or clap code is linked into it — it hands each message
-//! to relayd over a socket, `handoff`, or drops it into the `maildrop`) and
-//! `scriptmail` (`src/main.rs`: `mailq-ctl`, `relayd` with its `submission`
-//! server, `bounce`, and an unprivileged `sendmail`).
+//! This package is `scriptmail` (`src/main.rs`: `mailq-ctl`, `relayd` with
+//! its `submission` server, `bounce`, and an unprivileged `sendmail`). The
+//! small privileged `sendmail` is the other package of the workspace,
+//! `crates/submit`, whose manifest keeps SQLite, SMTP, TLS, clap and HTTP
+//! code out of it: it hands each message to relayd over a socket
+//! (`handoff`) or drops it into the `maildrop`. Its modules are re-exported
+//! below, so both packages name them the same way.
 
 pub mod account;
 pub mod bounce;
