@@ -112,7 +112,7 @@ fn run(mut store: Store, rx: &Receiver<Job>, config: &ConfigFn, wake: &WakeFn, s
 pub fn record(it: &Intake, via: Via, result: &Result<Intaken, StoreError>) -> bool {
     match result {
         Ok(Intaken::New(e)) => {
-            let cwd = format!(" cwd={}", log::quote(&it.cwd));
+            let cwd = format!(" cwd={}", log::quote(&it.parcel.cwd));
             crate::store::log_enqueued(&it.as_new(), e, &cwd, Some(via.as_str()));
             !e.held
         }
@@ -121,7 +121,7 @@ pub fn record(it: &Intake, via: Via, result: &Result<Intaken, StoreError>) -> bo
                 Level::Info,
                 &format!(
                     "qid={} account={} via={} stat=\"already in the queue; not taken twice\"",
-                    it.qid,
+                    it.parcel.qid,
                     crate::sanitize::line(&it.account),
                     via.as_str()
                 ),
@@ -133,7 +133,7 @@ pub fn record(it: &Intake, via: Via, result: &Result<Intaken, StoreError>) -> bo
                 Level::Err,
                 &format!(
                     "qid={} account={} via={} stat={}",
-                    it.qid,
+                    it.parcel.qid,
                     crate::sanitize::line(&it.account),
                     via.as_str(),
                     log::quote(&e.to_string())
