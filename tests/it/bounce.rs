@@ -239,17 +239,12 @@ X-PHP-Originating-Script: 1000:/var/www/\u{1b}]0;pwned\u{7}/form.php\r\n\r\nspam
 
     // --send: queued as system mail, delivered to the recipient only.
     let now = scriptmail::clock::now_ms();
-    let sent = report::execute(
-        &cfg,
-        &mut store,
-        &Options {
-            account: None,
-            send: true,
-            day: Some(day),
-        },
-        now,
-    )
-    .expect("send");
+    let send_all = Options {
+        account: None,
+        send: true,
+        day: Some(day),
+    };
+    let sent = report::execute(&cfg, &mut store, &send_all, now).expect("send");
     assert_eq!(sent.queued, 1);
     assert_eq!(sent.json["reports"][0]["status"], "queued");
     scriptmail::wake::relay(&cfg, Some(&env.config));
@@ -299,17 +294,7 @@ X-PHP-Originating-Script: 1000:/var/www/\u{1b}]0;pwned\u{7}/form.php\r\n\r\nspam
         )
         .unwrap();
     assert_eq!(sent_total, 0);
-    let again = report::execute(
-        &cfg,
-        &mut store,
-        &Options {
-            account: None,
-            send: true,
-            day: Some(day),
-        },
-        now,
-    )
-    .expect("again");
+    let again = report::execute(&cfg, &mut store, &send_all, now).expect("again");
     assert_eq!(again.queued, 0);
     assert_eq!(again.json["reports"][0]["status"], "already-sent");
 }

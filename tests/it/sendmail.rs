@@ -538,7 +538,7 @@ fn bs_rcpt_past_the_limit_gets_452() {
 /// Start `sendmail ARGS` with `input` written and stdin left open, as a
 /// caller that never finishes; wait up to 30 s for it to give up.
 fn stalled(env: &Env, args: &[&str], input: &[u8]) -> std::process::Output {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::process::Stdio;
     let mut child = env
         .sendmail()
@@ -551,37 +551,12 @@ fn stalled(env: &Env, args: &[&str], input: &[u8]) -> std::process::Output {
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(input).expect("write");
     stdin.flush().expect("flush");
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("sendmail {args:?} still waiting for input after 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    assert!(
+        wait_within(&mut child, Duration::from_secs(30)),
+        "sendmail {args:?} still waiting for input after 30 s"
+    );
     drop(stdin);
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_end(&mut out)
-        .ok();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_end(&mut err)
-        .ok();
-    std::process::Output {
-        status,
-        stdout: out,
-        stderr: err,
-    }
+    child.wait_with_output().expect("collect output")
 }
 
 /// A caller that starts a message and never finishes it (the pipe held

@@ -509,21 +509,24 @@ pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
 /// a test fails instead of hanging). `None` if it was killed.
 pub fn run_within(cmd: &mut Command, input: &[u8], limit: Duration) -> Option<Output> {
     let (mut child, writer) = spawn_feeding(cmd, input);
+    let exited = wait_within(&mut child, limit);
+    let _ = writer.join();
+    exited.then(|| child.wait_with_output().expect("collect output"))
+}
+
+/// Wait up to `limit` for `child` to exit; past it, kill and reap it and
+/// say false.
+pub fn wait_within(child: &mut Child, limit: Duration) -> bool {
     let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break Some(s);
-        }
+    while child.try_wait().expect("try_wait").is_none() {
         if start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            break None;
+            return false;
         }
         std::thread::sleep(Duration::from_millis(20));
-    };
-    let _ = writer.join();
-    status?;
-    Some(child.wait_with_output().expect("collect output"))
+    }
+    true
 }
 
 /// `senders` concurrent loops of `each` `sendmail -t -i` runs; the subjects
