@@ -539,16 +539,7 @@ fn bs_rcpt_past_the_limit_gets_452() {
 /// caller that never finishes; wait up to 30 s for it to give up.
 fn stalled(env: &Env, args: &[&str], input: &[u8]) -> std::process::Output {
     use std::io::Write;
-    use std::process::Stdio;
-    let mut child = env
-        .sendmail()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().expect("stdin");
+    let (mut child, mut stdin) = spawn_piped(env.sendmail().args(args));
     stdin.write_all(input).expect("write");
     stdin.flush().expect("flush");
     assert!(

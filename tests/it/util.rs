@@ -465,16 +465,22 @@ impl Drop for Daemon {
     }
 }
 
-/// Start `cmd` with pipes and feed it `input` from a thread (the program
-/// may exit before reading it all).
-fn spawn_feeding(cmd: &mut Command, input: &[u8]) -> (Child, std::thread::JoinHandle<()>) {
+/// Start `cmd` with its three standard descriptors piped; its stdin apart.
+pub fn spawn_piped(cmd: &mut Command) -> (Child, std::process::ChildStdin) {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let mut stdin = child.stdin.take().expect("stdin");
+    let stdin = child.stdin.take().expect("stdin");
+    (child, stdin)
+}
+
+/// Start `cmd` with pipes and feed it `input` from a thread (the program
+/// may exit before reading it all).
+fn spawn_feeding(cmd: &mut Command, input: &[u8]) -> (Child, std::thread::JoinHandle<()>) {
+    let (child, mut stdin) = spawn_piped(cmd);
     let input = input.to_vec();
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(&input);
