@@ -42,12 +42,8 @@ pub(super) fn parse_mail(arg: &str, limit: u64, domain: &str) -> Result<Envelope
         sender: (!path.is_empty()).then_some(path),
         ..Envelope::default()
     };
-    let mut seen: Vec<String> = Vec::new();
-    for (key, value) in params {
-        let key = key.to_ascii_uppercase();
-        if seen.contains(&key) {
-            return Err(DUP_PARAM);
-        }
+    for param in keyed(params) {
+        let (key, value) = param?;
         match (key.as_str(), value) {
             // RFC 6152 §2: BODY=7BIT | 8BITMIME (BINARYMIME needs CHUNKING, not offered).
             ("BODY", Some(v)) if v.eq_ignore_ascii_case("8BITMIME") => env.body_8bit = true,
@@ -67,7 +63,6 @@ pub(super) fn parse_mail(arg: &str, limit: u64, domain: &str) -> Result<Envelope
             ("BODY" | "SIZE" | "RET" | "ENVID", _) => return Err(BAD_PARAM),
             _ => return Err(UNKNOWN_PARAM),
         }
-        seen.push(key);
     }
     Ok(env)
 }
@@ -81,12 +76,8 @@ pub(super) fn parse_rcpt(arg: &str, domain: &str) -> Result<(String, Option<Noti
         return Err(BAD_RCPT);
     }
     let mut notify = None;
-    let mut seen: Vec<String> = Vec::new();
-    for (key, value) in params {
-        let key = key.to_ascii_uppercase();
-        if seen.contains(&key) {
-            return Err(DUP_PARAM);
-        }
+    for param in keyed(params) {
+        let (key, value) = param?;
         match (key.as_str(), value) {
             ("NOTIFY", Some(v)) => notify = Some(v.parse().map_err(|_| BAD_PARAM)?),
             // RFC 3461 §4.2: ORCPT=addr-type;xtext. Checked, then not used: we relay with
@@ -103,9 +94,25 @@ pub(super) fn parse_rcpt(arg: &str, domain: &str) -> Result<(String, Option<Noti
             ("NOTIFY" | "ORCPT", None) => return Err(BAD_PARAM),
             _ => return Err(UNKNOWN_PARAM),
         }
-        seen.push(key);
     }
     Ok((path, notify))
+}
+
+/// The parameters in order, their keywords upper-cased (they are
+/// case-insensitive, RFC 5321 §2.4); a keyword given again is an error where
+/// it comes, so the first fault in the line is the one answered.
+fn keyed<'a>(
+    params: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+) -> impl Iterator<Item = Result<(String, Option<&'a str>), Reply>> {
+    let mut seen: Vec<String> = Vec::new();
+    params.map(move |(key, value)| {
+        let key = key.to_ascii_uppercase();
+        if seen.contains(&key) {
+            return Err(DUP_PARAM);
+        }
+        seen.push(key.clone());
+        Ok((key, value))
+    })
 }
 
 /// Split `FROM:<path> params` / `TO:<path> params` into the path (brackets and any source
