@@ -168,43 +168,82 @@ fn split_path<'a>(
     Some((path.to_owned(), params))
 }
 
+/// Where a left-to-right scan stands with respect to quoted strings and
+/// quoted-pairs (RFC 5321 §4.1.2 Quoted-string).
+#[derive(Default)]
+struct QuoteScan {
+    in_quote: bool,
+    escaped: bool,
+}
+
+impl QuoteScan {
+    /// Take the next character; true when it is "bare": outside a quoted
+    /// string, not escaped, and not itself a quote or a backslash.
+    fn step(&mut self, c: char) -> bool {
+        let bare = !self.in_quote && !self.escaped && c != '\\' && c != '"';
+        if self.escaped {
+            self.escaped = false;
+        } else if c == '\\' {
+            self.escaped = true;
+        } else if c == '"' {
+            self.in_quote = !self.in_quote;
+        }
+        bare
+    }
+
+    /// No quoted string or quoted-pair left open.
+    fn balanced(&self) -> bool {
+        !self.in_quote && !self.escaped
+    }
+}
+
 /// Index of the `>` that closes a path, skipping quoted strings and quoted-pairs
 /// (RFC 5321 §4.1.2 Quoted-string), so `<"a>b"@c>` works.
 fn closing_bracket(s: &str) -> Option<usize> {
-    let mut in_quote = false;
-    let mut escaped = false;
-    for (i, c) in s.char_indices() {
-        if escaped {
-            escaped = false;
-        } else if c == '\\' {
-            escaped = true;
-        } else if c == '"' {
-            in_quote = !in_quote;
-        } else if c == '>' && !in_quote {
-            return Some(i);
-        }
-    }
-    None
+    let mut q = QuoteScan::default();
+    s.char_indices()
+        .find(|&(_, c)| q.step(c) && c == '>')
+        .map(|(i, _)| i)
 }
 
 /// Loose mailbox check: what we record must not break a later SMTP command or log line.
 /// No control characters anywhere, and no unquoted space or angle bracket.
 fn valid_mailbox_text(s: &str) -> bool {
-    let mut in_quote = false;
-    let mut escaped = false;
-    for c in s.chars() {
-        if c.is_control() {
-            return false;
+    let mut q = QuoteScan::default();
+    s.chars().all(|c| {
+        let bare = q.step(c);
+        !(c.is_control() || (bare && matches!(c, ' ' | '<' | '>')))
+    }) && q.balanced()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_ends_at_the_first_bare_angle_bracket() {
+        assert_eq!(closing_bracket("a@b> SIZE=1"), Some(3));
+        assert_eq!(closing_bracket("\"a>b\"@c> x"), Some(7));
+        assert_eq!(closing_bracket("a\\>b>"), Some(4));
+        assert_eq!(closing_bracket("\"a>b"), None);
+        assert_eq!(closing_bracket("a@b"), None);
+    }
+
+    #[test]
+    fn mailbox_text_may_quote_or_escape_what_would_break_a_command() {
+        for ok in ["a@b", "\"john doe\"@x", "a\\ b@x", "\"a<b>\"@x", "\"\"@x"] {
+            assert!(valid_mailbox_text(ok), "{ok:?}");
         }
-        if escaped {
-            escaped = false;
-        } else if c == '\\' {
-            escaped = true;
-        } else if c == '"' {
-            in_quote = !in_quote;
-        } else if !in_quote && matches!(c, ' ' | '<' | '>') {
-            return false;
+        for bad in [
+            "john doe@x",
+            "a<b@x",
+            "\"open@x",
+            "a\\",
+            "a\u{1}b@x",
+            "\"a\u{7}\"@x",
+            "a\\\u{1}@x",
+        ] {
+            assert!(!valid_mailbox_text(bad), "{bad:?}");
         }
     }
-    !in_quote && !escaped
 }
