@@ -25,7 +25,7 @@ for f in /usr/sbin/smtp-sink /usr/sbin/postfix /usr/sbin/sendmail; do
 done
 
 echo "building release binaries..." >&2
-cargo build --release --locked --manifest-path "$ROOT/Cargo.toml" --bins -q
+cargo build --release --locked --workspace --manifest-path "$ROOT/Cargo.toml" --bins -q
 
 W=$(mktemp -d /tmp/burst.XXXXXX)
 chmod 755 "$W"

@@ -91,7 +91,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release
 if [ -z "${NO_BUILD:-}" ]; then
     say "cargo build --release"
-    cargo build --release --locked --bins -q
+    cargo build --release --locked --workspace --bins -q
 fi
 [ -x "$BIN/sendmail" ] && [ -x "$BIN/scriptmail" ] || die "no release binaries in $BIN"
 

@@ -12,7 +12,8 @@ assets=target/assets            # cargo-deb reads asset paths relative to the cr
 rm -rf "$assets"
 mkdir -p "$assets/doc"
 
-cargo build --release --locked --bins
+# Both packages of the workspace: `scriptmail`, and `sendmail` from crates/submit.
+cargo build --release --locked --workspace --bins
 
 "$target_dir/release/scriptmail" generate man "$assets/man" >/dev/null
 "$target_dir/release/scriptmail" generate completions "$assets/completions" >/dev/null

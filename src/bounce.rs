@@ -38,7 +38,7 @@ use std::path::Path;
 use crate::clock;
 use crate::config::Config;
 use crate::dsn::{self, Action, RecipientStatus, Report};
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 use crate::log::{self, Level};
 use crate::sanitize;
 use crate::store::{BouncedMessage, DsnRecorded};
@@ -62,8 +62,8 @@ pub enum BounceError {
     },
 }
 
-impl BounceError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for BounceError {
+    fn exit_code(&self) -> Exit {
         match self {
             // Temporary for the MTA: it will hand the bounce over again.
             BounceError::Read(_) | BounceError::Store(_) => Exit::OsErr,
@@ -97,13 +97,12 @@ pub fn run(
     cfg: &Config,
     config_path: Option<&Path>,
     recipient: Option<&str>,
-) -> Result<Exit, (Exit, String)> {
-    let fail = |e: BounceError| (e.exit_code(), e.to_string());
-    let raw = read_input(cfg).map_err(|e| fail(BounceError::Read(e)))?;
+) -> Result<(), BounceError> {
+    let raw = read_input(cfg).map_err(BounceError::Read)?;
     let now = clock::now_ms();
-    let mut store = Store::open(&cfg.db_path(), Durability::Full).map_err(|e| fail(e.into()))?;
-    store.set_protection(cfg.protection());
-    intake(cfg, &mut store, &raw, recipient, now).map_err(fail)?;
+    let mut store = Store::open(&cfg.db_path(), Durability::Full)?;
+    store.set_protection(crate::store::Protection::from(cfg));
+    intake(cfg, &mut store, &raw, recipient, now)?;
     // A block this bounce caused is announced at once.
     match crate::report::notify(cfg, &mut store, now) {
         Ok(0) => {}
@@ -116,7 +115,7 @@ pub fn run(
             ),
         ),
     }
-    Ok(Exit::Ok)
+    Ok(())
 }
 
 /// Read stdin up to the size limit; the rest is read and dropped so the

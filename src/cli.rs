@@ -1,9 +1,12 @@
 //! The `scriptmail` command line (clap), shared by the program and by the
 //! man page and completion generators.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+
+use crate::exit::{Exit, Failure};
 
 /// scriptmail: sendmail for PHP mail() on shared hosting — per-account hold,
 /// durable SQLite queue, immediate SMTP relay.
@@ -70,6 +73,48 @@ pub enum Generate {
     Completions { dir: PathBuf },
     /// The API's OpenAPI document into FILE (docs/openapi.json).
     Openapi { file: PathBuf },
+}
+
+/// A command line clap refused: its first line, for a one-line error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} (try --help)")]
+pub struct UsageError(String);
+
+impl Failure for UsageError {
+    fn exit_code(&self) -> Exit {
+        Exit::Usage
+    }
+}
+
+/// Parse the command line. `Ok(None)`: `--help` or `--version` was asked
+/// for and has been printed as clap renders it (exit 0). A usage error is
+/// one line and 64 (`EX_USAGE`), like every other failure of this program;
+/// clap's own form has several lines and 2.
+pub fn parse(args: Vec<OsString>) -> Result<Option<Cli>, UsageError> {
+    match Cli::try_parse_from(args) {
+        Ok(cli) => Ok(Some(cli)),
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            Ok(None)
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("usage error");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            Err(UsageError(first.to_string()))
+        }
+    }
+}
+
+impl Command {
+    /// The program a failure of this command is reported as: the hidden
+    /// listing verb stands in for `sendmail -bp`.
+    pub fn program(&self) -> &'static str {
+        match self {
+            Command::InternalMailq { .. } => "sendmail",
+            _ => "scriptmail",
+        }
+    }
 }
 
 #[cfg(test)]

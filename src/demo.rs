@@ -10,24 +10,54 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 use crate::smtp_server::{self, Verdict};
 
-type Failure = (Exit, String);
+/// Why the demo did not get its message through.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// This program's path, a loopback port or a process.
+    #[error("{0}")]
+    Os(std::io::Error),
+    /// The temporary queue or its configuration.
+    #[error("{0}")]
+    Create(std::io::Error),
+    #[error("cannot find the sendmail binary (build it: cargo build)")]
+    NoSendmail,
+    #[error("{}: {source}", path.display())]
+    Spawn {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("sendmail failed")]
+    Sendmail,
+    #[error("nothing delivered within 10 s; queue left in {}", dir.display())]
+    NotDelivered { dir: PathBuf },
+}
+
+impl Failure for DemoError {
+    fn exit_code(&self) -> Exit {
+        match self {
+            DemoError::Os(_) => Exit::OsErr,
+            DemoError::Create(_) => Exit::CantCreat,
+            DemoError::NoSendmail | DemoError::Spawn { .. } | DemoError::NotDelivered { .. } => {
+                Exit::Unavailable
+            }
+            DemoError::Sendmail => Exit::Software,
+        }
+    }
+}
 
 /// Run the demo; prints what happens at each step.
-pub fn run() -> Result<Exit, Failure> {
-    let me = std::env::current_exe().map_err(|e| (Exit::OsErr, e.to_string()))?;
+pub fn run() -> Result<(), DemoError> {
+    let me = std::env::current_exe().map_err(DemoError::Os)?;
     let sendmail = find_sendmail(&me)?;
     let dir = std::env::temp_dir().join(format!("scriptmail-demo.{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("queue")).map_err(|e| (Exit::CantCreat, e.to_string()))?;
+    std::fs::create_dir_all(dir.join("queue")).map_err(DemoError::Create)?;
 
     // The smarthost: our own SMTP server code on a loopback port.
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| (Exit::OsErr, e.to_string()))?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| (Exit::OsErr, e.to_string()))?
-        .port();
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(DemoError::Os)?;
+    let port = listener.local_addr().map_err(DemoError::Os)?.port();
     let (tx, rx) = mpsc::channel::<(String, Vec<String>, Vec<u8>)>();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
@@ -67,7 +97,7 @@ pub fn run() -> Result<Exit, Failure> {
         // Not the node's relayd: the demo's queue is its own.
         dir.join("submit.sock").display()
     );
-    std::fs::write(&config, text).map_err(|e| (Exit::CantCreat, e.to_string()))?;
+    std::fs::write(&config, text).map_err(DemoError::Create)?;
     println!("queue:      {}", dir.join("queue").display());
     println!("smarthost:  built-in SMTP sink on 127.0.0.1:{port}");
     println!(
@@ -82,18 +112,21 @@ pub fn run() -> Result<Exit, Failure> {
         .env("SCRIPTMAIL_CONFIG", &config)
         .stdin(Stdio::piped())
         .spawn()
-        .map_err(|e| (Exit::Unavailable, format!("{}: {e}", sendmail.display())))?;
+        .map_err(|source| DemoError::Spawn {
+            path: sendmail.clone(),
+            source,
+        })?;
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(message.as_bytes());
     }
-    let status = child.wait().map_err(|e| (Exit::OsErr, e.to_string()))?;
+    let status = child.wait().map_err(DemoError::Os)?;
     println!(
         "sendmail:   exit {} after {:.1} ms",
         status.code().unwrap_or(-1),
         started.elapsed().as_secs_f64() * 1000.0
     );
     if !status.success() {
-        return Err((Exit::Software, "sendmail failed".into()));
+        return Err(DemoError::Sendmail);
     }
     match rx.recv_timeout(Duration::from_secs(10)) {
         Ok((from, to, data)) => {
@@ -109,28 +142,20 @@ pub fn run() -> Result<Exit, Failure> {
             );
             println!("----------------------------------------------");
             let _ = std::fs::remove_dir_all(&dir);
-            Ok(Exit::Ok)
+            Ok(())
         }
-        Err(_) => Err((
-            Exit::Unavailable,
-            format!(
-                "nothing delivered within 10 s; queue left in {}",
-                dir.display()
-            ),
-        )),
+        Err(_) => Err(DemoError::NotDelivered { dir }),
     }
 }
 
 /// The drop-in: next to this program (a build tree), else the installed one.
-fn find_sendmail(me: &std::path::Path) -> Result<PathBuf, Failure> {
+fn find_sendmail(me: &std::path::Path) -> Result<PathBuf, DemoError> {
     let candidates = [
         me.with_file_name("sendmail"),
         PathBuf::from("/usr/lib/scriptmail/sendmail"),
     ];
-    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
-        (
-            Exit::Unavailable,
-            "cannot find the sendmail binary (build it: cargo build)".into(),
-        )
-    })
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or(DemoError::NoSendmail)
 }

@@ -24,7 +24,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::config::Config;
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 use crate::os;
 
 /// The files scriptmail keeps in the queue directory.
@@ -62,8 +62,8 @@ pub enum PrivilegeError {
     Switch(std::io::Error),
 }
 
-impl PrivilegeError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for PrivilegeError {
+    fn exit_code(&self) -> Exit {
         match self {
             PrivilegeError::NotAllowed { .. } => Exit::NoPerm,
             PrivilegeError::NoDir { .. }

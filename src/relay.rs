@@ -56,7 +56,7 @@ use std::time::Duration;
 
 use crate::clock;
 use crate::config::Config;
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 use crate::log::{self, Level};
 use crate::os::signals;
 use crate::sanitize;
@@ -85,8 +85,8 @@ pub enum RelayError {
     Worker(String),
 }
 
-impl RelayError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for RelayError {
+    fn exit_code(&self) -> Exit {
         match self {
             RelayError::Store(e) => e.exit_code(),
             RelayError::Transport(e) => e.exit_code(),
@@ -517,7 +517,7 @@ fn reload(shared: &Shared, config_path: Option<&Path>) {
 fn worker(shared: &Shared, mode: Mode) -> Result<(), RelayError> {
     let mut cfg = shared.config();
     let mut store = Store::open(&cfg.db_path(), Durability::Normal)?;
-    store.set_protection(cfg.protection());
+    store.set_protection(crate::store::Protection::from(&*cfg));
     let mut host = Smarthost::new(cfg.relay.clone(), &cfg.hostname)?;
     loop {
         if shared.stopping() {
@@ -527,7 +527,7 @@ fn worker(shared: &Shared, mode: Mode) -> Result<(), RelayError> {
         let current = shared.config();
         if !Arc::ptr_eq(&current, &cfg) {
             cfg = current;
-            store.set_protection(cfg.protection());
+            store.set_protection(crate::store::Protection::from(&*cfg));
             host = Smarthost::new(cfg.relay.clone(), &cfg.hostname)?;
         }
         let Some(claim) = store.claim_next(clock::now_ms())? else {

@@ -27,6 +27,7 @@ use lettre::transport::smtp::extension::{
 };
 
 use crate::config::{RelayConfig, TlsMode};
+use crate::exit::{Exit, Failure};
 use crate::store::RcptOutcome;
 
 /// Connections idle longer than this are closed rather than reused.
@@ -41,9 +42,9 @@ pub enum TransportError {
     Credentials { path: String, message: String },
 }
 
-impl TransportError {
-    pub fn exit_code(&self) -> crate::exit::Exit {
-        crate::exit::Exit::Config
+impl Failure for TransportError {
+    fn exit_code(&self) -> Exit {
+        Exit::Config
     }
 }
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::control::ControlError;
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 use crate::store::StoreError;
 
 /// The methods the API answers.

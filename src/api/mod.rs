@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use crate::config::{Config, ConfigError};
 use crate::control::{Control, ControlError};
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 use crate::privilege::PrivilegeError;
 
 mod auth;
@@ -61,8 +61,8 @@ pub enum DaemonError {
     Stopped(String),
 }
 
-impl DaemonError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for DaemonError {
+    fn exit_code(&self) -> Exit {
         match self {
             DaemonError::Config(e) => e.exit_code(),
             DaemonError::Privilege(e) => e.exit_code(),

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::clock;
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 
 /// What a token may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,8 +114,8 @@ pub enum TokenError {
     Exists(String),
 }
 
-impl TokenError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for TokenError {
+    fn exit_code(&self) -> Exit {
         match self {
             TokenError::Io { .. } => Exit::CantCreat,
             TokenError::Syntax { .. } => Exit::Config,

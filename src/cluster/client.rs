@@ -225,7 +225,10 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(e, ClusterError::Unreachable(_)), "{e}");
-        assert_eq!(e.exit_code(), crate::exit::Exit::Unavailable);
+        assert_eq!(
+            crate::exit::Failure::exit_code(&e),
+            crate::exit::Exit::Unavailable
+        );
         assert!(
             e.to_string().starts_with("cluster store unreachable: "),
             "{e}"

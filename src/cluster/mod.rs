@@ -27,7 +27,7 @@
 use std::time::Duration;
 
 use crate::config::ClusterConfig;
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 use crate::store::StoreError;
 
 pub mod allowance;
@@ -75,8 +75,8 @@ pub enum ClusterError {
     Store(#[from] StoreError),
 }
 
-impl ClusterError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for ClusterError {
+    fn exit_code(&self) -> Exit {
         match self {
             ClusterError::Unreachable(_) | ClusterError::Db(_) => Exit::Unavailable,
             ClusterError::Config(_)

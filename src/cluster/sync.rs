@@ -214,14 +214,14 @@ impl Sync {
             c,
             &mut self.store,
             &self.cc.node,
-            &self.cfg.protection(),
+            &crate::store::Protection::from(&self.cfg),
             now,
         )?;
         wake |= limits::sync(
             c,
             &mut self.store,
             &self.cc.node,
-            self.cfg.enqueue_policy(),
+            crate::store::EnqueuePolicy::from(&self.cfg),
             now,
         )?;
         self.heartbeat(c)?;
@@ -395,7 +395,10 @@ impl Sync {
         if now < self.online_until {
             return;
         }
-        match self.store.quota_offline(self.cfg.enqueue_policy(), now) {
+        match self
+            .store
+            .quota_offline(crate::store::EnqueuePolicy::from(&self.cfg), now)
+        {
             Ok((released, blocked)) => {
                 for account in blocked {
                     syslog::log(

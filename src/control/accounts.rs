@@ -217,7 +217,8 @@ pub struct SettingsChange<'a> {
 impl Control {
     /// The limits that apply to an account: its own, else the node's.
     fn limits(&self, a: &Account) -> LimitsDoc {
-        a.limits(self.cfg.enqueue_policy()).into()
+        a.limits(crate::store::EnqueuePolicy::from(&self.cfg))
+            .into()
     }
 
     fn account_doc(&self, a: &Account) -> AccountDoc {

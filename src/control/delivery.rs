@@ -250,7 +250,7 @@ impl Control {
             date = clock::format_rfc5322(now),
         );
         let recipients = [to.clone()];
-        let policy = self.cfg.enqueue_policy();
+        let policy = crate::store::EnqueuePolicy::from(&self.cfg);
         let actor = format!(" actor={}", log::quote(&self.actor));
         let r = self.store_mut().submit(
             &NewMessage {

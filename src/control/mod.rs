@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 
 use crate::account::{Reason, State};
 use crate::config::Config;
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 use crate::log::{self, Level};
 use crate::relay::RelayError;
 use crate::report::ReportError;
@@ -101,8 +101,8 @@ pub enum ControlError {
     Cluster(crate::cluster::ClusterError),
 }
 
-impl ControlError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for ControlError {
+    fn exit_code(&self) -> Exit {
         match self {
             ControlError::Store(e) => e.exit_code(),
             ControlError::Relay(e) => e.exit_code(),
@@ -112,7 +112,9 @@ impl ControlError {
             ControlError::Cluster(e) => e.exit_code(),
         }
     }
+}
 
+impl ControlError {
     /// Whether it says the account has no row (it may still resolve).
     fn is_no_account(&self) -> bool {
         matches!(self, ControlError::Store(StoreError::NoAccount(_)))

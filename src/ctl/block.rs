@@ -88,7 +88,7 @@ pub fn purge(
 
 /// Ask `question [y/N]` on the terminal; refused unless the answer is yes.
 fn confirm(question: &str) -> Result<()> {
-    if !crate::os::is_tty(0) {
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         return Err(CtlError::Usage(
             "purge drops mail: confirm with --yes (stdin is not a terminal)".into(),
         ));

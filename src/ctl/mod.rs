@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::config::{Config, ConfigError};
 use crate::control::{self, Control, ControlError, SettingsChange};
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 use crate::log;
 use crate::privilege::{self, PrivilegeError};
 use crate::store::PopulateSpec;
@@ -61,10 +61,13 @@ pub enum CtlError {
     /// stdout or the terminal failed (74).
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The cluster store is unreachable (69), with the way out.
+    #[error("{0} (mailq-ctl --local acts on this node only)")]
+    Unreachable(Box<CtlError>),
 }
 
-impl CtlError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for CtlError {
+    fn exit_code(&self) -> Exit {
         match self {
             CtlError::Config(e) => e.exit_code(),
             CtlError::Privilege(e) => e.exit_code(),
@@ -73,6 +76,7 @@ impl CtlError {
             CtlError::Usage(_) => Exit::Usage,
             CtlError::Refused(_) => Exit::NoPerm,
             CtlError::Io(_) => Exit::IoErr,
+            CtlError::Unreachable(e) => e.exit_code(),
         }
     }
 }
@@ -99,31 +103,26 @@ impl Out {
     }
 }
 
-/// Run `mailq-ctl`. On failure the message is returned for the caller to
-/// print on stderr; with `--json` a `{"error": ..., "exit": ...}` document
+/// Run `mailq-ctl`. On failure the error is returned for the caller to
+/// report on stderr; with `--json` a `{"error": ..., "exit": ...}` document
 /// also goes to stdout so the panel always gets JSON.
-pub fn run(args: Args, config_path: Option<&Path>) -> std::result::Result<Exit, (Exit, String)> {
+pub fn run(args: Args, config_path: Option<&Path>) -> Result<()> {
     let json = args.json;
-    match run_verb(args, config_path) {
-        Ok(()) => Ok(Exit::Ok),
-        Err(e) => {
-            let code = e.exit_code();
-            let mut msg = e.to_string();
-            if let CtlError::Control(ControlError::Cluster(
-                crate::cluster::ClusterError::Unreachable(_),
-            )) = &e
-            {
-                msg.push_str(" (mailq-ctl --local acts on this node only)");
-            }
-            if json {
-                let _ = view::print_json(&ErrorDoc {
-                    error: &msg,
-                    exit: code.code(),
-                });
-            }
-            Err((code, msg))
+    // The cluster store being down is not the end of the admin's options:
+    // say which one is left.
+    let result = run_verb(args, config_path).map_err(|e| match e {
+        CtlError::Control(ControlError::Cluster(crate::cluster::ClusterError::Unreachable(_))) => {
+            CtlError::Unreachable(Box::new(e))
         }
+        e => e,
+    });
+    if let (Err(e), true) = (&result, json) {
+        let _ = view::print_json(&ErrorDoc {
+            error: &e.to_string(),
+            exit: e.exit_code().code(),
+        });
     }
+    result
 }
 
 /// `--json` on failure.

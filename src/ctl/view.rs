@@ -25,7 +25,8 @@ use crate::sanitize;
 /// Whether to colour the output: stdout is a terminal and `NO_COLOR` is
 /// unset or empty (https://no-color.org).
 pub fn use_color() -> bool {
-    crate::os::is_tty(1) && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// An age (`3h12m`) from milliseconds.

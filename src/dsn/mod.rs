@@ -408,3 +408,6 @@ fn dismantle(msg: Message<'_>) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;

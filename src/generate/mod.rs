@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use clap::{Command, CommandFactory};
 
 use crate::cli::{Cli, Generate};
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 
 mod completions;
 mod man;
@@ -33,8 +33,8 @@ pub enum GenerateError {
     },
 }
 
-impl GenerateError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for GenerateError {
+    fn exit_code(&self) -> Exit {
         match self {
             // sysexits: "a (user specified) output file cannot be created".
             GenerateError::Write { .. } => Exit::CantCreat,
@@ -43,23 +43,24 @@ impl GenerateError {
 }
 
 /// `scriptmail generate man|completions DIR`, `generate openapi FILE`.
-pub fn run(what: Generate) -> Result<Exit, (Exit, String)> {
-    let result = match what {
-        Generate::Man { dir } => write_man_pages(&dir),
-        Generate::Completions { dir } => write_completions(&dir),
-        Generate::Openapi { file } => std::fs::write(&file, crate::api::openapi_document())
-            .map(|()| vec![file.clone()])
-            .map_err(|source| GenerateError::Write { path: file, source }),
-    };
-    match result {
-        Ok(paths) => {
-            for p in paths {
-                println!("{}", p.display());
-            }
-            Ok(Exit::Ok)
+pub fn run(what: Generate) -> Result<(), GenerateError> {
+    let paths = match what {
+        Generate::Man { dir } => write_man_pages(&dir)?,
+        Generate::Completions { dir } => write_completions(&dir)?,
+        Generate::Openapi { file } => {
+            std::fs::write(&file, crate::api::openapi_document()).map_err(|source| {
+                GenerateError::Write {
+                    path: file.clone(),
+                    source,
+                }
+            })?;
+            vec![file]
         }
-        Err(e) => Err((e.exit_code(), e.to_string())),
+    };
+    for p in paths {
+        println!("{}", p.display());
     }
+    Ok(())
 }
 
 pub(super) fn create_dir(dir: &Path) -> Result<(), GenerateError> {

@@ -53,7 +53,7 @@ const fn flag(
     }
 }
 
-/// The drop-in's options, as `src/options.rs` parses them (README, "The `sendmail`
+/// The drop-in's options, as `crates/submit/src/options.rs` parses them (README, "The `sendmail`
 /// interface").
 pub(super) const SENDMAIL_FLAGS: &[Flag] = &[
     flag(

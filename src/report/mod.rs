@@ -18,7 +18,7 @@
 //! recipient, an account name reduced to safe characters), so nothing a
 //! script wrote can add a header or a recipient.
 
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 use crate::store::{ErrorRow, Event, ExpiredMail, StoreError};
 
 mod render;
@@ -48,8 +48,8 @@ pub enum ReportError {
     Unavailable(String),
 }
 
-impl ReportError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for ReportError {
+    fn exit_code(&self) -> Exit {
         match self {
             ReportError::Store(e) => e.exit_code(),
             ReportError::NoRecipient(_) => Exit::Usage,

@@ -71,6 +71,16 @@ pub struct Protection {
     pub min_sample: u64,
 }
 
+impl From<&crate::config::Config> for Protection {
+    fn from(cfg: &crate::config::Config) -> Self {
+        Protection {
+            bounce_ratio: cfg.limits.bounce_ratio,
+            window_ms: super::ms(cfg.limits.bounce_window),
+            min_sample: cfg.limits.bounce_min_sample,
+        }
+    }
+}
+
 /// The error-ratio rule tripped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Trip {

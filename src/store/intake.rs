@@ -12,47 +12,41 @@
 use rusqlite::OptionalExtension;
 
 use super::{EnqueuePolicy, Enqueued, NewMessage, Result, Store, StoreError};
-use crate::dsn_params::{Envid, Notify, Ret};
+use crate::handoff::Parcel;
 use crate::queue::MessageState;
 
-/// A message to commit, owning its bytes (it crossed a thread or a file).
+/// A message to commit: the parcel as it arrived, attributed to its
+/// account and time. It owns its bytes (it crossed a thread or a file).
 #[derive(Debug, Clone)]
 pub struct Intake {
-    pub qid: String,
+    /// What `sendmail` handed over; `data` in wire form with relayd's
+    /// `Received:` trace first, `body_8bit` as the bytes say.
+    pub parcel: Parcel,
     pub account: String,
     pub uid: u32,
-    pub sender: String,
-    pub recipients: Vec<String>,
-    /// The message in wire form, relayd's `Received:` trace first.
-    pub data: Vec<u8>,
-    pub subject: String,
-    pub script: String,
-    pub cwd: String,
-    pub dsn_notify: Option<Notify>,
-    pub dsn_ret: Option<Ret>,
-    pub envid: Option<Envid>,
-    pub body_8bit: bool,
     /// When it was submitted (ms): its `created` time and the day and hour
     /// its limits count in.
     pub time: i64,
 }
 
 impl Intake {
-    fn as_new(&self) -> NewMessage<'_> {
+    /// The message as the enqueue transaction takes it.
+    pub fn as_new(&self) -> NewMessage<'_> {
+        let p = &self.parcel;
         NewMessage {
-            qid: &self.qid,
+            qid: &p.qid,
             account: &self.account,
             uid: self.uid,
-            sender: &self.sender,
-            recipients: &self.recipients,
-            data: &self.data,
-            subject: &self.subject,
-            script: &self.script,
-            cwd: &self.cwd,
-            dsn_notify: self.dsn_notify,
-            dsn_ret: self.dsn_ret,
-            envid: self.envid.as_ref(),
-            body_8bit: self.body_8bit,
+            sender: &p.sender,
+            recipients: &p.recipients,
+            data: &p.data,
+            subject: &p.subject,
+            script: &p.script,
+            cwd: &p.cwd,
+            dsn_notify: p.dsn_notify,
+            dsn_ret: p.dsn_ret,
+            envid: p.envid.as_ref(),
+            body_8bit: p.body_8bit,
             system: false,
         }
     }
@@ -116,7 +110,7 @@ impl Store {
                     "SELECT a.name, m.state FROM messages m JOIN accounts a ON a.id = m.account_id
                      WHERE m.qid = ?1",
                 )?
-                .query_row([&it.qid], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row([&it.parcel.qid], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             out.push(match known {
                 Some((account, state)) if account == it.account => Ok(Intaken::Known {
@@ -124,7 +118,7 @@ impl Store {
                 }),
                 Some(_) => Err(StoreError::Conflict(format!(
                     "queue id {} belongs to another account",
-                    it.qid
+                    it.parcel.qid
                 ))),
                 None => Ok(Intaken::New(super::messages::enqueue_in(
                     &tx,
@@ -146,19 +140,17 @@ mod tests {
 
     fn intake(qid: &str, account: &str) -> Intake {
         Intake {
-            qid: qid.into(),
+            parcel: Parcel {
+                qid: qid.into(),
+                sender: "a@x.org".into(),
+                recipients: vec!["b@x.org".into()],
+                data: b"Subject: s\r\n\r\nb\r\n".to_vec(),
+                subject: "s".into(),
+                cwd: "/".into(),
+                ..Parcel::default()
+            },
             account: account.into(),
             uid: 1001,
-            sender: "a@x.org".into(),
-            recipients: vec!["b@x.org".into()],
-            data: b"Subject: s\r\n\r\nb\r\n".to_vec(),
-            subject: "s".into(),
-            script: String::new(),
-            cwd: "/".into(),
-            dsn_notify: None,
-            dsn_ret: None,
-            envid: None,
-            body_8bit: false,
             time: 1_700_000_000_000,
         }
     }

@@ -88,6 +88,16 @@ pub struct EnqueuePolicy {
     pub cluster: bool,
 }
 
+impl From<&crate::config::Config> for EnqueuePolicy {
+    fn from(cfg: &crate::config::Config) -> Self {
+        EnqueuePolicy {
+            max_per_day: cfg.limits.max_per_day,
+            max_per_hour: cfg.limits.max_per_hour,
+            cluster: cfg.cluster.is_some(),
+        }
+    }
+}
+
 /// What happened to a submitted message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enqueued {
@@ -187,10 +197,8 @@ impl Store {
     }
 
     /// Enqueue a message a tenant (or `mailq-ctl test`) submitted, as
-    /// [`Store::enqueue`] does, and log it: one line with its envelope and
-    /// whether it was queued or held (`extra`, e.g. ` cwd="/var/www"`, goes
-    /// before the status), and a warning when it tripped a limit and so
-    /// blocked its account (docs/mailq-ctl.md, "Logging").
+    /// [`Store::enqueue`] does, and log it ([`log_enqueued`]; `extra`, e.g.
+    /// ` actor="root"`, goes before the status).
     pub fn submit(
         &mut self,
         m: &NewMessage<'_>,
@@ -199,35 +207,7 @@ impl Store {
         extra: &str,
     ) -> Result<Enqueued> {
         let r = self.enqueue(m, policy, now)?;
-        let status = if r.held {
-            MessageState::Held
-        } else {
-            MessageState::Queued
-        };
-        log::log(
-            Level::Info,
-            &format!(
-                "qid={} account={} uid={} from=<{}> nrcpt={} size={} script={}{extra} status={status}",
-                m.qid,
-                sanitize::line(m.account),
-                m.uid,
-                sanitize::line(m.sender),
-                m.recipients.len(),
-                m.data.len(),
-                log::quote(m.script),
-            ),
-        );
-        if let Some(limit) = r.tripped {
-            log::log(
-                Level::Warning,
-                &format!(
-                    "account={} state={} reason={} stat=\"{limit} exceeded, new mail is held\"",
-                    sanitize::line(m.account),
-                    BlockReason::Limit.target(),
-                    BlockReason::Limit.as_str(),
-                ),
-            );
-        }
+        log_enqueued(m, &r, extra, None);
         Ok(r)
     }
 
@@ -528,6 +508,45 @@ pub(super) fn listing_sql(by_account: bool, state: Option<MessageState>) -> Stri
         conds.join(" AND "),
         order
     )
+}
+
+/// Log a message the queue took (docs/mailq-ctl.md, "Logging"): one line
+/// with its envelope, `extra` fields (` key=value`, values quoted by the
+/// caller), whether it was queued or held and, for a submission relayd
+/// took, the way it came (`via`); and a warning when it tripped a limit
+/// and so blocked its account. relayd's committer, the maildrop import and
+/// `mailq-ctl test` all log through here.
+pub fn log_enqueued(m: &NewMessage<'_>, r: &Enqueued, extra: &str, via: Option<&str>) {
+    let status = if r.held {
+        MessageState::Held
+    } else {
+        MessageState::Queued
+    };
+    let via = via.map(|v| format!(" via={v}")).unwrap_or_default();
+    log::log(
+        Level::Info,
+        &format!(
+            "qid={} account={} uid={} from=<{}> nrcpt={} size={} script={}{extra} status={status}{via}",
+            m.qid,
+            sanitize::line(m.account),
+            m.uid,
+            sanitize::line(m.sender),
+            m.recipients.len(),
+            m.data.len(),
+            log::quote(m.script),
+        ),
+    );
+    if let Some(limit) = r.tripped {
+        log::log(
+            Level::Warning,
+            &format!(
+                "account={} state={} reason={} stat=\"{limit} exceeded, new mail is held\"",
+                sanitize::line(m.account),
+                BlockReason::Limit.target(),
+                BlockReason::Limit.as_str(),
+            ),
+        );
+    }
 }
 
 #[cfg(test)]

@@ -258,6 +258,13 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+// `sendmail`'s maildrop refuses a newer queue without SQLite: it knows the
+// version as a constant, which must follow this list.
+const _: () = assert!(
+    MIGRATIONS.len() as i64 == scriptmail_submit::maildrop::QUEUE_SCHEMA_VERSION,
+    "bump QUEUE_SCHEMA_VERSION in crates/submit/src/maildrop.rs"
+);
+
 /// The schema version this build writes.
 pub fn latest() -> i64 {
     MIGRATIONS.len() as i64

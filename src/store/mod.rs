@@ -100,7 +100,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::account::Refusal;
 use crate::clock::{self, DAY_MS};
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 
 /// SQL: the account states whose mail is relayed, the same set as
 /// [`State::is_sending`](crate::account::State::is_sending) (a test checks they agree).
@@ -179,6 +179,7 @@ pub use history::Event;
 pub use intake::{Intake, Intaken};
 pub use messages::{
     EnqueuePolicy, Enqueued, MessageDetail, MessageRow, NewMessage, Pending, QueueFilter,
+    log_enqueued,
 };
 pub use node::NodeGauges;
 pub use outbox::{Expired, Figures, HeldChange};
@@ -220,8 +221,8 @@ pub enum StoreError {
     Conflict(String),
 }
 
-impl StoreError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for StoreError {
+    fn exit_code(&self) -> Exit {
         match self {
             StoreError::Open { .. } => Exit::CantCreat,
             StoreError::Sql(_) => Exit::IoErr,

@@ -89,7 +89,7 @@ fn run(mut store: Store, rx: &Receiver<Job>, config: &ConfigFn, wake: &WakeFn, s
                 .into_iter()
                 .map(|(i, via, reply)| (i, (via, reply)))
                 .unzip();
-            let results = store.enqueue_batch(&items, cfg.enqueue_policy());
+            let results = store.enqueue_batch(&items, crate::store::EnqueuePolicy::from(&*cfg));
             let mut relay = false;
             for ((item, (via, reply)), result) in items.iter().zip(rest).zip(results) {
                 relay |= record(item, via, &result);
@@ -112,31 +112,8 @@ fn run(mut store: Store, rx: &Receiver<Job>, config: &ConfigFn, wake: &WakeFn, s
 pub fn record(it: &Intake, via: Via, result: &Result<Intaken, StoreError>) -> bool {
     match result {
         Ok(Intaken::New(e)) => {
-            log::log(
-                Level::Info,
-                &format!(
-                    "qid={} account={} uid={} from=<{}> nrcpt={} size={} script={} cwd={} status={} via={}",
-                    it.qid,
-                    crate::sanitize::line(&it.account),
-                    it.uid,
-                    crate::sanitize::line(&it.sender),
-                    it.recipients.len(),
-                    it.data.len(),
-                    log::quote(&it.script),
-                    log::quote(&it.cwd),
-                    if e.held { "held" } else { "queued" },
-                    via.as_str()
-                ),
-            );
-            if let Some(limit) = e.tripped {
-                log::log(
-                    Level::Warning,
-                    &format!(
-                        "account={} state=ko reason=limit stat=\"{limit} exceeded, new mail is held\"",
-                        crate::sanitize::line(&it.account)
-                    ),
-                );
-            }
+            let cwd = format!(" cwd={}", log::quote(&it.parcel.cwd));
+            crate::store::log_enqueued(&it.as_new(), e, &cwd, Some(via.as_str()));
             !e.held
         }
         Ok(Intaken::Known { .. }) => {
@@ -144,7 +121,7 @@ pub fn record(it: &Intake, via: Via, result: &Result<Intaken, StoreError>) -> bo
                 Level::Info,
                 &format!(
                     "qid={} account={} via={} stat=\"already in the queue; not taken twice\"",
-                    it.qid,
+                    it.parcel.qid,
                     crate::sanitize::line(&it.account),
                     via.as_str()
                 ),
@@ -156,7 +133,7 @@ pub fn record(it: &Intake, via: Via, result: &Result<Intaken, StoreError>) -> bo
                 Level::Err,
                 &format!(
                     "qid={} account={} via={} stat={}",
-                    it.qid,
+                    it.parcel.qid,
                     crate::sanitize::line(&it.account),
                     via.as_str(),
                     log::quote(&e.to_string())

@@ -150,7 +150,7 @@ pub fn drain(cfg: &Config, store: &mut Store) -> Result<usize, RelayError> {
     let mut imported = 0;
     for chunk in paths.chunks(CHUNK) {
         let (paths, items): (Vec<PathBuf>, Vec<Intake>) = load_all(cfg, chunk).into_iter().unzip();
-        let results = store.enqueue_batch(&items, cfg.enqueue_policy());
+        let results = store.enqueue_batch(&items, crate::store::EnqueuePolicy::from(cfg));
         for ((path, item), result) in paths.iter().zip(&items).zip(results) {
             commit::record(item, Via::Maildrop, &result);
             imported += usize::from(settle(path, &result));

@@ -7,12 +7,34 @@
 use std::io::BufReader;
 
 use crate::config::Config;
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 use crate::handoff::frame;
 use crate::handoff::listing::{self, Row};
 use crate::handoff::parcel;
 use crate::maildrop;
 use crate::store::{Durability, Store, StoreError};
+use crate::submit::SubmitError;
+
+/// Why `internal-mailq` could not list the mail.
+#[derive(Debug, thiserror::Error)]
+pub enum ListingError {
+    #[error("{0}")]
+    Caller(#[from] SubmitError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Write(#[from] std::io::Error),
+}
+
+impl Failure for ListingError {
+    fn exit_code(&self) -> Exit {
+        match self {
+            ListingError::Caller(e) => e.exit_code(),
+            ListingError::Store(e) => e.exit_code(),
+            ListingError::Write(_) => Exit::IoErr,
+        }
+    }
+}
 
 /// The pending mail of `account`: maildrop files first read, then the
 /// queue, so a file imported in between shows once (from the queue).
@@ -72,11 +94,12 @@ fn dropped_of(cfg: &Config, account: &str) -> Vec<Row> {
 /// `scriptmail internal-mailq UID`: what `sendmail -bp` execs when relayd
 /// does not answer. Runs as the queue owner (`sendmail` switched before the
 /// exec; anybody else is refused by `privilege`), for the uid `sendmail`
-/// recorded. Errors come back as `(exit, message)` for a `sendmail: ` line.
-pub fn print_for_uid(cfg: &Config, uid: u32) -> Result<(), (Exit, String)> {
-    let caller = crate::submit::identify(cfg, uid).map_err(|e| (e.exit_code(), e.to_string()))?;
-    let store = Store::open(&cfg.db_path(), Durability::Normal)
-        .map_err(|e| (e.exit_code(), e.to_string()))?;
-    let rows = rows(cfg, &store, &caller.account).map_err(|e| (e.exit_code(), e.to_string()))?;
-    listing::print(&mut std::io::stdout().lock(), &rows).map_err(|e| (Exit::IoErr, e.to_string()))
+/// recorded. It stands in for `sendmail`, so its errors are reported as
+/// `sendmail`'s.
+pub fn print_for_uid(cfg: &Config, uid: u32) -> Result<(), ListingError> {
+    let caller = crate::submit::identify(cfg, uid)?;
+    let store = Store::open(&cfg.db_path(), Durability::Normal)?;
+    let rows = rows(cfg, &store, &caller.account)?;
+    listing::print(&mut std::io::stdout().lock(), &rows)?;
+    Ok(())
 }

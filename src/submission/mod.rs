@@ -61,23 +61,14 @@ pub fn received(cfg: &Config, uid: u32, account: &str, qid: &str, time: i64) -> 
 
 /// The committer's job for a checked envelope and its data (trace included).
 pub fn intake(env: Envelope, account: &str, uid: u32, time: i64, data: Vec<u8>) -> Intake {
-    let p = env.parcel;
+    let mut parcel = env.parcel;
     // Over the socket the client's flag is a claim; the bytes are the truth.
-    let body_8bit = p.body_8bit || !data.is_ascii();
+    parcel.body_8bit |= !data.is_ascii();
+    parcel.data = data;
     Intake {
-        qid: p.qid,
+        parcel,
         account: account.to_owned(),
         uid,
-        sender: p.sender,
-        recipients: p.recipients,
-        data,
-        subject: p.subject,
-        script: p.script,
-        cwd: p.cwd,
-        dsn_notify: p.dsn_notify,
-        dsn_ret: p.dsn_ret,
-        envid: p.envid,
-        body_8bit,
         time,
     }
 }

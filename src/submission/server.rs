@@ -19,7 +19,6 @@
 
 use std::collections::HashMap;
 use std::io::{self, BufReader, Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -33,7 +32,7 @@ use super::commit::{self, ConfigFn, Job, WakeFn};
 use super::import::{self, Signal};
 use crate::clock;
 use crate::config::Config;
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 use crate::handoff::frame::{self, FrameError, Reply, Verb};
 use crate::handoff::{listing, parcel};
 use crate::log::{self, Level};
@@ -292,9 +291,7 @@ fn accept(
     stop: &AtomicBool,
 ) {
     while !stop.load(Ordering::SeqCst) {
-        if !crate::os::readable_within(listener.as_raw_fd(), Duration::from_millis(250))
-            .unwrap_or(false)
-        {
+        if !crate::os::readable_within(listener, Duration::from_millis(250)).unwrap_or(false) {
             continue;
         }
         let stream = match listener.accept() {

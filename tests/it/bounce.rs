@@ -1,218 +1,27 @@
-//! Integration tests: bounce capture (`scriptmail bounce`, fed real DSNs by a
-//! real private Postfix instance through its pipe transport), the daily
-//! error report, and the error-ratio rule (docs/bounces.md).
+//! Integration tests: bounce capture (`scriptmail bounce`, fed real DSNs; a
+//! real private Postfix instance feeding it through its pipe transport is in
+//! tests/root/postfix.rs), the daily error report, and the error-ratio rule
+//! (docs/bounces.md).
 
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use scriptmail::config::Config;
 use scriptmail::report::{self, Options};
 use scriptmail::store::{Durability, Store};
 
-use crate::fake_smtp::{Action, FakeSmtp, free_port};
-use crate::util::{Env, SCRIPTMAIL, SENDMAIL, assert_ok, run_with_input, stderr, wait_until};
+use crate::fake_smtp::{Action, FakeSmtp};
+use crate::util::{Env, assert_ok, me, run_with_input, stderr, wait_until};
 
-/// `nobody`: Postfix's pipe(8) refuses to run a command as root, so the
-/// Postfix test runs the whole scriptmail side as this user.
-const NOBODY: u32 = 65534;
 const LONG: Duration = Duration::from_secs(60);
 
 /// A bounce a real Postfix 3.7 produced for an unknown local user (see
-/// `postfix_bounces_are_piped_into_scriptmail_bounce`, which makes such
-/// bounces live; this copy lets the other tests forge one for any message).
+/// tests/root/postfix.rs, which makes such bounces live; this copy lets the
+/// other tests forge one for any message).
 const PF_LOCAL: &str = include_str!("../fixtures/bounces/postfix-local-unknown.eml");
 
 // ---------------------------------------------------------------------------
-// A private Postfix instance.
-
-/// A private Postfix (`postfix -c DIR start`) listening on 127.0.0.1:`port`:
-/// `test.example` is local with no recipient table, so an unknown user is
-/// accepted and then bounced by local(8); `reject.example` is relayed to a
-/// given SMTP server; `node1.example.net` (the VERP domain) goes to the
-/// `scriptmail` pipe transport, exactly as docs/bounces.md tells admins.
-/// Stopped on drop.
-struct Postfix {
-    etc: PathBuf,
-    data: PathBuf,
-}
-
-impl Postfix {
-    fn start(base: &Path, port: u16, reject_port: u16, pipe: &str) -> Postfix {
-        let etc = base.join("postfix-etc");
-        let queue = base.join("postfix-queue");
-        let data = base.join("postfix-data");
-        for d in [&etc, &queue, &data] {
-            std::fs::create_dir_all(d).expect("postfix dirs");
-        }
-        // data_directory must belong to the mail owner (master.lock).
-        chown(&data, "postfix");
-        let main_cf = format!(
-            "compatibility_level = 3.6\n\
-             queue_directory = {queue}\n\
-             data_directory = {data}\n\
-             myhostname = mx.test.example\n\
-             mydomain = test.example\n\
-             myorigin = $myhostname\n\
-             mydestination = test.example\n\
-             inet_interfaces = 127.0.0.1\n\
-             inet_protocols = ipv4\n\
-             mynetworks = 127.0.0.0/8\n\
-             local_recipient_maps =\n\
-             alias_maps =\n\
-             alias_database =\n\
-             relayhost =\n\
-             append_dot_mydomain = no\n\
-             smtputf8_enable = no\n\
-             biff = no\n\
-             smtp_dns_support_level = disabled\n\
-             maillog_file = {data}/maillog\n\
-             maillog_file_prefixes = {base}\n\
-             transport_maps = inline:{{ node1.example.net=scriptmail:, reject.example=smtp:[127.0.0.1]:{reject_port} }}\n",
-            queue = queue.display(),
-            data = data.display(),
-            base = base.display(),
-        );
-        let master_cf = format!(
-            "127.0.0.1:{port} inet n - n - - smtpd\n\
-             pickup    unix  n       -       n       60      1       pickup\n\
-             cleanup   unix  n       -       n       -       0       cleanup\n\
-             qmgr      unix  n       -       n       300     1       qmgr\n\
-             rewrite   unix  -       -       n       -       -       trivial-rewrite\n\
-             bounce    unix  -       -       n       -       0       bounce\n\
-             defer     unix  -       -       n       -       0       bounce\n\
-             trace     unix  -       -       n       -       0       bounce\n\
-             verify    unix  -       -       n       -       1       verify\n\
-             flush     unix  n       -       n       1000?   0       flush\n\
-             proxymap  unix  -       -       n       -       -       proxymap\n\
-             smtp      unix  -       -       n       -       -       smtp\n\
-             showq     unix  n       -       n       -       -       showq\n\
-             error     unix  -       -       n       -       -       error\n\
-             retry     unix  -       -       n       -       -       error\n\
-             discard   unix  -       -       n       -       -       discard\n\
-             local     unix  -       n       n       -       -       local\n\
-             anvil     unix  -       -       n       -       1       anvil\n\
-             scache    unix  -       -       n       -       1       scache\n\
-             postlog   unix-dgram n  -       n       -       1       postlogd\n\
-             {pipe}\n"
-        );
-        std::fs::write(etc.join("main.cf"), main_cf).expect("main.cf");
-        std::fs::write(etc.join("master.cf"), master_cf).expect("master.cf");
-        let out = Command::new("/usr/sbin/postfix")
-            .arg("-c")
-            .arg(&etc)
-            .arg("start")
-            .output()
-            .expect("run postfix start");
-        let pf = Postfix { etc, data };
-        assert!(
-            out.status.success(),
-            "postfix start failed: {}{}\nmaillog:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            pf.maillog()
-        );
-        // Ready once smtpd's port answers.
-        wait_until(Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        pf
-    }
-
-    fn maillog(&self) -> String {
-        std::fs::read_to_string(self.data.join("maillog")).unwrap_or_default()
-    }
-
-    fn running(&self) -> bool {
-        Command::new("/usr/sbin/postfix")
-            .arg("-c")
-            .arg(&self.etc)
-            .arg("status")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    }
-}
-
-impl Drop for Postfix {
-    fn drop(&mut self) {
-        // `postfix stop` signals this instance's own master (its pid file),
-        // nothing else.
-        let _ = Command::new("/usr/sbin/postfix")
-            .arg("-c")
-            .arg(&self.etc)
-            .arg("stop")
-            .output();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while self.running() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-fn chown(path: &Path, user: &str) {
-    let out = Command::new("chown")
-        .arg(user)
-        .arg(path)
-        .output()
-        .expect("chown");
-    assert!(
-        out.status.success(),
-        "chown {user} {}: {}",
-        path.display(),
-        stderr(&out)
-    );
-}
-
-/// Let `nobody` run scriptmail on this environment: the queue belongs to
-/// nobody (so every program, root's included, works as nobody), the test
-/// directory is searchable, the syslog socket writable, and the programs
-/// are copied where nobody can run them (the build tree may sit below a
-/// directory only root can search). Returns (sendmail, scriptmail).
-fn share_with_nobody(env: &Env) -> (PathBuf, PathBuf) {
-    // Like /tmp (sticky, writable by all): relayd, as the queue owner nobody, binds its
-    // submit socket here.
-    std::fs::set_permissions(env.path(), std::fs::Permissions::from_mode(0o1777)).expect("chmod");
-    std::fs::set_permissions(
-        env.path().join("syslog.sock"),
-        std::fs::Permissions::from_mode(0o666),
-    )
-    .expect("chmod socket");
-    let out = Command::new("chown")
-        .arg(format!("{NOBODY}:{NOBODY}"))
-        .arg(&env.queue)
-        .output()
-        .expect("chown");
-    assert_ok(&out);
-    let bin = env.path().join("bin");
-    std::fs::create_dir(&bin).expect("bin dir");
-    let mut copies = Vec::new();
-    for program in [SENDMAIL, SCRIPTMAIL] {
-        let to = bin.join(Path::new(program).file_name().expect("name"));
-        std::fs::copy(program, &to).expect("copy program");
-        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        copies.push(to);
-    }
-    (copies[0].clone(), copies[1].clone())
-}
-
-// ---------------------------------------------------------------------------
 // Helpers.
-
-/// `sendmail -t` as uid `uid`, from the program at `sendmail`.
-fn submit_as(env: &Env, sendmail: &Path, uid: u32, message: &[u8]) -> Output {
-    let mut cmd = Command::new(sendmail);
-    cmd.env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("SCRIPTMAIL_CONFIG", &env.config)
-        .current_dir(env.path())
-        .arg("-t")
-        .arg("-i")
-        .uid(uid)
-        .gid(uid);
-    run_with_input(&mut cmd, message)
-}
 
 /// `scriptmail bounce [RECIPIENT]` with `raw` on stdin, as the pipe runs it.
 fn bounce(env: &Env, recipient: Option<&str>, raw: &[u8]) -> Output {
@@ -224,17 +33,6 @@ fn bounce(env: &Env, recipient: Option<&str>, raw: &[u8]) -> Output {
     run_with_input(&mut cmd, raw)
 }
 
-fn qids(env: &Env) -> Vec<String> {
-    let db = env.db();
-    let mut st = db
-        .prepare("SELECT qid FROM messages WHERE system = 0 ORDER BY id")
-        .expect("prepare");
-    st.query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<rusqlite::Result<_>>()
-        .expect("rows")
-}
-
 fn account_state(env: &Env, account: &str) -> String {
     env.db()
         .query_row(
@@ -243,28 +41,6 @@ fn account_state(env: &Env, account: &str) -> String {
             |r| r.get(0),
         )
         .unwrap_or_default()
-}
-
-fn error_total(env: &Env, account: &str) -> i64 {
-    env.db()
-        .query_row(
-            "SELECT error_total FROM accounts WHERE name = ?1",
-            [account],
-            |r| r.get(0),
-        )
-        .unwrap_or(0)
-}
-
-/// (qid, rcpt, kind, message) of every mail in error, oldest first.
-fn errors(env: &Env) -> Vec<(String, String, String, String)> {
-    let db = env.db();
-    let mut st = db
-        .prepare("SELECT qid, rcpt, kind, message FROM errors ORDER BY id")
-        .expect("prepare");
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .expect("query")
-        .collect::<rusqlite::Result<_>>()
-        .expect("rows")
 }
 
 /// A bounce as Postfix writes it, about recipient `rcpt` of message `qid`.
@@ -286,128 +62,6 @@ fn today() -> i64 {
 
 // ---------------------------------------------------------------------------
 // Real DSNs.
-
-/// The whole loop with a real MTA: scriptmail relays (VERP sender) to a
-/// private Postfix; Postfix bounces an unknown local user and a recipient
-/// its next hop refuses with 550, writes real RFC 3464 reports to the VERP
-/// address, and its pipe transport runs `scriptmail bounce
-/// ${original_recipient}` as the docs say. The right messages and
-/// recipients end up in error; the accepted recipient does not.
-#[test]
-fn postfix_bounces_are_piped_into_scriptmail_bounce() {
-    let next_hop = FakeSmtp::start();
-    next_hop.on(
-        "RCPT",
-        Some("bob@reject.example"),
-        None,
-        Action::reply(
-            550,
-            "5.1.1 <bob@reject.example>: Recipient address rejected: User unknown",
-        ),
-    );
-    let pf_port = free_port();
-    let env = Env::with_sections(pf_port, "bounce.verp = true", "");
-    let (sendmail, scriptmail) = share_with_nobody(&env);
-    let pipe = format!(
-        "scriptmail unix - n n - - pipe\n  flags=Rq user=nobody argv={} --config {} bounce ${{original_recipient}}",
-        scriptmail.display(),
-        env.config.display()
-    );
-    let postfix = Postfix::start(env.path(), pf_port, next_hop.port(), &pipe);
-    let _relayd = env.relayd();
-
-    let first = b"To: nosuchuser@test.example, alice@reject.example\r\n\
-Subject: order 1\r\n\r\nHello.\r\n";
-    assert_ok(&submit_as(&env, &sendmail, NOBODY, first));
-    let second = b"To: bob@reject.example\r\nSubject: order 2\r\n\r\nHello.\r\n";
-    assert_ok(&submit_as(&env, &sendmail, NOBODY, second));
-    let q = qids(&env);
-    assert_eq!(q.len(), 2);
-
-    let seen = std::cell::Cell::new(0);
-    let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        wait_until(LONG, || {
-            seen.set(errors(&env).len());
-            seen.get() >= 2
-        })
-    }));
-    if waited.is_err() {
-        panic!(
-            "{} mail(s) in error after {LONG:?}\nscriptmail log:\n{}\npostfix maillog:\n{}",
-            seen.get(),
-            env.log_lines().join("\n"),
-            postfix.maillog()
-        );
-    }
-    let mut errs = errors(&env);
-    errs.sort();
-    let mut expected = vec![
-        (q[0].clone(), "nosuchuser@test.example"),
-        (q[1].clone(), "bob@reject.example"),
-    ];
-    expected.sort();
-    assert_eq!(
-        errs.iter()
-            .map(|e| (e.0.clone(), e.1.as_str()))
-            .collect::<Vec<_>>(),
-        expected,
-        "{errs:?}"
-    );
-    assert!(errs.iter().all(|e| e.2 == "dsn"), "{errs:?}");
-    let local = errs
-        .iter()
-        .find(|e| e.1 == "nosuchuser@test.example")
-        .unwrap();
-    assert_eq!(local.3, "5.1.1 unknown user: \"nosuchuser\"");
-    let remote = errs.iter().find(|e| e.1 == "bob@reject.example").unwrap();
-    assert!(
-        remote
-            .3
-            .contains("550 5.1.1 <bob@reject.example>: Recipient address rejected"),
-        "{}",
-        remote.3
-    );
-    // alice was delivered by Postfix's next hop and stays sent.
-    assert_eq!(
-        next_hop.wait_for(1, LONG)[0].rcpt_to,
-        ["alice@reject.example"]
-    );
-    let alice: String = env
-        .db()
-        .query_row(
-            "SELECT state FROM recipients WHERE rcpt = 'alice@reject.example'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(alice, "sent");
-    assert_eq!(error_total(&env, "nobody"), 2);
-    let daily_errors: i64 = env
-        .db()
-        .query_row("SELECT sum(errors) FROM daily", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(daily_errors, 2);
-    // The bounces really came from Postfix through the pipe, and were logged.
-    let maillog = postfix.maillog();
-    assert!(maillog.contains("relay=scriptmail"), "{maillog}");
-    assert!(
-        maillog.contains("sender non-delivery notification"),
-        "{maillog}"
-    );
-    let log = env.log_lines().join("\n");
-    assert!(
-        log.contains("relay=bounce dsn=5.1.1 status=bounced format=rfc3464 matched=verp"),
-        "{log}"
-    );
-    // And the admin sees them.
-    let out = env.ctl(&["errors", "nobody"]);
-    assert_ok(&out);
-    let text = crate::util::stdout(&out);
-    assert!(
-        text.contains("nosuchuser@test.example") && text.contains("bob@reject.example"),
-        "{text}"
-    );
-}
 
 /// Input that matches no message: one clear line, exit 65 (the MTA returns
 /// it permanently), logged with the queue it was meant for, and kept.
@@ -493,15 +147,15 @@ fn daily_report_lists_errors_expirations_and_state_changes_safely() {
         "",
     );
     let _relayd = env.relayd();
-    assert_ok(&env.ctl(&["set", "root", "--report-to", "admin@example.com"]));
+    assert_ok(&env.ctl(&["set", me(), "--report-to", "admin@example.com"]));
 
     let hostile = format!(
         "To: \"bad; Bcc: x\"@example.com\r\nSubject: {HOSTILE_SUBJECT}\r\n\
 X-PHP-Originating-Script: 1000:/var/www/\u{1b}]0;pwned\u{7}/form.php\r\n\r\nspam\r\n"
     );
     assert_ok(&env.submit(&["-t", "-i"], hostile.as_bytes()));
-    wait_until(LONG, || error_total(&env, "root") == 1);
-    assert_ok(&env.ctl(&["block", "root"]));
+    wait_until(LONG, || env.error_total(me()) == 1);
+    assert_ok(&env.ctl(&["block", me()]));
     assert_ok(&env.submit(
         &["-t", "-i"],
         b"To: good@example.com\r\nSubject: held one\r\n\r\nx\r\n",
@@ -510,7 +164,7 @@ X-PHP-Originating-Script: 1000:/var/www/\u{1b}]0;pwned\u{7}/form.php\r\n\r\nspam
     std::thread::sleep(Duration::from_millis(1100));
     assert_ok(&env.ctl(&["sweep"]));
     assert_eq!(env.count("state = 'expired'"), 1);
-    assert_ok(&env.ctl(&["unblock", "root"]));
+    assert_ok(&env.ctl(&["unblock", me()]));
 
     let (cfg, mut store) = open_store(&env);
     let day = today();
@@ -527,7 +181,7 @@ X-PHP-Originating-Script: 1000:/var/www/\u{1b}]0;pwned\u{7}/form.php\r\n\r\nspam
     .expect("report");
     assert_eq!(o.queued, 0);
     let r = &o.json["reports"][0];
-    assert_eq!(r["account"], "root");
+    assert_eq!(r["account"], me());
     assert_eq!(r["report_to"], "admin@example.com");
     assert_eq!(r["errors"]["total"], 1);
     assert_eq!(
@@ -585,17 +239,12 @@ X-PHP-Originating-Script: 1000:/var/www/\u{1b}]0;pwned\u{7}/form.php\r\n\r\nspam
 
     // --send: queued as system mail, delivered to the recipient only.
     let now = scriptmail::clock::now_ms();
-    let sent = report::execute(
-        &cfg,
-        &mut store,
-        &Options {
-            account: None,
-            send: true,
-            day: Some(day),
-        },
-        now,
-    )
-    .expect("send");
+    let send_all = Options {
+        account: None,
+        send: true,
+        day: Some(day),
+    };
+    let sent = report::execute(&cfg, &mut store, &send_all, now).expect("send");
     assert_eq!(sent.queued, 1);
     assert_eq!(sent.json["reports"][0]["status"], "queued");
     scriptmail::wake::relay(&cfg, Some(&env.config));
@@ -625,7 +274,8 @@ X-PHP-Originating-Script: 1000:/var/www/\u{1b}]0;pwned\u{7}/form.php\r\n\r\nspam
     );
     assert!(
         head.contains(&format!(
-            "Subject: scriptmail report for root on node1.example.net: {}",
+            "Subject: scriptmail report for {} on node1.example.net: {}",
+            me(),
             scriptmail::clock::format_day(day)
         )),
         "{head}"
@@ -638,23 +288,13 @@ X-PHP-Originating-Script: 1000:/var/www/\u{1b}]0;pwned\u{7}/form.php\r\n\r\nspam
     let sent_total: i64 = env
         .db()
         .query_row(
-            "SELECT sent_total FROM accounts WHERE name = 'root'",
-            [],
+            "SELECT sent_total FROM accounts WHERE name = ?1",
+            [me()],
             |r| r.get(0),
         )
         .unwrap();
     assert_eq!(sent_total, 0);
-    let again = report::execute(
-        &cfg,
-        &mut store,
-        &Options {
-            account: None,
-            send: true,
-            day: Some(day),
-        },
-        now,
-    )
-    .expect("again");
+    let again = report::execute(&cfg, &mut store, &send_all, now).expect("again");
     assert_eq!(again.queued, 0);
     assert_eq!(again.json["reports"][0]["status"], "already-sent");
 }
@@ -664,7 +304,7 @@ X-PHP-Originating-Script: 1000:/var/www/\u{1b}]0;pwned\u{7}/form.php\r\n\r\nspam
 fn no_report_when_there_is_nothing_to_say() {
     let relay = FakeSmtp::start();
     let env = Env::new(relay.port());
-    assert_ok(&env.ctl(&["set", "root", "--report-to", "admin@example.com"]));
+    assert_ok(&env.ctl(&["set", me(), "--report-to", "admin@example.com"]));
     // Yesterday's mail in error is not today's news, and vice versa.
     relay.on("RCPT", Some("bad"), None, Action::reply(550, "5.1.1 no"));
     let _relayd = env.relayd();
@@ -672,7 +312,7 @@ fn no_report_when_there_is_nothing_to_say() {
         &["-t", "-i"],
         b"To: bad@example.com\r\nSubject: s\r\n\r\nx\r\n",
     ));
-    wait_until(LONG, || error_total(&env, "root") == 1);
+    wait_until(LONG, || env.error_total(me()) == 1);
     let (cfg, mut store) = open_store(&env);
     let now = scriptmail::clock::now_ms();
     for day in [None, Some(today() + 1)] {
@@ -697,7 +337,7 @@ fn no_report_when_there_is_nothing_to_say() {
         &cfg,
         &mut store,
         &Options {
-            account: Some("root"),
+            account: Some(me()),
             send: false,
             day: Some(today()),
         },
@@ -736,11 +376,11 @@ fn error_ratio_trips_into_bounce_and_force_doubles_it() {
     for i in 1..=2 {
         assert_ok(&env.submit(&["-t", "-i"], &mail_to(&format!("bad{i}@example.com"))));
     }
-    wait_until(LONG, || error_total(&env, "root") == 2);
+    wait_until(LONG, || env.error_total(me()) == 2);
     // 2 of 3: above the ratio, below the sample.
-    assert_eq!(account_state(&env, "root"), "ok");
+    assert_eq!(account_state(&env, me()), "ok");
     assert_ok(&env.submit(&["-t", "-i"], &mail_to("bad3@example.com")));
-    wait_until(LONG, || account_state(&env, "root") == "bounce");
+    wait_until(LONG, || account_state(&env, me()) == "bounce");
     let (reason, actor, note): (String, String, String) = env
         .db()
         .query_row(
@@ -763,15 +403,15 @@ fn error_ratio_trips_into_bounce_and_force_doubles_it() {
     assert_ok(&env.submit(&["-t", "-i"], &mail_to("good2@example.com")));
     assert_eq!(env.count("state = 'held'"), 1);
 
-    assert_ok(&env.ctl(&["unblock", "root", "--force"]));
-    assert_eq!(account_state(&env, "root"), "force");
+    assert_ok(&env.ctl(&["unblock", me(), "--force"]));
+    assert_eq!(account_state(&env, me()), "force");
     wait_until(LONG, || env.count("state = 'sent'") == 2);
     for i in 4..=7 {
         assert_ok(&env.submit(&["-t", "-i"], &mail_to(&format!("bad{i}@example.com"))));
     }
-    wait_until(LONG, || error_total(&env, "root") == 7);
+    wait_until(LONG, || env.error_total(me()) == 7);
     // 4 of 5 since the unblock: above 50 %, not above the doubled 100 %.
-    assert_eq!(account_state(&env, "root"), "force");
+    assert_eq!(account_state(&env, me()), "force");
 }
 
 /// A DSN that pushes the account over the ratio blocks it, and the report
@@ -783,13 +423,13 @@ fn dsn_trip_blocks_and_notifies_the_report_recipient() {
         relay.port(),
         "limits.bounce_ratio = 0.5\nlimits.bounce_min_sample = 2\nbounce.verp = true",
     );
-    assert_ok(&env.ctl(&["set", "root", "--report-to", "admin@example.com"]));
+    assert_ok(&env.ctl(&["set", me(), "--report-to", "admin@example.com"]));
     let _relayd = env.relayd();
     assert_ok(&env.submit(&["-t", "-i"], &mail_to("ann@example.org")));
     assert_ok(&env.submit(&["-t", "-i"], &mail_to("bob@example.org")));
     let got = relay.wait_for(2, LONG);
     // VERP: the relay sent as bounces+QID@node1.example.net.
-    let q = qids(&env);
+    let q = env.qids();
     assert!(
         got.iter()
             .any(|d| d.mail_from == format!("bounces+{}@node1.example.net", q[0]))
@@ -803,21 +443,24 @@ fn dsn_trip_blocks_and_notifies_the_report_recipient() {
         forged_dsn(&q[0], "ann@example.org").as_bytes(),
     );
     assert_ok(&out);
-    assert_eq!(error_total(&env, "root"), 1);
-    assert_eq!(account_state(&env, "root"), "ok", "1 of 2 is not above 50%");
+    assert_eq!(env.error_total(me()), 1);
+    assert_eq!(account_state(&env, me()), "ok", "1 of 2 is not above 50%");
     let out = bounce(
         &env,
         Some(&verp(&q[1])),
         forged_dsn(&q[1], "bob@example.org").as_bytes(),
     );
     assert_ok(&out);
-    assert_eq!(account_state(&env, "root"), "bounce");
+    assert_eq!(account_state(&env, me()), "bounce");
     let got = relay.wait_for(3, LONG);
     let notice = &got[2];
     assert_eq!(notice.rcpt_to, ["admin@example.com"]);
     let text = notice.text();
     assert!(
-        text.contains("Subject: scriptmail: account root blocked (bounce) on node1.example.net"),
+        text.contains(&format!(
+            "Subject: scriptmail: account {} blocked (bounce) on node1.example.net",
+            me()
+        )),
         "{text}"
     );
     assert!(
@@ -831,6 +474,6 @@ fn dsn_trip_blocks_and_notifies_the_report_recipient() {
         forged_dsn(&q[1], "bob@example.org").as_bytes(),
     );
     assert_ok(&out);
-    assert_eq!(error_total(&env, "root"), 2);
+    assert_eq!(env.error_total(me()), 2);
     assert_eq!(env.count("system = 1"), 1);
 }

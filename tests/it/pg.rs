@@ -42,15 +42,13 @@ pub struct Certs {
 static SHARED: OnceLock<Pg> = OnceLock::new();
 static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 
-extern "C" fn stop_shared() {
-    if let Some(pg) = SHARED.get() {
-        let _ = pg.pg_ctl(&["stop", "-m", "immediate", "-w"]);
-        let _ = std::fs::remove_dir_all(pg.dir.path());
-    }
+/// Whether the tests run as root (the server then runs as `nobody`).
+fn as_root() -> bool {
+    scriptmail::os::effective_uid() == 0
 }
 
 fn as_server_user(cmd: &mut Command) -> &mut Command {
-    if unsafe { libc::geteuid() } == 0 {
+    if as_root() {
         cmd.uid(NOBODY).gid(NOBODY);
     }
     cmd
@@ -75,8 +73,7 @@ impl Pg {
     pub fn shared() -> &'static Pg {
         SHARED.get_or_init(|| {
             let pg = Pg::start();
-            // SAFETY-free: atexit takes a plain extern "C" function.
-            unsafe { libc::atexit(stop_shared) };
+            pg.stop_after(std::process::id());
             pg
         })
     }
@@ -155,7 +152,7 @@ impl Pg {
         ]);
         for f in ["server.key", "server.crt"] {
             let path = dir.join(f);
-            if unsafe { libc::geteuid() } == 0 {
+            if as_root() {
                 std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).expect("chown");
             }
             use std::os::unix::fs::PermissionsExt;
@@ -193,7 +190,7 @@ impl Pg {
             .prefix("scriptmail-pg.")
             .tempdir()
             .expect("tempdir");
-        if unsafe { libc::geteuid() } == 0 {
+        if as_root() {
             std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY)).expect("chown");
         }
         run(as_server_user(
@@ -221,6 +218,35 @@ impl Pg {
 
     fn data(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// Stop this server and remove its files once process `pid` (this
+    /// test binary) is gone: a statics' destructor never runs at exit, so a
+    /// detached watcher does it.
+    fn stop_after(&self, pid: u32) {
+        // pg_ctl refuses to run as root: as the server's user, then.
+        let runas = if as_root() {
+            "runuser -u nobody -- "
+        } else {
+            ""
+        };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+             {runas}{bin}/pg_ctl -D '{data}' stop -m immediate -w >/dev/null 2>&1; rm -rf '{dir}'",
+            bin = BIN,
+            data = self.data().display(),
+            dir = self.dir.path().display()
+        );
+        let mut cmd = Command::new("/bin/sh");
+        // The watcher runs in the background of a shell that exits at once,
+        // so it outlives this process and leaves no child to wait for.
+        cmd.args(["-c", &format!("({script}) &")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        let status = cmd.status().expect("start the server's watcher");
+        assert!(status.success(), "the server's watcher: {status}");
     }
 
     fn pg_ctl(&self, args: &[&str]) -> Output {

@@ -2,7 +2,7 @@
 //! outcomes, crashes, signals and bursts — against the scripted fake SMTP
 //! server (fault injection) and Postfix's real smtp-sink (everything else).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::File;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -21,50 +21,6 @@ fn relayd_stderr(env: &Env) -> String {
 fn send(env: &Env, to: &str, subject: &str) {
     let out = env.submit(&["-t", "-i"], &simple_message(to, subject));
     assert_ok(&out);
-}
-
-/// `senders` concurrent loops of `each` submissions through the real
-/// sendmail binary; returns the failures (subject, exit, stderr).
-fn burst(env: &Env, senders: usize, each: usize, tag: &str) -> Vec<String> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..senders)
-            .map(|p| {
-                s.spawn(move || {
-                    let mut failed = Vec::new();
-                    for i in 0..each {
-                        let subject = format!("{tag} {p}-{i}");
-                        let out = env.submit(
-                            &["-t", "-i"],
-                            &simple_message("burst@example.org", &subject),
-                        );
-                        if !out.status.success() {
-                            failed.push(format!(
-                                "{subject}: {:?} {}",
-                                out.status.code(),
-                                stderr(&out)
-                            ));
-                        }
-                    }
-                    failed
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("sender thread"))
-            .collect()
-    })
-}
-
-/// How many times each subject arrived at the sink.
-fn subjects(sink: &Sink) -> HashMap<String, usize> {
-    let mut seen = HashMap::new();
-    for m in sink.messages() {
-        *seen
-            .entry(m.header("Subject").unwrap_or_default())
-            .or_default() += 1;
-    }
-    seen
 }
 
 fn query_i64(env: &Env, sql: &str) -> i64 {
@@ -939,7 +895,7 @@ fn wait_relay_idle(env: &Env) {
 #[test]
 fn purge_stops_every_message_not_yet_on_the_wire() {
     let (fake, env, _d) = slow_smarthost_busy_with(12, "purge");
-    let out = env.ctl(&["--json", "purge", "root", "--yes"]);
+    let out = env.ctl(&["--json", "purge", me(), "--yes"]);
     assert_ok(&out);
     let at_return = fake.delivered().len();
     let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -963,7 +919,7 @@ fn purge_stops_every_message_not_yet_on_the_wire() {
 #[test]
 fn block_stops_every_message_not_yet_on_the_wire() {
     let (fake, env, _d) = slow_smarthost_busy_with(12, "block");
-    let out = env.ctl(&["--json", "block", "root"]);
+    let out = env.ctl(&["--json", "block", me()]);
     assert_ok(&out);
     let at_return = fake.delivered().len();
     let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -978,7 +934,7 @@ fn block_stops_every_message_not_yet_on_the_wire() {
     let held = env.count("state = 'held'");
     assert_eq!(delivered as i64 + held, 12);
     assert!(held >= 8, "{held} held");
-    assert_ok(&env.ctl(&["unblock", "root"]));
+    assert_ok(&env.ctl(&["unblock", me()]));
     wait_all_done(&env, 12, WAIT);
     let got = fake.delivered();
     let distinct: HashSet<String> = got.iter().map(|m| m.text()).collect();

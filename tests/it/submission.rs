@@ -4,7 +4,6 @@
 //! by queue id. Everything runs as root here (unprivileged programs, one account);
 //! what needs other Unix users is in `submission_security.rs`.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Stdio};
@@ -17,50 +16,6 @@ use crate::sink::Sink;
 use crate::util::*;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// `senders` concurrent loops of `each` `sendmail -t -i` runs; the subjects that did
-/// not exit 0, with their status and stderr.
-fn burst(env: &Env, senders: usize, each: usize, tag: &str) -> Vec<String> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..senders)
-            .map(|p| {
-                s.spawn(move || {
-                    let mut failed = Vec::new();
-                    for i in 0..each {
-                        let subject = format!("{tag} {p}-{i}");
-                        let out = env.submit(
-                            &["-t", "-i"],
-                            &simple_message("burst@example.org", &subject),
-                        );
-                        if !out.status.success() {
-                            failed.push(format!(
-                                "{subject}: {:?} {}",
-                                out.status.code(),
-                                stderr(&out)
-                            ));
-                        }
-                    }
-                    failed
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("sender thread"))
-            .collect()
-    })
-}
-
-/// How many times each subject arrived at the sink.
-fn subjects(sink: &Sink) -> HashMap<String, usize> {
-    let mut seen = HashMap::new();
-    for m in sink.messages() {
-        *seen
-            .entry(m.header("Subject").unwrap_or_default())
-            .or_default() += 1;
-    }
-    seen
-}
 
 /// Rows of the queue, read without waiting for the maildrop (unlike `Env::db`).
 fn raw_count(env: &Env, cond: &str) -> i64 {
@@ -141,7 +96,11 @@ fn with_relayd_exit_0_means_committed_by_relayd() {
     for m in &got {
         let received = m.header("Received").expect("Received");
         assert!(
-            received.starts_with("by node1.example.net (scriptmail, from userid 0 account root)"),
+            received.starts_with(&format!(
+                "by node1.example.net (scriptmail, from userid {} account {})",
+                my_uid(),
+                me()
+            )),
             "{received}"
         );
         assert_eq!(m.text().matches("Received:").count(), 1, "{}", m.text());
@@ -163,7 +122,8 @@ fn without_relayd_the_maildrop_keeps_it_until_an_import() {
     let files = env.maildrop();
     assert_eq!(files.len(), 1, "{files:?}");
     let bytes = std::fs::read(&files[0]).unwrap();
-    assert!(bytes.starts_with(b"MAILDROP 1\nuid 0\ntime "), "{bytes:?}");
+    let head = format!("MAILDROP 1\nuid {}\ntime ", my_uid());
+    assert!(bytes.starts_with(head.as_bytes()), "{bytes:?}");
     assert!(
         !env.queue.join("queue.db").exists(),
         "sendmail opened the queue"
@@ -176,7 +136,7 @@ fn without_relayd_the_maildrop_keeps_it_until_an_import() {
     assert!(
         got[0]
             .header("Received")
-            .is_some_and(|r| r.contains("from userid 0 account root")),
+            .is_some_and(|r| r.contains(&format!("from userid {} account {}", my_uid(), me()))),
     );
     assert!(env.maildrop().is_empty());
     wait_until(WAIT, || tap.count(&["status=queued", "via=maildrop"]) == 1);
@@ -321,7 +281,7 @@ fn a_frame_claiming_an_identity_is_ignored() {
     let got = sink.wait_for(1, WAIT);
     let received = got[0].header("Received").unwrap();
     assert!(
-        received.contains("from userid 0 account root"),
+        received.contains(&format!("from userid {} account {}", my_uid(), me())),
         "{received}"
     );
     assert!(received.contains(&format!("id {q};")), "{received}");
@@ -333,7 +293,7 @@ fn a_frame_claiming_an_identity_is_ignored() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap();
-    assert_eq!((account.as_str(), uid), ("root", 0));
+    assert_eq!((account.as_str(), uid), (me(), i64::from(my_uid())));
     assert!(
         created > 1_000_000,
         "the claimed time was ignored: {created}"
@@ -471,7 +431,7 @@ fn past_max_per_account_sendmail_fails_fast_with_69() {
         })
         .collect();
     // Both hold their slot: two open-file-description locks in /proc/locks.
-    let slots = env.queue.join("slots/root");
+    let slots = env.queue.join("slots").join(me());
     wait_until(WAIT, || {
         let Ok(meta) = std::fs::metadata(&slots) else {
             return false;
@@ -533,7 +493,7 @@ fn bs_and_bp_go_through_relayd() {
     sink.wait_for(2, WAIT);
     wait_until(WAIT, || tap.count(&["status=queued", "via=socket"]) == 2);
     // Held mail, listed through relayd.
-    assert_ok(&env.ctl(&["block", "root"]));
+    assert_ok(&env.ctl(&["block", me()]));
     assert_ok(&env.submit(&["-t", "-i"], &simple_message("a@example.com", "listed")));
     let out = env.submit(&["-bp"], b"");
     assert_ok(&out);
@@ -560,13 +520,17 @@ fn a_qid_already_queued_is_not_taken_twice() {
         .unwrap();
     let again = Parcel {
         qid: q.clone(),
-        sender: "root@node1.example.net".into(),
+        sender: format!("{}@node1.example.net", me()),
         recipients: vec!["a@example.com".into()],
         data: b"Subject: once\r\n\r\nHello from a test.\r\n".to_vec(),
         ..Parcel::default()
     };
     let now = scriptmail::clock::now_ms();
-    scriptmail::maildrop::write(&env.queue, Origin { uid: 0, time: now }, &again).unwrap();
+    let mine = Origin {
+        uid: my_uid(),
+        time: now,
+    };
+    scriptmail::maildrop::write(&env.queue, mine, &again).unwrap();
     // The same queue id from another account (uid 1 is `daemon`).
     let mut theirs = again.clone();
     theirs.qid = q.clone();

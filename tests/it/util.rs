@@ -3,14 +3,138 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
+use std::fmt;
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-pub const SENDMAIL: &str = env!("CARGO_BIN_EXE_sendmail");
+/// The privileged `sendmail`, built by the workspace member crates/submit.
+/// Another package's binary has no `CARGO_BIN_EXE_` variable, and
+/// `cargo test --test it` (or `-p scriptmail`) would not rebuild it: the
+/// first use builds it (`cargo build -p scriptmail-submit`, a no-op when up
+/// to date), so a test never runs a stale `sendmail`.
+pub const SENDMAIL: Sendmail = Sendmail;
 pub const SCRIPTMAIL: &str = env!("CARGO_BIN_EXE_scriptmail");
+
+/// The account the tests submit as: the login name of the user running
+/// them (`root` in CI; the programs derive the account from the real uid).
+pub fn me() -> &'static str {
+    &caller().0
+}
+
+/// The uid of the user running the tests.
+pub fn my_uid() -> u32 {
+    caller().1
+}
+
+fn caller() -> &'static (String, u32) {
+    static CALLER: OnceLock<(String, u32)> = OnceLock::new();
+    CALLER.get_or_init(|| {
+        let uid = scriptmail::os::real_uid();
+        let user = scriptmail::os::user_by_uid(uid).expect("the test user has a passwd entry");
+        (user.name, uid)
+    })
+}
+
+/// See [`SENDMAIL`]: usable wherever a path or a string is.
+#[derive(Clone, Copy)]
+pub struct Sendmail;
+
+impl Sendmail {
+    pub fn path(self) -> &'static Path {
+        static PATH: OnceLock<PathBuf> = OnceLock::new();
+        PATH.get_or_init(build_sendmail)
+    }
+}
+
+impl fmt::Display for Sendmail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.path().display().fmt(f)
+    }
+}
+
+impl AsRef<Path> for Sendmail {
+    fn as_ref(&self) -> &Path {
+        self.path()
+    }
+}
+
+impl AsRef<OsStr> for Sendmail {
+    fn as_ref(&self) -> &OsStr {
+        self.path().as_os_str()
+    }
+}
+
+/// Build crates/submit's `sendmail` with the profile and target directory
+/// of this test binary (TARGET/PROFILE/deps/it-HASH) and return its path.
+fn build_sendmail() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary in TARGET/PROFILE/deps");
+    let target_dir = profile_dir.parent().expect("target directory");
+    let profile = match profile_dir.file_name().and_then(OsStr::to_str) {
+        Some("debug") => "dev",
+        Some(name) => name,
+        None => panic!("no profile directory above {}", exe.display()),
+    };
+    let out = Command::new(env!("CARGO"))
+        .args(["build", "--locked", "--quiet", "-p", "scriptmail-submit"])
+        .args(["--bin", "sendmail", "--profile", profile])
+        .arg("--manifest-path")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cargo build");
+    assert!(
+        out.status.success(),
+        "cargo build -p scriptmail-submit: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    profile_dir.join("sendmail")
+}
+
+/// Where a test installation keeps its parts (see [`config_text`]).
+pub struct Layout<'a> {
+    pub queue: &'a Path,
+    /// The `scriptmail` program `sendmail` starts for a one-shot delivery.
+    pub program: &'a Path,
+    pub log_socket: &'a Path,
+    pub submit_socket: &'a Path,
+}
+
+/// The configuration every test installation uses: relaying to
+/// 127.0.0.1:`port` with short retries and timeouts, its parts where
+/// `layout` says. `top` goes before the first table (dotted keys like
+/// `relay.connections = 1`), `tables` after the generated ones.
+pub fn config_text(port: u16, layout: &Layout<'_>, top: &str, tables: &str) -> String {
+    format!(
+        "{top}\n\
+         node.domain = \"node1.example.net\"\n\
+         queue.dir = \"{}\"\n\
+         relay.host = \"127.0.0.1\"\n\
+         relay.port = {port}\n\
+         relay.program = \"{}\"\n\
+         relay.retry_initial = \"1s\"\n\
+         relay.retry_max = \"2s\"\n\
+         relay.connect_timeout = \"5s\"\n\
+         relay.command_timeout = \"10s\"\n\
+         log.socket = \"{}\"\n\
+         submit.socket = \"{}\"\n\
+         {tables}\n",
+        layout.queue.display(),
+        layout.program.display(),
+        layout.log_socket.display(),
+        layout.submit_socket.display()
+    )
+}
 
 /// One isolated scriptmail installation.
 pub struct Env {
@@ -46,25 +170,13 @@ impl Env {
         let log_path = dir.path().join("syslog.sock");
         let log = UnixDatagram::bind(&log_path).expect("bind syslog socket");
         log.set_nonblocking(true).expect("nonblocking");
-        let text = format!(
-            "{top}\n\
-             node.domain = \"node1.example.net\"\n\
-             queue.dir = \"{}\"\n\
-             relay.host = \"127.0.0.1\"\n\
-             relay.port = {port}\n\
-             relay.program = \"{SCRIPTMAIL}\"\n\
-             relay.retry_initial = \"1s\"\n\
-             relay.retry_max = \"2s\"\n\
-             relay.connect_timeout = \"5s\"\n\
-             relay.command_timeout = \"10s\"\n\
-             log.socket = \"{}\"\n\
-             submit.socket = \"{}\"\n\
-             {tables}\n",
-            queue.display(),
-            log_path.display(),
-            dir.path().join("submit.sock").display()
-        );
-        std::fs::write(&config, text).expect("write config");
+        let layout = Layout {
+            queue: &queue,
+            program: Path::new(SCRIPTMAIL),
+            log_socket: &log_path,
+            submit_socket: &dir.path().join("submit.sock"),
+        };
+        std::fs::write(&config, config_text(port, &layout, top, tables)).expect("write config");
         std::fs::create_dir(&queue).expect("queue dir");
         Env {
             dir,
@@ -88,7 +200,7 @@ impl Env {
         scriptmail::maildrop::entries(&self.queue).unwrap_or_default()
     }
 
-    fn base(&self, program: &str) -> Command {
+    fn base(&self, program: impl AsRef<OsStr>) -> Command {
         let mut c = Command::new(program);
         c.env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -147,7 +259,7 @@ impl Env {
         wait_until(Duration::from_secs(10), || {
             std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == pid)
                 && sock.exists()
-                && submit.exists()
+                && listening(&submit)
         });
         Daemon {
             child: Some(child),
@@ -186,6 +298,41 @@ impl Env {
     }
 
     /// `SELECT count(*) FROM messages WHERE <cond>`.
+    /// The queue ids of the accounts' own mail (not reports), oldest first.
+    pub fn qids(&self) -> Vec<String> {
+        let db = self.db();
+        let mut st = db
+            .prepare("SELECT qid FROM messages WHERE system = 0 ORDER BY id")
+            .expect("prepare");
+        st.query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows")
+    }
+
+    /// The mails in error of `account` so far (its `error_total`).
+    pub fn error_total(&self, account: &str) -> i64 {
+        self.db()
+            .query_row(
+                "SELECT error_total FROM accounts WHERE name = ?1",
+                [account],
+                |r| r.get(0),
+            )
+            .unwrap_or(0)
+    }
+
+    /// (qid, rcpt, kind, message) of every mail in error, oldest first.
+    pub fn errors(&self) -> Vec<(String, String, String, String)> {
+        let db = self.db();
+        let mut st = db
+            .prepare("SELECT qid, rcpt, kind, message FROM errors ORDER BY id")
+            .expect("prepare");
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows")
+    }
+
     pub fn count(&self, cond: &str) -> i64 {
         self.db()
             .query_row(
@@ -318,23 +465,118 @@ impl Drop for Daemon {
     }
 }
 
-/// Run a command feeding `input` on stdin; collect its output.
-pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+/// Start `cmd` with its three standard descriptors piped; its stdin apart.
+pub fn spawn_piped(cmd: &mut Command) -> (Child, std::process::ChildStdin) {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let mut stdin = child.stdin.take().expect("stdin");
+    let stdin = child.stdin.take().expect("stdin");
+    (child, stdin)
+}
+
+/// Start `cmd` with pipes and feed it `input` from a thread (the program
+/// may exit before reading it all).
+fn spawn_feeding(cmd: &mut Command, input: &[u8]) -> (Child, std::thread::JoinHandle<()>) {
+    let (child, mut stdin) = spawn_piped(cmd);
     let input = input.to_vec();
-    // Write from a thread: the program may exit before reading it all.
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(&input);
     });
+    (child, writer)
+}
+
+/// Whether a Unix stream socket listens at `path`: bound is not enough (a
+/// connect between bind(2) and listen(2) is refused), so ask the kernel
+/// (/proc/net/unix: Flags `00010000` is `__SO_ACCEPTCON`, a listener)
+/// rather than connect, which relayd would count as a client.
+pub fn listening(path: &Path) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else {
+        return false;
+    };
+    let path = path.to_string_lossy();
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() >= 8 && f[3] == "00010000" && f[7] == path
+    })
+}
+
+/// Run a command feeding `input` on stdin; collect its output.
+pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+    let (child, writer) = spawn_feeding(cmd, input);
     let out = child.wait_with_output().expect("wait");
     let _ = writer.join();
     out
+}
+
+/// As [`run_with_input`], but kill it if it is not done within `limit` (so
+/// a test fails instead of hanging). `None` if it was killed.
+pub fn run_within(cmd: &mut Command, input: &[u8], limit: Duration) -> Option<Output> {
+    let (mut child, writer) = spawn_feeding(cmd, input);
+    let exited = wait_within(&mut child, limit);
+    let _ = writer.join();
+    exited.then(|| child.wait_with_output().expect("collect output"))
+}
+
+/// Wait up to `limit` for `child` to exit; past it, kill and reap it and
+/// say false.
+pub fn wait_within(child: &mut Child, limit: Duration) -> bool {
+    let start = Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// `senders` concurrent loops of `each` `sendmail -t -i` runs; the subjects
+/// that did not exit 0, with their status and stderr.
+pub fn burst(env: &Env, senders: usize, each: usize, tag: &str) -> Vec<String> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..senders)
+            .map(|p| {
+                s.spawn(move || {
+                    let mut failed = Vec::new();
+                    for i in 0..each {
+                        let subject = format!("{tag} {p}-{i}");
+                        let out = env.submit(
+                            &["-t", "-i"],
+                            &simple_message("burst@example.org", &subject),
+                        );
+                        if !out.status.success() {
+                            failed.push(format!(
+                                "{subject}: {:?} {}",
+                                out.status.code(),
+                                stderr(&out)
+                            ));
+                        }
+                    }
+                    failed
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("sender thread"))
+            .collect()
+    })
+}
+
+/// How many times each subject arrived at the sink.
+pub fn subjects(sink: &crate::sink::Sink) -> std::collections::HashMap<String, usize> {
+    let mut seen = std::collections::HashMap::new();
+    for m in sink.messages() {
+        *seen
+            .entry(m.header("Subject").unwrap_or_default())
+            .or_default() += 1;
+    }
+    seen
 }
 
 /// Poll `cond` every 20 ms until it holds; panic after `timeout`.
@@ -382,4 +624,24 @@ pub fn closed_port() -> u16 {
     let p = l.local_addr().expect("addr").port();
     drop(l);
     p
+}
+
+/// Run `mailq-ctl ARGS`, assert it fails with `code` and one line on stderr.
+#[track_caller]
+pub fn refused(env: &Env, args: &[&str], code: i32) -> String {
+    let out = env.ctl(args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{args:?}: stdout {} stderr {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("scriptmail: "))
+        .collect();
+    assert_eq!(lines.len(), 1, "{args:?}: want one error line, got {err:?}");
+    lines[0].to_string()
 }

@@ -15,7 +15,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 
 /// Why no slot was taken.
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +28,8 @@ pub enum SlotError {
     Io { path: String, source: io::Error },
 }
 
-impl SlotError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for SlotError {
+    fn exit_code(&self) -> Exit {
         match self {
             SlotError::Full { .. } => Exit::Unavailable,
             SlotError::Io { .. } => Exit::CantCreat,

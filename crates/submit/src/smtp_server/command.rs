@@ -42,12 +42,8 @@ pub(super) fn parse_mail(arg: &str, limit: u64, domain: &str) -> Result<Envelope
         sender: (!path.is_empty()).then_some(path),
         ..Envelope::default()
     };
-    let mut seen: Vec<String> = Vec::new();
-    for (key, value) in params {
-        let key = key.to_ascii_uppercase();
-        if seen.contains(&key) {
-            return Err(DUP_PARAM);
-        }
+    for param in keyed(params) {
+        let (key, value) = param?;
         match (key.as_str(), value) {
             // RFC 6152 §2: BODY=7BIT | 8BITMIME (BINARYMIME needs CHUNKING, not offered).
             ("BODY", Some(v)) if v.eq_ignore_ascii_case("8BITMIME") => env.body_8bit = true,
@@ -67,7 +63,6 @@ pub(super) fn parse_mail(arg: &str, limit: u64, domain: &str) -> Result<Envelope
             ("BODY" | "SIZE" | "RET" | "ENVID", _) => return Err(BAD_PARAM),
             _ => return Err(UNKNOWN_PARAM),
         }
-        seen.push(key);
     }
     Ok(env)
 }
@@ -81,12 +76,8 @@ pub(super) fn parse_rcpt(arg: &str, domain: &str) -> Result<(String, Option<Noti
         return Err(BAD_RCPT);
     }
     let mut notify = None;
-    let mut seen: Vec<String> = Vec::new();
-    for (key, value) in params {
-        let key = key.to_ascii_uppercase();
-        if seen.contains(&key) {
-            return Err(DUP_PARAM);
-        }
+    for param in keyed(params) {
+        let (key, value) = param?;
         match (key.as_str(), value) {
             ("NOTIFY", Some(v)) => notify = Some(v.parse().map_err(|_| BAD_PARAM)?),
             // RFC 3461 §4.2: ORCPT=addr-type;xtext. Checked, then not used: we relay with
@@ -103,9 +94,25 @@ pub(super) fn parse_rcpt(arg: &str, domain: &str) -> Result<(String, Option<Noti
             ("NOTIFY" | "ORCPT", None) => return Err(BAD_PARAM),
             _ => return Err(UNKNOWN_PARAM),
         }
-        seen.push(key);
     }
     Ok((path, notify))
+}
+
+/// The parameters in order, their keywords upper-cased (they are
+/// case-insensitive, RFC 5321 §2.4); a keyword given again is an error where
+/// it comes, so the first fault in the line is the one answered.
+fn keyed<'a>(
+    params: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+) -> impl Iterator<Item = Result<(String, Option<&'a str>), Reply>> {
+    let mut seen: Vec<String> = Vec::new();
+    params.map(move |(key, value)| {
+        let key = key.to_ascii_uppercase();
+        if seen.contains(&key) {
+            return Err(DUP_PARAM);
+        }
+        seen.push(key.clone());
+        Ok((key, value))
+    })
 }
 
 /// Split `FROM:<path> params` / `TO:<path> params` into the path (brackets and any source
@@ -161,43 +168,82 @@ fn split_path<'a>(
     Some((path.to_owned(), params))
 }
 
+/// Where a left-to-right scan stands with respect to quoted strings and
+/// quoted-pairs (RFC 5321 §4.1.2 Quoted-string).
+#[derive(Default)]
+struct QuoteScan {
+    in_quote: bool,
+    escaped: bool,
+}
+
+impl QuoteScan {
+    /// Take the next character; true when it is "bare": outside a quoted
+    /// string, not escaped, and not itself a quote or a backslash.
+    fn step(&mut self, c: char) -> bool {
+        let bare = !self.in_quote && !self.escaped && c != '\\' && c != '"';
+        if self.escaped {
+            self.escaped = false;
+        } else if c == '\\' {
+            self.escaped = true;
+        } else if c == '"' {
+            self.in_quote = !self.in_quote;
+        }
+        bare
+    }
+
+    /// No quoted string or quoted-pair left open.
+    fn balanced(&self) -> bool {
+        !self.in_quote && !self.escaped
+    }
+}
+
 /// Index of the `>` that closes a path, skipping quoted strings and quoted-pairs
 /// (RFC 5321 §4.1.2 Quoted-string), so `<"a>b"@c>` works.
 fn closing_bracket(s: &str) -> Option<usize> {
-    let mut in_quote = false;
-    let mut escaped = false;
-    for (i, c) in s.char_indices() {
-        if escaped {
-            escaped = false;
-        } else if c == '\\' {
-            escaped = true;
-        } else if c == '"' {
-            in_quote = !in_quote;
-        } else if c == '>' && !in_quote {
-            return Some(i);
-        }
-    }
-    None
+    let mut q = QuoteScan::default();
+    s.char_indices()
+        .find(|&(_, c)| q.step(c) && c == '>')
+        .map(|(i, _)| i)
 }
 
 /// Loose mailbox check: what we record must not break a later SMTP command or log line.
 /// No control characters anywhere, and no unquoted space or angle bracket.
 fn valid_mailbox_text(s: &str) -> bool {
-    let mut in_quote = false;
-    let mut escaped = false;
-    for c in s.chars() {
-        if c.is_control() {
-            return false;
+    let mut q = QuoteScan::default();
+    s.chars().all(|c| {
+        let bare = q.step(c);
+        !(c.is_control() || (bare && matches!(c, ' ' | '<' | '>')))
+    }) && q.balanced()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_ends_at_the_first_bare_angle_bracket() {
+        assert_eq!(closing_bracket("a@b> SIZE=1"), Some(3));
+        assert_eq!(closing_bracket("\"a>b\"@c> x"), Some(7));
+        assert_eq!(closing_bracket("a\\>b>"), Some(4));
+        assert_eq!(closing_bracket("\"a>b"), None);
+        assert_eq!(closing_bracket("a@b"), None);
+    }
+
+    #[test]
+    fn mailbox_text_may_quote_or_escape_what_would_break_a_command() {
+        for ok in ["a@b", "\"john doe\"@x", "a\\ b@x", "\"a<b>\"@x", "\"\"@x"] {
+            assert!(valid_mailbox_text(ok), "{ok:?}");
         }
-        if escaped {
-            escaped = false;
-        } else if c == '\\' {
-            escaped = true;
-        } else if c == '"' {
-            in_quote = !in_quote;
-        } else if !in_quote && matches!(c, ' ' | '<' | '>') {
-            return false;
+        for bad in [
+            "john doe@x",
+            "a<b@x",
+            "\"open@x",
+            "a\\",
+            "a\u{1}b@x",
+            "\"a\u{7}\"@x",
+            "a\\\u{1}@x",
+        ] {
+            assert!(!valid_mailbox_text(bad), "{bad:?}");
         }
     }
-    !in_quote && !escaped
 }

@@ -18,6 +18,10 @@ use crate::security::{
 };
 use crate::sink::Sink;
 
+/// What these tests need root for (`crate::as_root`).
+const NEEDS: &str =
+    "real Unix users and their PHP-FPM pools submitting to relayd through the set-uid sendmail";
+
 /// Perl client run as a tenant: connect to the socket ARGV[0], write stdin to it, close
 /// the writing side and print every line relayd sends until it closes.
 const RAW_CLIENT: &str = r#"
@@ -73,6 +77,9 @@ fn forged_frames(qid: &str, tag: &str, claimed: &User) -> Vec<u8> {
 /// its trace at the smarthost names that account.
 #[test]
 fn fpm_pools_submit_through_the_socket() {
+    if !crate::as_root(NEEDS) {
+        return;
+    }
     let sink = Sink::start();
     let inst = Install::new(sink.port());
     let (a, b) = (inst.a().clone(), inst.b().clone());
@@ -134,6 +141,9 @@ fn fpm_pools_submit_through_the_socket() {
 /// the message, in what LIST shows.
 #[test]
 fn no_peer_can_name_another_account() {
+    if !crate::as_root(NEEDS) {
+        return;
+    }
     let sink = Sink::start();
     let inst = Install::new(sink.port());
     let (a, b) = (inst.a().clone(), inst.b().clone());
@@ -205,6 +215,9 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// median of unloaded runs measured in the same test, before and after.
 #[test]
 fn stalled_connections_of_another_uid_do_not_slow_an_account() {
+    if !crate::as_root(NEEDS) {
+        return;
+    }
     let sink = Sink::start();
     let inst = Install::new(sink.port());
     let (a, b) = (inst.a().clone(), inst.b().clone());

@@ -1,4 +1,4 @@
-//! Tenant isolation (SPEC §7, issue 6): the installed set-uid `sendmail`, real PHP-FPM pools
+//! Tenant isolation (SECURITY.md; issue 6): the installed set-uid `sendmail`, real PHP-FPM pools
 //! and real Unix users trying to read, stall or impersonate.
 //!
 //! A privileged `sendmail` ignores `--config` and `SCRIPTMAIL_CONFIG`, so these tests need a
@@ -13,7 +13,7 @@
 //! The tenants are real users (`sm-tenant-a`, `sm-tenant-b`, created with `useradd` when
 //! missing). Their attacks run as them: `Command::uid/gid` for our own processes, and small
 //! Perl probes (perl-base is Essential in Debian) where a syscall's errno is the evidence —
-//! `unsafe` stays in src/os.rs. Every probe has a positive control showing the same probe
+//! `unsafe` stays in crates/submit/src/os.rs. Every probe has a positive control showing the same probe
 //! succeeds against a process that is *not* protected, so a pass cannot come from a broken
 //! probe. Every wait has a timeout; every process started here is killed by a drop guard.
 
@@ -32,7 +32,11 @@ use scriptmail::config;
 use scriptmail::os::{self, User};
 
 use crate::sink::Sink;
-use crate::util::{SCRIPTMAIL, SENDMAIL, closed_port};
+use crate::util::{Layout, SCRIPTMAIL, SENDMAIL, closed_port, config_text};
+
+/// What these tests need root for (`crate::as_root`).
+const NEEDS: &str =
+    "tenant isolation: real Unix users, the set-uid sendmail installed, /etc/scriptmail rewritten";
 
 /// The service user the package creates; the set-uid `sendmail` runs as it.
 pub(crate) const SERVICE: &str = "scriptmail";
@@ -456,25 +460,15 @@ impl Install {
         log.set_nonblocking(true).expect("nonblocking");
         fs::set_permissions(&sock, fs::Permissions::from_mode(0o666)).expect("chmod socket");
 
+        let layout = Layout {
+            queue: &queue,
+            program: &scriptmail,
+            log_socket: &sock,
+            submit_socket: &run.join("submit.sock"),
+        };
         let etc = EtcConfig::install(&format!(
-            "{MARKER}; restored when the test ends\n\
-             {top}\n\
-             node.domain = \"node1.example.net\"\n\
-             queue.dir = \"{}\"\n\
-             relay.host = \"127.0.0.1\"\n\
-             relay.port = {port}\n\
-             relay.program = \"{}\"\n\
-             relay.retry_initial = \"1s\"\n\
-             relay.retry_max = \"2s\"\n\
-             relay.connect_timeout = \"5s\"\n\
-             relay.command_timeout = \"10s\"\n\
-             log.socket = \"{}\"\n\
-             submit.socket = \"{}\"\n\
-             {tables}\n",
-            queue.display(),
-            scriptmail.display(),
-            sock.display(),
-            run.join("submit.sock").display()
+            "{MARKER}; restored when the test ends\n{}",
+            config_text(port, &layout, top, tables)
         ));
         Install {
             _etc: etc,
@@ -862,6 +856,9 @@ echo $ok ? "mail-ok\n" : "mail-failed\n";
 /// one account holds that account's mail only.
 #[test]
 fn fpm_pools_send_as_their_own_accounts_and_a_block_holds_only_one() {
+    if !crate::as_root(NEEDS) {
+        return;
+    }
     let sink = Sink::start();
     let inst = Install::new(sink.port());
     let (a, b) = (inst.a().clone(), inst.b().clone());
@@ -934,6 +931,9 @@ fn fpm_pools_send_as_their_own_accounts_and_a_block_holds_only_one() {
 /// I/O class (the same wrapper leaves them lowered on an ordinary program: the control).
 #[test]
 fn sendmail_runs_as_the_service_user_with_every_id_switched() {
+    if !crate::as_root(NEEDS) {
+        return;
+    }
     let inst = Install::new(closed_port());
     let (a, svc) = (inst.a().clone(), inst.svc().clone());
     // A first message creates the queue database.
@@ -1103,6 +1103,9 @@ print "exit=", $? >> 8, " signal=", $? & 127, "\n";
 /// the tenant's ordinary processes succeeds (positive control).
 #[test]
 fn tenant_cannot_stop_or_trace_its_own_sendmail() {
+    if !crate::as_root(NEEDS) {
+        return;
+    }
     let inst = Install::new(closed_port());
     let a = inst.a().clone();
     let probe = |want: u32, subject: &str, cmd: &[&str]| -> String {
@@ -1156,6 +1159,9 @@ fn tenant_cannot_stop_or_trace_its_own_sendmail() {
 /// stops an ordinary program (positive control).
 #[test]
 fn tenant_cannot_stop_its_sendmail_from_its_terminal() {
+    if !crate::as_root(NEEDS) {
+        return;
+    }
     let inst = Install::new(closed_port());
     let a = inst.a().clone();
     // script(1) gives the shell a pty as controlling terminal; `set -m` runs the command as
@@ -1231,6 +1237,9 @@ for my $p (@ARGV) {
 /// else in the queue directory), and `mailq` shows a tenant its own mail only.
 #[test]
 fn tenant_cannot_read_the_queue() {
+    if !crate::as_root(NEEDS) {
+        return;
+    }
     let inst = Install::new(closed_port());
     let (a, b, svc) = (inst.a().clone(), inst.b().clone(), inst.svc().clone());
     assert_exit(
@@ -1316,6 +1325,9 @@ fn tenant_cannot_read_the_queue() {
 /// reached; root can use them.
 #[test]
 fn tenant_cannot_run_the_admin_commands() {
+    if !crate::as_root(NEEDS) {
+        return;
+    }
     let inst = Install::new(closed_port());
     let a = inst.a().clone();
     // The account exists once it has sent; root blocks it, its next mail is held.
@@ -1397,6 +1409,9 @@ fn tenant_cannot_run_the_admin_commands() {
 /// other environment variables, an unknown `--account` option, nor argv[0].
 #[test]
 fn tenant_cannot_choose_its_account() {
+    if !crate::as_root(NEEDS) {
+        return;
+    }
     let inst = Install::new(closed_port());
     let (a, b) = (inst.a().clone(), inst.b().clone());
     let home = inst.home(&a);
@@ -1521,6 +1536,9 @@ fn tenant_cannot_choose_its_account() {
 /// caller gets 77 and one clear line, and nothing is queued.
 #[test]
 fn uid_map_and_allow_list_decide_who_submits() {
+    if !crate::as_root(NEEDS) {
+        return;
+    }
     let users = {
         let _l = lock_etc();
         users()
@@ -1555,6 +1573,9 @@ fn uid_map_and_allow_list_decide_who_submits() {
 /// intact either way.
 #[test]
 fn hostile_limits_and_closed_descriptors_never_damage_the_queue() {
+    if !crate::as_root(NEEDS) {
+        return;
+    }
     let inst = Install::new(closed_port());
     let (a, b) = (inst.a().clone(), inst.b().clone());
     assert_exit(
@@ -1717,6 +1738,9 @@ pub(crate) fn fields(line: &str) -> Vec<(String, String)> {
 /// an error message shown on the terminal is cleaned too.
 #[test]
 fn hostile_strings_reach_syslog_as_one_clean_line() {
+    if !crate::as_root(NEEDS) {
+        return;
+    }
     let sink = Sink::start();
     let inst = Install::new(sink.port());
     let a = inst.a().clone();
@@ -1812,6 +1836,9 @@ fn hostile_strings_reach_syslog_as_one_clean_line() {
 /// delivery run is started (one log line says why); the next healthy submission relays it.
 #[test]
 fn a_degraded_caller_does_not_start_the_delivery_run() {
+    if !crate::as_root(NEEDS) {
+        return;
+    }
     let sink = Sink::start();
     let inst = Install::new(sink.port());
     let (a, b) = (inst.a().clone(), inst.b().clone());
@@ -1874,6 +1901,9 @@ fn a_degraded_caller_does_not_start_the_delivery_run() {
 /// leave the process the caller's to stop inside the queue lock.
 #[test]
 fn a_wrong_installation_refuses_to_run() {
+    if !crate::as_root(NEEDS) {
+        return;
+    }
     let inst = Install::new(closed_port());
     let (a, svc) = (inst.a().clone(), inst.svc().clone());
     let cases = [

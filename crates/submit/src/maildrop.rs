@@ -16,7 +16,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 use crate::handoff::{Origin, Parcel};
 
 /// Why a message could not be dropped.
@@ -32,8 +32,8 @@ pub enum MaildropError {
     TooNew { found: i64, supported: i64 },
 }
 
-impl MaildropError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for MaildropError {
+    fn exit_code(&self) -> Exit {
         match self {
             MaildropError::Create { .. } => Exit::CantCreat,
             MaildropError::Write { .. } => Exit::IoErr,
@@ -157,6 +157,12 @@ pub fn remove_stale_tmp(queue_dir: &Path) {
     }
 }
 
+/// The queue schema version this build reads and writes (SQLite's
+/// `user_version`). The store's migrations are in the scriptmail package,
+/// which this crate cannot depend on; `store/migrations.rs` checks at
+/// compile time that it has exactly this many.
+pub const QUEUE_SCHEMA_VERSION: i64 = 5;
+
 /// Refuse (78) a queue database a newer scriptmail has migrated, as opening
 /// it would: read from the database file's header (`user_version`, a
 /// big-endian u32 at offset 60 of the SQLite header), without SQLite.
@@ -173,7 +179,7 @@ pub fn check_queue_version(queue_dir: &Path) -> Result<(), MaildropError> {
     let mut v = [0u8; 4];
     v.copy_from_slice(header.get(60..64).unwrap_or(&[0; 4]));
     let found = i64::from(u32::from_be_bytes(v));
-    let supported = crate::store::schema_version();
+    let supported = QUEUE_SCHEMA_VERSION;
     if found > supported {
         return Err(MaildropError::TooNew { found, supported });
     }

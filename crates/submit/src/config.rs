@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 
 mod submit;
 
@@ -44,8 +44,8 @@ pub enum ConfigError {
     },
 }
 
-impl ConfigError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for ConfigError {
+    fn exit_code(&self) -> Exit {
         Exit::Config
     }
 }
@@ -526,24 +526,6 @@ impl Config {
         })
     }
 
-    /// The error-ratio rule the store applies when it records errors.
-    pub fn protection(&self) -> crate::store::Protection {
-        crate::store::Protection {
-            bounce_ratio: self.limits.bounce_ratio,
-            window_ms: crate::store::ms(self.limits.bounce_window),
-            min_sample: self.limits.bounce_min_sample,
-        }
-    }
-
-    /// The node-wide limits the enqueue transaction applies.
-    pub fn enqueue_policy(&self) -> crate::store::EnqueuePolicy {
-        crate::store::EnqueuePolicy {
-            max_per_day: self.limits.max_per_day,
-            max_per_hour: self.limits.max_per_hour,
-            cluster: self.cluster.is_some(),
-        }
-    }
-
     /// The SQLite database file inside the queue directory.
     pub fn db_path(&self) -> PathBuf {
         self.queue_dir.join("queue.db")
@@ -848,7 +830,7 @@ tls = "starttls"
 
     #[test]
     fn shipped_example_is_valid_and_all_defaults() {
-        let text = include_str!("../conf/scriptmail.toml");
+        let text = include_str!("../../../conf/scriptmail.toml");
         let c = parse(text).unwrap();
         assert_eq!(c.max_message_size, 10_000_000);
         // Uncommenting every example line must also parse: the commented
@@ -875,12 +857,12 @@ tls = "starttls"
     fn cluster_block_is_off_without_url_and_checked_with_it() {
         assert!(parse("").unwrap().cluster.is_none());
         assert!(parse("[cluster]\n").unwrap().cluster.is_none());
-        assert!(!parse("").unwrap().enqueue_policy().cluster);
+        assert!(parse("").unwrap().cluster.is_none());
         let c = parse(
             "[cluster]\nurl = \"postgresql://scriptmail@db/mail\"\nnode = \"web-1\"\ntls = \"none\"\nsync_interval = \"200ms\"\n",
         )
         .unwrap();
-        assert!(c.enqueue_policy().cluster);
+        assert!(c.cluster.is_some());
         let k = c.cluster.unwrap();
         assert_eq!((k.node.as_str(), k.tls), ("web-1", ClusterTls::None));
         assert_eq!(k.sync_interval, Duration::from_millis(200));

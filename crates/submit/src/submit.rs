@@ -27,7 +27,7 @@ use crate::clock;
 use crate::config::{self, Config, ConfigError};
 use crate::deadline::{self, Deadline, TimedStdin};
 use crate::envelope::Unsendable;
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 use crate::handoff::client::Client;
 use crate::handoff::frame::Reply;
 use crate::handoff::{Origin, Parcel, listing};
@@ -87,8 +87,8 @@ pub enum SubmitError {
     Io(#[from] std::io::Error),
 }
 
-impl SubmitError {
-    pub fn exit_code(&self) -> Exit {
+impl Failure for SubmitError {
+    fn exit_code(&self) -> Exit {
         match self {
             SubmitError::Usage(_) | SubmitError::NoRecipients(_) => Exit::Usage,
             SubmitError::Config(e) => e.exit_code(),

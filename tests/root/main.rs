@@ -1,0 +1,52 @@
+//! The integration tests that need root: they create Unix users, install
+//! the set-uid `sendmail` and rewrite /etc/scriptmail (tenant isolation,
+//! `security.rs`, `submission_security.rs`), run a private Postfix whose
+//! pipe transport runs scriptmail as another user (`postfix.rs`), or check
+//! what root itself leaves in a queue (`queue_owner.rs`).
+//!
+//! `.ci/run` runs them as root with `SCRIPTMAIL_ROOT_TESTS=1`. Run as
+//! anybody else, each test says in one line what it leaves to CI and
+//! passes, so `cargo test` works as a normal user; with
+//! `SCRIPTMAIL_ROOT_TESTS=1` set and no root, each fails instead, so CI
+//! cannot pass without having run them. The helpers are the `it` binary's
+//! (tests/it), compiled in here too.
+
+// Test code may unwrap (Cargo.toml denies it in the programs).
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+
+#[path = "../it/fake_smtp.rs"]
+mod fake_smtp;
+#[path = "../it/sink.rs"]
+mod sink;
+#[path = "../it/util.rs"]
+mod util;
+
+mod postfix;
+mod queue_owner;
+mod security;
+mod submission_security;
+
+/// Whether this test can run: true as root. Otherwise it writes one line
+/// naming the test and what it `needs` (straight to stderr, past the test
+/// harness's capture, so a normal `cargo test` shows it) and the test
+/// returns — unless `SCRIPTMAIL_ROOT_TESTS=1` says the run must cover it:
+/// then it fails.
+pub fn as_root(needs: &str) -> bool {
+    if scriptmail::os::effective_uid() == 0 {
+        return true;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a root test")
+        .to_string();
+    if std::env::var_os("SCRIPTMAIL_ROOT_TESTS").is_some_and(|v| v == "1") {
+        panic!("SCRIPTMAIL_ROOT_TESTS=1 but not root: {test} ({needs}) cannot run");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "needs root: {test} ({needs}) — run by .ci/run as root"
+    );
+    false
+}
