@@ -73,10 +73,10 @@ fn panel_api_block_unblock_purge_act_on_real_mail() {
     let schemas = Schemas::load();
     let c = Client {
         port,
-        auth: format!("Bearer {}", token(&env, "panel", "account:root")),
+        auth: format!("Bearer {}", token(&env, "panel", as_me("account:root"))),
         schemas: &schemas,
     };
-    let email = "/hosting/web/root/email";
+    let email = as_me("/hosting/web/root/email");
     // Before its first mail the account is a fresh `ok` one.
     let e = c.ok("GET", email, None, "Email");
     assert_eq!(
@@ -99,7 +99,7 @@ fn panel_api_block_unblock_purge_act_on_real_mail() {
 
     // BLOCK: mail from sendmail is held, the sink gets nothing. (The
     // test's syslog socket queues only a few lines: read as we go.)
-    let id = request(&c, "root", "BLOCK");
+    let id = request(&c, me(), "BLOCK");
     let mut logs = env.log_lines().join("\n");
     let t = c.ok("GET", &format!("/v1/tasks/{id}"), None, "Task");
     assert_eq!(
@@ -122,7 +122,7 @@ fn panel_api_block_unblock_purge_act_on_real_mail() {
         env.settle();
     }
     assert_eq!(qids(&env, "held").len(), 2);
-    let h = c.ok("GET", "/v1/accounts/root/held", None, "Held");
+    let h = c.ok("GET", as_me("/v1/accounts/root/held"), None, "Held");
     assert_eq!(
         (h["held"].as_i64(), h["state"].as_str()),
         (Some(2), Some("ko"))
@@ -137,7 +137,7 @@ fn panel_api_block_unblock_purge_act_on_real_mail() {
     assert!(again.contains("already blocked"), "{again}");
 
     // UNBLOCK: the held mail goes to the smarthost.
-    let id = request(&c, "root", "UNBLOCK");
+    let id = request(&c, me(), "UNBLOCK");
     let t = c.ok("GET", &format!("/v1/tasks/{id}"), None, "Task");
     assert_eq!(t["result"]["released"], 2);
     let got = sink.wait_for(2, WAIT);
@@ -150,11 +150,11 @@ fn panel_api_block_unblock_purge_act_on_real_mail() {
     );
 
     // PURGE: what is held is dropped, never sent; the account is ok.
-    request(&c, "root", "BLOCK");
+    request(&c, me(), "BLOCK");
     assert_ok(&env.submit(&["-t", "-i"], &simple_message("bob@example.com", "three")));
     env.settle();
     assert_eq!(qids(&env, "held").len(), 1);
-    let id = request(&c, "root", "PURGE");
+    let id = request(&c, me(), "PURGE");
     logs.push_str(&env.log_lines().join("\n"));
     let t = c.ok("GET", &format!("/v1/tasks/{id}"), None, "Task");
     assert_eq!(
@@ -230,11 +230,11 @@ fn tokens_scope_accounts_and_revocation_takes_effect_at_once() {
     };
     let root = Client {
         port,
-        auth: format!("Bearer {}", token(&env, "site", "account:root")),
+        auth: format!("Bearer {}", token(&env, "site", as_me("account:root"))),
         schemas: &schemas,
     };
     // No token, a malformed header, a wrong token.
-    let r = http(port, "GET", "/hosting/web/root/email", &[], None);
+    let r = http(port, "GET", as_me("/hosting/web/root/email"), &[], None);
     assert_eq!(r.status, 401);
     assert!(
         r.header("WWW-Authenticate")
@@ -244,7 +244,7 @@ fn tokens_scope_accounts_and_revocation_takes_effect_at_once() {
         http(
             port,
             "GET",
-            "/v1/accounts/root",
+            as_me("/v1/accounts/root"),
             &[("Authorization", "Basic eDp5")],
             None
         )
@@ -255,7 +255,7 @@ fn tokens_scope_accounts_and_revocation_takes_effect_at_once() {
         http(
             port,
             "GET",
-            "/v1/accounts/root",
+            as_me("/v1/accounts/root"),
             &[("Authorization", "Bearer sm_00")],
             None
         )
@@ -339,20 +339,24 @@ fn tokens_scope_accounts_and_revocation_takes_effect_at_once() {
 
     // An account token cannot escape its own block or limits, nor see the node.
     for (method, path, body) in [
-        ("PUT", "/v1/accounts/root", Some(r#"{"max_per_day": 0}"#)),
+        (
+            "PUT",
+            as_me("/v1/accounts/root"),
+            Some(r#"{"max_per_day": 0}"#),
+        ),
         (
             "POST",
-            "/v1/accounts/root/block",
+            as_me("/v1/accounts/root/block"),
             Some(r#"{"reason": "spam"}"#),
         ),
         (
             "POST",
-            "/v1/accounts/root/unblock",
+            as_me("/v1/accounts/root/unblock"),
             Some(r#"{"force": true}"#),
         ),
         (
             "POST",
-            "/v1/accounts/root/release",
+            as_me("/v1/accounts/root/release"),
             Some(r#"{"script": "x.php"}"#),
         ),
         ("GET", "/v1/accounts", None),
@@ -366,20 +370,20 @@ fn tokens_scope_accounts_and_revocation_takes_effect_at_once() {
         assert!(m.contains("needs an admin token"), "{path}: {m}");
     }
     // What the control panel's page does, it may.
-    request(&root, "root", "BLOCK");
-    request(&root, "root", "UNBLOCK");
+    request(&root, me(), "BLOCK");
+    request(&root, me(), "UNBLOCK");
     root.ok(
         "PUT",
-        "/v1/accounts/root",
+        as_me("/v1/accounts/root"),
         Some(r#"{"report_to": "me@example.org"}"#),
         "Set",
     );
 
     // Revoked: 401 at the next request.
     assert_ok(&env.ctl(&["api-token", "revoke", "site"]));
-    let r = root.call("GET", "/v1/accounts/root", None);
+    let r = root.call("GET", as_me("/v1/accounts/root"), None);
     assert_eq!(r.status, 401, "{}", r.text());
-    admin.ok("GET", "/v1/accounts/root", None, "Status");
+    admin.ok("GET", as_me("/v1/accounts/root"), None, "Status");
 }
 
 /// Failed authentications are counted per client (the configured proxy
@@ -395,7 +399,7 @@ fn failed_authentications_are_rate_limited_per_client_and_logged() {
         http(
             port,
             "GET",
-            "/v1/accounts/root",
+            as_me("/v1/accounts/root"),
             &[("X-Real-IP", ip), ("Authorization", auth)],
             None,
         )
@@ -443,7 +447,7 @@ fn failed_authentications_are_rate_limited_per_client_and_logged() {
 fn sessions_need_the_csrf_token_and_our_origin_for_changes() {
     let (env, port) = env_with_api(closed_port(), "");
     let _api = start_api(&env, port);
-    let tok = token(&env, "site", "account:root");
+    let tok = token(&env, "site", as_me("account:root"));
     let host = format!("127.0.0.1:{port}");
     let origin = format!("http://{host}");
     let sign_in = |extra: &[(&str, &str)]| {
@@ -492,7 +496,7 @@ fn sessions_need_the_csrf_token_and_our_origin_for_changes() {
     Schemas::load().check("Session", &s).unwrap();
     assert_eq!(
         (s["scope"].as_str(), s["account"].as_str()),
-        (Some("account:root"), Some("root"))
+        (Some(as_me("account:root")), Some(me()))
     );
     let csrf = s["csrf"].as_str().unwrap().to_string();
     assert_eq!(csrf.len(), 64);
@@ -505,13 +509,16 @@ fn sessions_need_the_csrf_token_and_our_origin_for_changes() {
         all.extend_from_slice(h);
         http(port, method, path, &all, body)
     };
-    assert_eq!(with("GET", "/v1/accounts/root", &[], None).status, 200);
+    assert_eq!(
+        with("GET", as_me("/v1/accounts/root"), &[], None).status,
+        200
+    );
     assert_eq!(
         with("GET", "/v1/session", &[], None).json()["csrf"],
         csrf.as_str()
     );
     let block = r#"{"action": "BLOCK"}"#;
-    let path = "/hosting/web/root/email/request";
+    let path = as_me("/hosting/web/root/email/request");
     for (headers, why) in [
         (vec![("Origin", origin.as_str())], "X-CSRF-Token"),
         (
@@ -547,9 +554,11 @@ fn sessions_need_the_csrf_token_and_our_origin_for_changes() {
     }
     let status = |env: &Env| {
         env.db()
-            .query_row("SELECT state FROM accounts WHERE name = 'root'", [], |r| {
-                r.get::<_, String>(0)
-            })
+            .query_row(
+                as_me("SELECT state FROM accounts WHERE name = 'root'"),
+                [],
+                |r| r.get::<_, String>(0),
+            )
             .unwrap_or_else(|_| "none".into())
     };
     assert_eq!(status(&env), "none", "nothing happened");
@@ -584,7 +593,10 @@ fn sessions_need_the_csrf_token_and_our_origin_for_changes() {
     );
     assert_eq!(r.status, 200);
     assert!(r.header("Set-Cookie").unwrap().contains("Max-Age=0"));
-    assert_eq!(with("GET", "/v1/accounts/root", &[], None).status, 401);
+    assert_eq!(
+        with("GET", as_me("/v1/accounts/root"), &[], None).status,
+        401
+    );
     let again = sign_in(&[]);
     let id2 = again
         .header("Set-Cookie")
@@ -617,7 +629,7 @@ fn malformed_requests_get_400_and_friends_with_a_message() {
         auth: format!("Bearer {}", token(&env, "ops", "admin")),
         schemas: &schemas,
     };
-    let req = "/hosting/web/root/email/request";
+    let req = as_me("/hosting/web/root/email/request");
     let m = c.refused("POST", req, Some(r#"{"action": "#), 400);
     assert!(m.starts_with("malformed JSON body: "), "{m}");
     let m = c.refused("POST", req, Some(r#"{"action": "FREEZE"}"#), 400);
@@ -634,19 +646,24 @@ fn malformed_requests_get_400_and_friends_with_a_message() {
     c.refused("POST", req, None, 400);
     c.refused(
         "POST",
-        "/v1/accounts/root/block",
+        as_me("/v1/accounts/root/block"),
         Some(r#"{"reason": "boredom"}"#),
         400,
     );
     c.refused(
         "PUT",
-        "/v1/accounts/root",
+        as_me("/v1/accounts/root"),
         Some(r#"{"max_per_day": "lots"}"#),
         400,
     );
-    c.refused("PUT", "/v1/accounts/root", Some("{}"), 400);
-    c.refused("GET", "/v1/accounts/root/stats?days=0", None, 400);
-    c.refused("GET", "/v1/accounts/root/held?older_than_s=soon", None, 400);
+    c.refused("PUT", as_me("/v1/accounts/root"), Some("{}"), 400);
+    c.refused("GET", as_me("/v1/accounts/root/stats?days=0"), None, 400);
+    c.refused(
+        "GET",
+        as_me("/v1/accounts/root/held?older_than_s=soon"),
+        None,
+        400,
+    );
     c.refused("GET", "/v1/queue?state=lost", None, 400);
     c.refused("GET", "/v1/status?sort=size", None, 400);
     c.refused("POST", "/v1/flush", Some(r#"{"wait_s": 3600}"#), 400);
@@ -673,12 +690,12 @@ fn malformed_requests_get_400_and_friends_with_a_message() {
         None,
     );
     assert_eq!(r.status, 411, "{}", r.text());
-    c.refused("GET", "/hosting/web/root/mail", None, 404);
-    c.refused("DELETE", "/hosting/web/root/email", None, 405);
+    c.refused("GET", as_me("/hosting/web/root/mail"), None, 404);
+    c.refused("DELETE", as_me("/hosting/web/root/email"), None, 405);
     c.refused("GET", "/v1/tasks/nope", None, 404);
     // Nothing of it changed the account.
     assert_eq!(
-        c.ok("GET", "/hosting/web/root/email", None, "Email")["state"],
+        c.ok("GET", as_me("/hosting/web/root/email"), None, "Email")["state"],
         "ok"
     );
 }
@@ -731,7 +748,7 @@ fn v1_answers_are_the_documents_of_mailq_ctl_json() {
     bounce(&env, &qids(&env, "sent")[0], "ann@example.com");
     c.ok(
         "POST",
-        "/v1/accounts/root/block",
+        as_me("/v1/accounts/root/block"),
         Some(r#"{"note": "ticket 1"}"#),
         "Change",
     );
@@ -741,7 +758,7 @@ fn v1_answers_are_the_documents_of_mailq_ctl_json() {
     let qid = qids(&env, "held")[0].clone();
 
     for (path, args, schema) in [
-        ("/v1/accounts/root", vec!["status", "root"], "Status"),
+        (as_me("/v1/accounts/root"), vec!["status", me()], "Status"),
         (
             "/v1/status?sort=held",
             vec!["status", "--sort", "held"],
@@ -749,23 +766,23 @@ fn v1_answers_are_the_documents_of_mailq_ctl_json() {
         ),
         ("/v1/accounts", vec!["accounts"], "Accounts"),
         (
-            "/v1/accounts/root/held?domain=gmail.com",
-            vec!["held", "root", "--domain", "gmail.com"],
+            as_me("/v1/accounts/root/held?domain=gmail.com"),
+            vec!["held", me(), "--domain", "gmail.com"],
             "Held",
         ),
         (
-            "/v1/accounts/root/stats?days=3",
-            vec!["stats", "root", "--days", "3"],
+            as_me("/v1/accounts/root/stats?days=3"),
+            vec!["stats", me(), "--days", "3"],
             "Stats",
         ),
         (
-            "/v1/accounts/root/errors?limit=5",
-            vec!["errors", "root", "--limit", "5"],
+            as_me("/v1/accounts/root/errors?limit=5"),
+            vec!["errors", me(), "--limit", "5"],
             "Errors",
         ),
         (
-            "/v1/accounts/root/history",
-            vec!["history", "root"],
+            as_me("/v1/accounts/root/history"),
+            vec!["history", me()],
             "History",
         ),
         (
@@ -781,8 +798,8 @@ fn v1_answers_are_the_documents_of_mailq_ctl_json() {
         ),
         ("/v1/metrics", vec!["metrics"], "Metrics"),
         (
-            "/v1/report?account=root",
-            vec!["report", "--account", "root"],
+            as_me("/v1/report?account=root"),
+            vec!["report", "--account", me()],
             "Report",
         ),
     ] {
@@ -791,7 +808,7 @@ fn v1_answers_are_the_documents_of_mailq_ctl_json() {
     }
     let held = c.ok(
         "GET",
-        "/v1/accounts/root/held?script=contact.php&limit=1",
+        as_me("/v1/accounts/root/held?script=contact.php&limit=1"),
         None,
         "Held",
     );
@@ -799,7 +816,7 @@ fn v1_answers_are_the_documents_of_mailq_ctl_json() {
         (held["held"].as_i64(), held["filter"]["script"].as_str()),
         (Some(1), Some("contact.php"))
     );
-    let page = c.ok("GET", "/v1/accounts/root/page", None, "Panel");
+    let page = c.ok("GET", as_me("/v1/accounts/root/page"), None, "Panel");
     assert_eq!(
         page["buttons"],
         json!({"block": false, "unblock": true, "purge": true})
@@ -811,7 +828,7 @@ fn v1_answers_are_the_documents_of_mailq_ctl_json() {
     // message verbs, settings, test, flush, sweep, the report.
     let r = c.ok(
         "POST",
-        "/v1/accounts/root/release",
+        as_me("/v1/accounts/root/release"),
         Some(r#"{"domain": "gmail.com"}"#),
         "HeldRelease",
     );
@@ -824,7 +841,7 @@ fn v1_answers_are_the_documents_of_mailq_ctl_json() {
     env.settle();
     let p = c.ok(
         "POST",
-        "/v1/accounts/root/purge",
+        as_me("/v1/accounts/root/purge"),
         Some(r#"{"script": "contact.php", "note": "spam"}"#),
         "HeldPurge",
     );
@@ -832,7 +849,7 @@ fn v1_answers_are_the_documents_of_mailq_ctl_json() {
         (p["dropped"].as_i64(), p["note"].as_str()),
         (Some(1), Some("spam"))
     );
-    c.refused("POST", "/v1/accounts/root/release", Some("{}"), 400);
+    c.refused("POST", as_me("/v1/accounts/root/release"), Some("{}"), 400);
     assert_ok(&env.submit(&["-t", "-i"], php));
     env.settle();
     let q = qids(&env, "held")[0].clone();
@@ -846,7 +863,7 @@ fn v1_answers_are_the_documents_of_mailq_ctl_json() {
     assert_eq!(m["new_state"], Value::Null);
     let s = c.ok(
         "PUT",
-        "/v1/accounts/root",
+        as_me("/v1/accounts/root"),
         Some(r#"{"report_to": "ops@example.org", "max_per_day": 500, "max_per_hour": "default"}"#),
         "Set",
     );
@@ -860,21 +877,26 @@ fn v1_answers_are_the_documents_of_mailq_ctl_json() {
     c.ok(
         "POST",
         "/v1/report",
-        Some(r#"{"account": "root"}"#),
+        Some(as_me(r#"{"account": "root"}"#)),
         "Report",
     );
     let s = c.ok(
         "PUT",
-        "/v1/accounts/root",
+        as_me("/v1/accounts/root"),
         Some(r#"{"report_to": null}"#),
         "Set",
     );
     assert_eq!(s["report_to"], Value::Null);
-    let m = c.refused("POST", "/v1/report", Some(r#"{"account": "root"}"#), 400);
+    let m = c.refused(
+        "POST",
+        "/v1/report",
+        Some(as_me(r#"{"account": "root"}"#)),
+        400,
+    );
     assert!(m.contains("has no report recipient"), "{m}");
     let u = c.ok(
         "POST",
-        "/v1/accounts/root/unblock",
+        as_me("/v1/accounts/root/unblock"),
         Some(r#"{"note": "clean"}"#),
         "Change",
     );
@@ -884,7 +906,7 @@ fn v1_answers_are_the_documents_of_mailq_ctl_json() {
     );
     let t = c.ok(
         "POST",
-        "/v1/accounts/root/test",
+        as_me("/v1/accounts/root/test"),
         Some(r#"{"to": "me@example.org", "wait_s": 20}"#),
         "Test",
     );
@@ -892,14 +914,19 @@ fn v1_answers_are_the_documents_of_mailq_ctl_json() {
     c.ok(
         "POST",
         "/v1/flush",
-        Some(r#"{"account": "root", "wait_s": 1}"#),
+        Some(as_me(r#"{"account": "root", "wait_s": 1}"#)),
         "Flush",
     );
     c.ok("POST", "/v1/sweep", None, "Sweep");
-    let purge = c.ok("POST", "/v1/accounts/root/purge", Some("{}"), "Purge");
+    let purge = c.ok(
+        "POST",
+        as_me("/v1/accounts/root/purge"),
+        Some("{}"),
+        "Purge",
+    );
     assert_eq!(purge["new_state"], "ok");
     // The history has every change, with the token as the actor.
-    let h = c.ok("GET", "/v1/accounts/root/history", None, "History");
+    let h = c.ok("GET", as_me("/v1/accounts/root/history"), None, "History");
     let actors: Vec<&str> = h["events"]
         .as_array()
         .unwrap()
@@ -974,7 +1001,7 @@ fn openapi_page_metrics_and_healthz_are_served() {
     Schemas::load().check("Health", &h.json()).unwrap();
     wait_until(WAIT, || {
         let m = http(port, "GET", "/metrics", &[], None).text();
-        m.contains("scriptmail_sent_total{account=\"root\"} 1")
+        m.contains(as_me("scriptmail_sent_total{account=\"root\"} 1"))
             && m.contains("scriptmail_node_delivery_delay_last_hour_seconds_count 1")
     });
     let m = http(port, "GET", "/metrics", &[], None);
@@ -987,7 +1014,7 @@ fn openapi_page_metrics_and_healthz_are_served() {
     for line in [
         "scriptmail_node_messages{state=\"held\"} 0",
         "scriptmail_node_sent_total 1",
-        "scriptmail_state{account=\"root\",state=\"ok\"} 1",
+        as_me("scriptmail_state{account=\"root\",state=\"ok\"} 1"),
         "scriptmail_node_delivery_delay_last_hour_seconds_bucket{le=\"+Inf\"} 1",
     ] {
         assert!(text.lines().any(|l| l == line), "{line}\n{text}");
@@ -1001,7 +1028,7 @@ fn metrics_can_be_restricted_and_the_api_can_listen_on_a_unix_socket() {
     let (env, port) = env_with_api(closed_port(), "api.open_metrics = false");
     let api = start_api(&env, port);
     let admin = format!("Bearer {}", token(&env, "ops", "admin"));
-    let site = format!("Bearer {}", token(&env, "site", "account:root"));
+    let site = format!("Bearer {}", token(&env, "site", as_me("account:root")));
     for path in ["/metrics", "/healthz"] {
         assert_eq!(http(port, "GET", path, &[], None).status, 401, "{path}");
         assert_eq!(
@@ -1037,7 +1064,7 @@ fn metrics_can_be_restricted_and_the_api_can_listen_on_a_unix_socket() {
     let ask = || -> Option<Reply> {
         use std::io::{Read, Write};
         let mut s = std::os::unix::net::UnixStream::connect(&sock).ok()?;
-        write!(s, "GET /v1/accounts/root HTTP/1.1\r\nHost: x\r\nAuthorization: {admin}\r\nConnection: close\r\n\r\n").ok()?;
+        write!(s, "GET /v1/accounts/{} HTTP/1.1\r\nHost: x\r\nAuthorization: {admin}\r\nConnection: close\r\n\r\n", me()).ok()?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).ok()?;
         parse_reply(&raw)
@@ -1045,7 +1072,7 @@ fn metrics_can_be_restricted_and_the_api_can_listen_on_a_unix_socket() {
     wait_until(WAIT, || ask().is_some());
     let r = ask().unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["account"], "root");
+    assert_eq!(r.json()["account"], me());
     assert_eq!(
         std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
         0o660

@@ -175,7 +175,7 @@ fn the_page_in_a_real_browser() {
         "the account picker",
         "return !document.getElementById('picker').hidden",
     );
-    b.keys("#search", "root\u{E007}");
+    b.keys("#search", &format!("{}\u{E007}", me()));
     b.wait(
         "the account's page",
         "return !document.getElementById('panel').hidden",
@@ -384,7 +384,7 @@ fn the_page_in_a_real_browser() {
     );
     b.go(&url);
     b.wait("the French picker", "return document.documentElement.lang === 'fr' && !document.getElementById('picker').hidden");
-    b.keys("#search", "root\u{E007}");
+    b.keys("#search", &format!("{}\u{E007}", me()));
     b.wait(
         "the account's page",
         "return !document.getElementById('panel').hidden",

@@ -81,7 +81,7 @@ impl Node {
 
     /// This node's own view of the account (`--local`).
     fn local(&self) -> Value {
-        self.json(&["--local", "status", "root"])
+        self.json(&["--local", "status", me()])
     }
 
     fn send(&self, subject: &str) {
@@ -133,7 +133,7 @@ fn block_unblock_and_purge_act_on_every_node() {
     let nodes = three(sink.port(), &url);
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
 
-    let d = a.json(&["block", "root", "--note", "cluster test"]);
+    let d = a.json(&["block", me(), "--note", "cluster test"]);
     assert_eq!(
         (d["old_state"].as_str(), d["new_state"].as_str()),
         (Some("ok"), Some("ko"))
@@ -146,11 +146,11 @@ fn block_unblock_and_purge_act_on_every_node() {
     c.send("on c");
     assert_eq!((b.held(), c.held()), (1, 1));
     // The cluster's status sums the nodes' held mail.
-    wait_until(WAIT, || a.json(&["status", "root"])["queue"]["held"] == 2);
-    let h = c.json(&["history", "root"]);
+    wait_until(WAIT, || a.json(&["status", me()])["queue"]["held"] == 2);
+    let h = c.json(&["history", me()]);
     assert_eq!(h["events"][0]["note"], "cluster test");
 
-    let u = c.json(&["unblock", "root"]);
+    let u = c.json(&["unblock", me()]);
     assert_eq!(
         (u["new_state"].as_str(), u["released"].as_i64()),
         (Some("ok"), Some(2))
@@ -165,11 +165,11 @@ fn block_unblock_and_purge_act_on_every_node() {
     }
 
     // Purge: held mail on all three dropped, the total reported.
-    a.json(&["block", "root"]);
+    a.json(&["block", me()]);
     for n in &nodes {
         n.send(&format!("purged on {}", n.name));
     }
-    let p = b.json(&["purge", "root", "--yes"]);
+    let p = b.json(&["purge", me(), "--yes"]);
     assert_eq!(
         (p["dropped"].as_i64(), p["new_state"].as_str()),
         (Some(3), Some("ok")),
@@ -208,7 +208,7 @@ fn daily_limit_holds_across_nodes_under_unpaced_bursts() {
     let url = pg.database();
     let sink = Sink::start();
     let nodes = three(sink.port(), &url);
-    nodes[0].json(&["set", "root", "--max-per-day", "100"]);
+    nodes[0].json(&["set", me(), "--max-per-day", "100"]);
     // Every node has the limit before the burst.
     wait_until(WAIT, || {
         nodes
@@ -244,14 +244,14 @@ fn daily_limit_holds_across_nodes_under_unpaced_bursts() {
             (Some("ko"), Some("limit"))
         );
     }
-    let s = nodes[1].json(&["status", "root"]);
+    let s = nodes[1].json(&["status", me()]);
     assert_eq!(
         (s["state"].as_str(), s["reason"].as_str()),
         (Some("ko"), Some("limit"))
     );
     assert_eq!(s["changed_by"], "scriptmail");
     wait_until(WAIT, || {
-        nodes[2].json(&["status", "root"])["queue"]["held"] == held
+        nodes[2].json(&["status", me()])["queue"]["held"] == held
     });
 }
 
@@ -269,7 +269,7 @@ fn status_sums_nodes_lists_every_error_and_reports_once() {
         Action::reply(550, "5.1.1 no such user"),
     );
     let nodes = three(smtp.port(), &url);
-    nodes[0].json(&["set", "root", "--report-to", "webmaster@example.com"]);
+    nodes[0].json(&["set", me(), "--report-to", "webmaster@example.com"]);
     for (i, n) in nodes.iter().enumerate() {
         for k in 0..=i {
             n.send(&format!("good {} {k}", n.name));
@@ -290,10 +290,10 @@ fn status_sums_nodes_lists_every_error_and_reports_once() {
         |key: &str| -> i64 { nodes.iter().map(|n| n.local()[key].as_i64().unwrap()).sum() };
     assert_eq!((local_sum("sent_total"), local_sum("error_total")), (6, 3));
     wait_until(WAIT, || {
-        let s = nodes[1].json(&["status", "root"]);
+        let s = nodes[1].json(&["status", me()]);
         s["sent_total"] == 6 && s["error_total"] == 3 && s["today"]["submitted"] == 9
     });
-    let s = nodes[2].json(&["status", "root"]);
+    let s = nodes[2].json(&["status", me()]);
     assert_eq!(
         (
             s["sent_today"].as_i64(),
@@ -302,9 +302,9 @@ fn status_sums_nodes_lists_every_error_and_reports_once() {
         ),
         (Some(6), Some(6), Some(3))
     );
-    let stats = nodes[0].json(&["stats", "root", "--days", "2"]);
+    let stats = nodes[0].json(&["stats", me(), "--days", "2"]);
     assert_eq!(stats["days"][1]["sent"], 6, "{stats}");
-    let errors = nodes[0].json(&["errors", "root"]);
+    let errors = nodes[0].json(&["errors", me()]);
     let qids: std::collections::HashSet<String> = errors["errors"]
         .as_array()
         .unwrap()
@@ -365,7 +365,7 @@ fn nodes_relay_without_the_store_and_catch_up_after_it_restarts() {
     let sink = Sink::start();
     let nodes = three(sink.port(), &url);
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
-    a.json(&["set", "root", "--max-per-day", "2"]);
+    a.json(&["set", me(), "--max-per-day", "2"]);
     wait_until(WAIT, || {
         nodes
             .iter()
@@ -386,7 +386,7 @@ fn nodes_relay_without_the_store_and_catch_up_after_it_restarts() {
         (Some("ko"), Some("limit"))
     );
     assert_eq!(b.local()["state"], "ok");
-    let out = a.ctl(&["block", "root"]);
+    let out = a.ctl(&["block", me()]);
     assert_eq!(out.status.code(), Some(69), "{}", stderr(&out));
     let line = stderr(&out);
     assert!(line.contains("cluster store unreachable"), "{line}");
@@ -397,16 +397,16 @@ fn nodes_relay_without_the_store_and_catch_up_after_it_restarts() {
     // Every node reconnects and pushes what it did meanwhile; a's block
     // becomes the cluster's.
     wait_until(WAIT, || {
-        let s = a.json(&["status", "root"]);
+        let s = a.json(&["status", me()]);
         s["sent_total"] == 4 && s["state"] == "ko"
     });
     for n in &nodes {
         wait_until(WAIT, || n.local()["state"] == "ko");
     }
-    let u = c.json(&["unblock", "root"]);
+    let u = c.json(&["unblock", me()]);
     assert_eq!(u["released"], 1);
-    a.json(&["set", "root", "--max-per-day", "0"]);
-    a.json(&["block", "root", "--note", "after the restart"]);
+    a.json(&["set", me(), "--max-per-day", "0"]);
+    a.json(&["block", me(), "--note", "after the restart"]);
     for n in &nodes[1..] {
         assert_eq!(n.local()["state"], "ko");
         n.send("after restart");
@@ -427,13 +427,13 @@ fn a_node_killed_during_a_purge_carries_it_out_after_restart() {
     let mut b = Node::new("b", sink.port(), &url);
     a.start();
     b.start();
-    a.json(&["block", "root"]);
+    a.json(&["block", me()]);
     b.send("before the purge");
     assert_eq!(b.held(), 1);
     b.kill9();
     // b is not there to do its part: the purge waits for it (a lease at
     // most), and the account stays purging until b has.
-    let p = a.json(&["purge", "root", "--yes"]);
+    let p = a.json(&["purge", me(), "--yes"]);
     assert_eq!(p["new_state"], "purging", "{p}");
     b.send("after the purge");
     assert_eq!(b.held(), 2);
@@ -446,7 +446,7 @@ fn a_node_killed_during_a_purge_carries_it_out_after_restart() {
         .unwrap()
         .clone();
     assert!(bk["pending_commands"].as_i64().unwrap() >= 1, "{k}");
-    let s = a.json(&["status", "root"]);
+    let s = a.json(&["status", me()]);
     assert_eq!(
         (s["state"].as_str(), s["pending_nodes"].clone()),
         (Some("purging"), serde_json::json!(["b"]))
@@ -455,14 +455,14 @@ fn a_node_killed_during_a_purge_carries_it_out_after_restart() {
     b.start();
     let got = sink.wait_for(1, WAIT);
     assert_eq!(got[0].header("Subject").as_deref(), Some("after the purge"));
-    wait_until(WAIT, || a.json(&["status", "root"])["state"] == "ok");
+    wait_until(WAIT, || a.json(&["status", me()])["state"] == "ok");
     wait_until(WAIT, || {
-        a.json(&["status", "root"])["pending_nodes"] == serde_json::json!([])
+        a.json(&["status", me()])["pending_nodes"] == serde_json::json!([])
     });
     assert_eq!(b.held(), 0);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(subjects(&sink), ["after the purge"]);
-    let h = a.json(&["history", "root"]);
+    let h = a.json(&["history", me()]);
     let last = h["events"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(
         (last["new_state"].as_str(), last["reason"].as_str()),
@@ -493,7 +493,7 @@ fn cluster_init_and_a_newer_schema_refused() {
     let mut c = Pg::connect(&url);
     c.batch_execute("UPDATE scriptmail_schema SET version = 99")
         .unwrap();
-    let out = a.ctl(&["status", "root"]);
+    let out = a.ctl(&["status", me()]);
     assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("newer than this scriptmail supports"),
@@ -568,8 +568,8 @@ fn tls_verify_full_and_a_least_privilege_role() {
     });
     a.send("over tls");
     sink.wait_for(1, WAIT);
-    wait_until(WAIT, || a.json(&["status", "root"])["sent_total"] == 1);
-    let d = a.json(&["block", "root"]);
+    wait_until(WAIT, || a.json(&["status", me()])["sent_total"] == 1);
+    let d = a.json(&["block", me()]);
     assert_eq!(d["new_state"], "ko");
     // Every connection of the node's role is encrypted.
     let plain: i64 = owner
@@ -603,11 +603,11 @@ fn tls_verify_full_and_a_least_privilege_role() {
     assert!(refused("CREATE TABLE x (y int)").contains("permission denied"));
 
     let none = node("n", "none", &certs.ca);
-    let out = none.ctl(&["status", "root"]);
+    let out = none.ctl(&["status", me()]);
     assert_eq!(out.status.code(), Some(69), "{}", stderr(&out));
     assert!(stderr(&out).contains("pg_hba.conf"), "{}", stderr(&out));
     let wrong = node("w", "verify-full", &certs.other_ca);
-    let out = wrong.ctl(&["status", "root"]);
+    let out = wrong.ctl(&["status", me()]);
     assert_eq!(out.status.code(), Some(69), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("cluster store unreachable"),
@@ -615,9 +615,9 @@ fn tls_verify_full_and_a_least_privilege_role() {
         stderr(&out)
     );
     let require = node("r", "require", &certs.other_ca);
-    assert_eq!(require.json(&["status", "root"])["state"], "ko");
+    assert_eq!(require.json(&["status", me()])["state"], "ko");
     std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = require.ctl(&["status", "root"]);
+    let out = require.ctl(&["status", me()]);
     assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
     assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
 }
@@ -636,7 +636,7 @@ fn messages_and_held_mail_of_other_nodes() {
     let sink = Sink::start();
     let nodes = three(sink.port(), &url);
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
-    a.json(&["block", "root"]);
+    a.json(&["block", me()]);
     let send_to = |n: &Node, to: &str, subject: &str| {
         assert_ok(&n.env.submit(&["-t", "-i"], &simple_message(to, subject)));
     };
@@ -653,8 +653,8 @@ fn messages_and_held_mail_of_other_nodes() {
             )
             .unwrap()
     };
-    wait_until(WAIT, || a.json(&["held", "root"])["held"] == 3);
-    let h = a.json(&["held", "root"]);
+    wait_until(WAIT, || a.json(&["held", me()])["held"] == 3);
+    let h = a.json(&["held", me()]);
     let domains: Vec<(String, i64)> = h["domains"]
         .as_array()
         .unwrap()
@@ -672,7 +672,7 @@ fn messages_and_held_mail_of_other_nodes() {
     );
 
     // A filter goes to every node; only b has gmail mail.
-    let r = a.json(&["release", "root", "--domain", "gmail.com"]);
+    let r = a.json(&["release", me(), "--domain", "gmail.com"]);
     assert_eq!(
         (r["released"].as_i64(), r["held"].as_i64()),
         (Some(1), Some(2)),
@@ -687,7 +687,7 @@ fn messages_and_held_mail_of_other_nodes() {
     let m = a.json(&["release", &q]);
     assert_eq!(
         (m["qid"].as_str(), m["account"].as_str()),
-        (Some(q.as_str()), Some("root"))
+        (Some(q.as_str()), Some(me()))
     );
     sink.wait_for(2, WAIT);
     let q2 = qid(c, "c org 2");
@@ -741,7 +741,7 @@ fn the_error_ratio_rule_counts_every_node() {
     wait_until(WAIT, || {
         nodes.iter().all(|n| n.local()["state"] == "bounce")
     });
-    let s = nodes[0].json(&["status", "root"]);
+    let s = nodes[0].json(&["status", me()]);
     assert_eq!(
         (s["state"].as_str(), s["reason"].as_str()),
         (Some("bounce"), Some("bounce"))
@@ -762,12 +762,12 @@ fn retiring_a_node_that_is_gone() {
     let mut a = Node::new("a", sink.port(), &url);
     a.start();
     let mut c = Pg::connect(&url);
-    c.batch_execute(
+    c.batch_execute(as_me(
         "INSERT INTO nodes (name, last_sync, revision) VALUES ('gone', now() - interval '1 day', 0);
          INSERT INTO node_accounts (account, node, sent_total, error_total, held, queued, deferred, sending)
              VALUES ('root', 'gone', 5, 0, 7, 0, 0, 0);
          INSERT INTO accounts (name, since, first_seen) VALUES ('root', 0, 0) ON CONFLICT DO NOTHING;",
-    )
+    ))
     .unwrap();
     let k = a.json(&["cluster"]);
     let gone = k["nodes"]
@@ -781,12 +781,12 @@ fn retiring_a_node_that_is_gone() {
         (gone["active"].as_bool(), gone["retired"].as_bool()),
         (Some(false), Some(false))
     );
-    assert_eq!(a.json(&["status", "root"])["queue"]["held"], 7);
+    assert_eq!(a.json(&["status", me()])["queue"]["held"], 7);
     let out = a.ctl(&["cluster", "retire", "a"]);
     assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
     let r = a.json(&["cluster", "retire", "gone"]);
     assert_eq!(r["retired"], true);
-    let s = a.json(&["status", "root"]);
+    let s = a.json(&["status", me()]);
     // Its held mail is forgotten, its history kept.
     assert_eq!(
         (s["queue"]["held"].as_i64(), s["sent_total"].as_i64()),
@@ -808,11 +808,11 @@ fn a_node_away_longer_than_the_log_takes_the_current_state() {
     let mut b = Node::new("b", sink.port(), &url);
     a.start();
     b.start();
-    a.json(&["block", "root"]);
+    a.json(&["block", me()]);
     b.send("held on b");
     b.kill9();
     // While b is away: unblocked, then `daemon` blocked; the log pruned.
-    a.json(&["unblock", "root"]);
+    a.json(&["unblock", me()]);
     a.json(&["block", "daemon"]);
     let mut c = Pg::connect(&url);
     c.batch_execute(
