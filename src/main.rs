@@ -11,7 +11,8 @@ use clap::Parser;
 use scriptmail::cli::{Cli, Command};
 use scriptmail::config::{self, Config};
 use scriptmail::exit::Exit;
-use scriptmail::{log, privilege, relay};
+use scriptmail::log::{self, Level};
+use scriptmail::{privilege, relay};
 
 fn main() -> ExitCode {
     let mut args: Vec<OsString> = std::env::args_os().collect();
@@ -115,7 +116,13 @@ fn run(cli: Cli, config_path: Option<PathBuf>) -> Result<Exit, Failure> {
             };
             relay::run(cfg, config_path, mode)
                 .map(|()| Exit::Ok)
-                .map_err(|e| (e.exit_code(), e.to_string()))
+                .map_err(|e| {
+                    // A one-shot's stderr is /dev/null (wake.rs): without this
+                    // line nobody learns why the maildrop waits (docs/faults.md).
+                    let who = if once { "delivery run" } else { "relayd" };
+                    log::log(Level::Err, &format!("{who} stopped: {e}"));
+                    (e.exit_code(), e.to_string())
+                })
         }
         Command::MailqCtl(args) => scriptmail::ctl::run(args, config_path.as_deref()),
         Command::Bounce { recipient } => {
