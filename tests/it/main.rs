@@ -8,6 +8,7 @@ mod sink;
 
 mod bounce;
 mod ctl;
+mod faults;
 mod package;
 mod relay;
 mod security;
