@@ -137,7 +137,9 @@ impl Env {
             .spawn()
             .expect("start relayd");
         // Ready once it holds its lock (its pid in relayd.pid), listens
-        // for wake-ups and takes submissions.
+        // for wake-ups and takes submissions: the submit socket listening,
+        // not only there (bind(2) creates the file before listen(2), and a
+        // connect in between is refused).
         let pid = child.id().to_string();
         let (pid_file, sock, submit) = (
             self.queue.join("relayd.pid"),
@@ -147,7 +149,7 @@ impl Env {
         wait_until(Duration::from_secs(10), || {
             std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == pid)
                 && sock.exists()
-                && submit.exists()
+                && listening(&submit)
         });
         Daemon {
             child: Some(child),
@@ -316,6 +318,18 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
     }
+}
+
+/// Whether a Unix stream socket listens on `path` (`/proc/net/unix`: flag
+/// `__SO_ACCEPTCON`), without connecting to it.
+pub fn listening(path: &Path) -> bool {
+    let want = path.to_string_lossy();
+    std::fs::read_to_string("/proc/net/unix").is_ok_and(|t| {
+        t.lines().skip(1).any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(3) == Some(&"00010000") && f.get(7) == Some(&want.as_ref())
+        })
+    })
 }
 
 /// Run a command feeding `input` on stdin; collect its output.
