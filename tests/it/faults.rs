@@ -206,23 +206,31 @@ impl Relayd {
         self.child.lock().expect("child").as_ref().map(Child::id)
     }
 
-    /// Ready: the running relayd holds its pid file and answers on the submit socket
+    /// Ready: the running relayd holds its pid file and listens on the submit socket
     /// (after a kill -9, the dead one's socket file is still there).
     fn wait_ready(&self, env: &Env) {
         wait_until(WAIT, || {
             let Some(pid) = self.pid() else { return false };
             let ours = fs::read_to_string(env.queue.join("relayd.pid"))
                 .is_ok_and(|p| p.trim() == pid.to_string());
-            ours && greets(&env.submit_socket())
+            ours && listening(&env.submit_socket())
         });
     }
 
-    /// kill -9 the running relayd (the supervisor starts another); false if none ran.
+    /// kill -9 the running relayd and wait until its supervisor has seen it die (a
+    /// killed process still listens until the kernel has torn it down); false if none
+    /// ran. The supervisor then starts another.
     fn kill9(&self) -> bool {
-        match self.child.lock().expect("child").as_mut() {
-            Some(c) => c.kill().is_ok(),
-            None => false,
-        }
+        let killed = {
+            let mut c = self.child.lock().expect("child");
+            let Some(c) = c.as_mut() else { return false };
+            if c.kill().is_err() {
+                return false;
+            }
+            c.id()
+        };
+        wait_until(WAIT, || self.pid() != Some(killed));
+        true
     }
 
     /// How relayd exited so far (kills included).
@@ -246,17 +254,6 @@ impl Drop for Relayd {
             let _ = c.wait();
         }
     }
-}
-
-/// Whether relayd answers on `socket` with its greeting.
-fn greets(socket: &Path) -> bool {
-    use std::io::{BufRead, BufReader};
-    let Ok(s) = std::os::unix::net::UnixStream::connect(socket) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).is_ok() && line.starts_with("220 ")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -624,6 +621,12 @@ fn run_case(case: Case) {
                 assert_eq!(rows_like(&env, "during"), 0, "a refused message was queued");
             }
         }
+    }
+
+    // relayd stopped by itself during the fault, if it does (and is not still on its
+    // way out when it is waited for below).
+    if let (Some(r), Some(exit)) = (&relayd, case.relayd_stops) {
+        wait_until(WAIT, || r.exits().iter().any(|st| st.code() == Some(exit)));
     }
 
     // The fault clears.
