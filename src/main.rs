@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use scriptmail::cli::{self, Cli, Command};
 use scriptmail::config::{self, Config};
 use scriptmail::exit::{self, Failure};
-use scriptmail::{log, privilege, relay};
+use scriptmail::log::{self, Level};
+use scriptmail::{privilege, relay};
 
 fn main() -> ExitCode {
     let mut args: Vec<OsString> = std::env::args_os().collect();
@@ -69,7 +70,12 @@ fn run(cli: Cli) -> Result<(), Box<dyn Failure>> {
             } else {
                 relay::Mode::Daemon
             };
-            relay::run(cfg, config_path.map(Path::to_path_buf), mode)?;
+            relay::run(cfg, config_path.map(Path::to_path_buf), mode).inspect_err(|e| {
+                // A one-shot's stderr is /dev/null (wake.rs): without this
+                // line nobody learns why the maildrop waits (docs/faults.md).
+                let who = if once { "delivery run" } else { "relayd" };
+                log::log(Level::Err, &format!("{who} stopped: {e}"));
+            })?;
         }
         Command::Api => {
             let cfg = Config::load(config_path)?;

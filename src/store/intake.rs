@@ -8,6 +8,10 @@
 //! account is "already there" (a `sendmail` that lost relayd's answer and
 //! then wrote the maildrop, or an import that ran twice), never a second
 //! copy; under another account it is refused.
+//!
+//! A batch whose COMMIT failed is voided at once, so that SQLite's WAL
+//! recovery cannot bring back what its callers were told was not queued
+//! ([`Store::enqueue_batch`], docs/faults.md).
 
 use rusqlite::OptionalExtension;
 
@@ -81,7 +85,7 @@ impl Store {
         items: &[Intake],
         policy: EnqueuePolicy,
     ) -> Vec<Result<Intaken>> {
-        match self.commit_batch(items, policy) {
+        let results = match self.commit_batch(items, policy) {
             Ok(results) => results,
             Err(e) if items.len() <= 1 => vec![Err(e)],
             Err(_) => items
@@ -94,7 +98,36 @@ impl Store {
                         })
                 })
                 .collect(),
+        };
+        if results
+            .iter()
+            .any(|r| matches!(r, Err(e) if may_have_written(e)))
+        {
+            self.void_failed_commit();
         }
+        results
+    }
+
+    /// Make sure a transaction whose COMMIT failed never comes back.
+    ///
+    /// In WAL mode a COMMIT writes the transaction's pages to the WAL, then
+    /// fsyncs it. When the fsync fails (EIO), the COMMIT fails and the
+    /// transaction is rolled back in memory, but its frames stay in the WAL
+    /// file, whole, past the end the WAL index knows. The next write
+    /// transaction overwrites them; if the process died before one, the WAL
+    /// recovery of the next open would find them valid and bring the
+    /// transaction back — messages whose `sendmail` was told "not queued"
+    /// (exit 74) would be delivered (docs/faults.md). So write one now: page
+    /// 1 rewritten with the same `user_version`, the smallest write SQLite
+    /// makes. Its frames take the failed ones' place, and recovery stops at
+    /// its commit. Best effort: should it fail as well, its own frames
+    /// change nothing.
+    fn void_failed_commit(&mut self) {
+        let _ = self.write_tx().and_then(|tx| {
+            let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            tx.pragma_update(None, "user_version", version)?;
+            Ok(tx.commit()?)
+        });
     }
 
     fn commit_batch(
@@ -130,6 +163,21 @@ impl Store {
         }
         tx.commit()?;
         Ok(out)
+    }
+}
+
+/// Whether a failed batch may have left frames in the WAL: an SQLite error
+/// other than not getting the write lock (which fails before a page is
+/// written). A refusal of one message (another account's queue id) comes
+/// from a batch that committed.
+fn may_have_written(e: &StoreError) -> bool {
+    match e {
+        StoreError::Sql(rusqlite::Error::SqliteFailure(f, _)) => !matches!(
+            f.code,
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+        ),
+        StoreError::Sql(_) => true,
+        _ => false,
     }
 }
 

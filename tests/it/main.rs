@@ -17,6 +17,7 @@ mod bounce;
 mod browser;
 mod cluster;
 mod ctl;
+mod faults;
 mod relay;
 mod sendmail;
 mod submission;

@@ -49,7 +49,7 @@ fn wait_all_done(env: &Env, n: i64, timeout: Duration) {
             "only {done} of {n} messages done within {timeout:?}; states: {:?}",
             query_rows(
                 env,
-                "SELECT state, count(*), max(last_error) FROM messages GROUP BY state"
+                "SELECT state, CAST(count(*) AS TEXT), coalesce(max(last_error), '') FROM messages GROUP BY state"
             )
         );
         std::thread::sleep(Duration::from_millis(50));

@@ -274,7 +274,9 @@ impl Env {
             .spawn()
             .expect("start relayd");
         // Ready once it holds its lock (its pid in relayd.pid), listens
-        // for wake-ups and takes submissions.
+        // for wake-ups and takes submissions: the submit socket listening,
+        // not only there (bind(2) creates the file before listen(2), and a
+        // connect in between is refused).
         let pid = child.id().to_string();
         let (pid_file, sock, submit) = (
             self.queue.join("relayd.pid"),
@@ -669,4 +671,27 @@ pub fn refused(env: &Env, args: &[&str], code: i32) -> String {
         .collect();
     assert_eq!(lines.len(), 1, "{args:?}: want one error line, got {err:?}");
     lines[0].to_string()
+}
+
+/// Whether this test can run: true as root. Otherwise it writes one line
+/// naming the test and what it `needs` (straight to stderr, past the test
+/// harness's capture, so a normal `cargo test` shows it) and the test
+/// returns — unless `SCRIPTMAIL_ROOT_TESTS=1` says the run must cover it:
+/// then it fails.
+pub fn as_root(needs: &str) -> bool {
+    if scriptmail::os::effective_uid() == 0 {
+        return true;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a root test")
+        .to_string();
+    if std::env::var_os("SCRIPTMAIL_ROOT_TESTS").is_some_and(|v| v == "1") {
+        panic!("SCRIPTMAIL_ROOT_TESTS=1 but not root: {test} ({needs}) cannot run");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "needs root: {test} ({needs}) — run by .ci/run as root"
+    );
+    false
 }

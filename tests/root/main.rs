@@ -14,8 +14,6 @@
 // Test code may unwrap (Cargo.toml denies it in the programs).
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
-
 #[path = "../it/fake_smtp.rs"]
 mod fake_smtp;
 #[path = "../it/sink.rs"]
@@ -28,25 +26,4 @@ mod queue_owner;
 mod security;
 mod submission_security;
 
-/// Whether this test can run: true as root. Otherwise it writes one line
-/// naming the test and what it `needs` (straight to stderr, past the test
-/// harness's capture, so a normal `cargo test` shows it) and the test
-/// returns — unless `SCRIPTMAIL_ROOT_TESTS=1` says the run must cover it:
-/// then it fails.
-pub fn as_root(needs: &str) -> bool {
-    if scriptmail::os::effective_uid() == 0 {
-        return true;
-    }
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("a root test")
-        .to_string();
-    if std::env::var_os("SCRIPTMAIL_ROOT_TESTS").is_some_and(|v| v == "1") {
-        panic!("SCRIPTMAIL_ROOT_TESTS=1 but not root: {test} ({needs}) cannot run");
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "needs root: {test} ({needs}) — run by .ci/run as root"
-    );
-    false
-}
+pub use util::as_root;
