@@ -1,4 +1,4 @@
-/* floor: the least any durable sendmail can do (SPEC §10, issue 8).
+/* floor: the least any durable sendmail can do (issue 8).
  *
  * Reads the whole message from stdin, writes it to a new file with a unique
  * name in DIR (argv[1]), fsyncs the file and then the directory (so the new

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh — the benchmark of SPEC §10 / issues 8 and 13, in one command.
+# bench/run.sh — the benchmark of issues 8 and 13, in one command.
 #
 # Measures, in the same run on the same machine, scriptmail's `sendmail -t -i`
 # against the floor (bench/floor.c: read stdin, write a new file, fsync file
@@ -328,7 +328,7 @@ EOF
 chmod 600 "$WORK/msmtprc"
 
 # ---------------------------------------------------------------- dma, nullmailer
-# Both conflict with Postfix as installed packages (SPEC §10), so they run
+# Both conflict with Postfix as installed packages, so they run
 # from their unpacked .debs (`dpkg-deb -x` as root keeps the owners and the
 # set-id bits), as PEER_USER, the way PHP's mail() runs them. Their compiled-in
 # system paths are written for the run and restored at exit (lib.sh, stash).

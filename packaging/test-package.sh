@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install test of the Debian package, the way an admin uses it (SPEC §9, issue 7).
+# Install test of the Debian package, the way an admin uses it (issue 7).
 # Run as root on a Debian 12 machine that has Postfix, PHP CLI, lintian and sqlite3
 # (.ci/run installs them), with no scriptmail package installed (one left over from
 # an earlier run is purged first). It:

@@ -1,4 +1,4 @@
-//! Integration tests: the relay (SPEC §5, issue 3) — retries, per-recipient
+//! Integration tests: the relay (docs/relay.md, issue 3) — retries, per-recipient
 //! outcomes, crashes, signals and bursts — against the scripted fake SMTP
 //! server (fault injection) and Postfix's real smtp-sink (everything else).
 

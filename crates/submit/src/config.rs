@@ -234,7 +234,7 @@ pub struct RelayConfig {
     pub program: PathBuf,
 }
 
-/// Node-wide defaults of the automatic protection (SPEC §6.4).
+/// Node-wide defaults of the automatic protection (docs/bounces.md).
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// 0 = no limit.
@@ -258,7 +258,7 @@ pub struct AccountPolicy {
     pub map: Vec<(u32, u32, String)>,
 }
 
-/// Bounce capture (SPEC §6.3).
+/// Bounce capture (docs/bounces.md).
 #[derive(Debug, Clone)]
 pub struct BounceConfig {
     /// Rewrite the envelope sender so DSNs come back to the node.

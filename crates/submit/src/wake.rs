@@ -4,7 +4,7 @@
 //! non-blocking, so a stuck daemon cannot stall a PHP worker. When no daemon
 //! listens, it starts a detached one-shot `scriptmail relayd --once` with
 //! stdio on /dev/null in its own process group: PHP's `pclose()` returns as
-//! soon as `sendmail` exits, and the delivery goes on without it (SPEC §5).
+//! soon as `sendmail` exits, and the delivery goes on without it (docs/design.md, "Relaying").
 
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
