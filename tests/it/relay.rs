@@ -974,14 +974,14 @@ fn delete_takes_a_queued_message_while_the_relay_is_busy() {
 
 /// Issue 11 item 5: a one-shot delivery killed mid-delivery (kill -9, or
 /// PHP-FPM's cgroup going away) while no daemon runs. Its claim must come
-/// back: through the sweep timer when nothing else happens, or through the
-/// next one-shot a submission starts.
+/// back: through the sweep timer when nothing else happens, through the
+/// next one-shot a submission starts, or through relayd when it starts.
 #[test]
 fn a_one_shot_killed_mid_delivery_leaves_nothing_stuck_in_sending() {
     let fake = FakeSmtp::start();
     // The first try of each message: the end of data is never answered
     // while its relayer lives (the server closes once it is dead).
-    for tag in ["orphan 0", "orphan 1"] {
+    for tag in ["orphan 0", "orphan 1", "orphan 2"] {
         fake.on(
             "DOT",
             Some(tag),
@@ -1026,4 +1026,11 @@ fn a_one_shot_killed_mid_delivery_leaves_nothing_stuck_in_sending() {
     let got = fake.delivered();
     assert_eq!(got.len(), 3, "{}", fake.transcript_text());
     assert_eq!(env.count("state = 'sent'"), 3);
+
+    // relayd, started with no submission and no sweep, recovers it at start.
+    queue_idle(&env, 1, "orphan 2");
+    kill_one_shot_mid_delivery();
+    let _d = env.relayd();
+    wait_until(WAIT, || env.count("state = 'sent'") == 4);
+    assert_eq!(fake.delivered().len(), 4, "{}", fake.transcript_text());
 }
