@@ -35,27 +35,42 @@ pub struct Dropped {
     pub queued: u64,
 }
 
-/// Drop up to `limit` of a purged account's held, queued and deferred
-/// messages up to the purge's cutoff id, inside `tx`; what was dropped.
-fn drop_purged(tx: &Transaction<'_>, p: &Purge, limit: usize) -> Result<Dropped> {
-    /// The chunk: the same rows each time it is evaluated inside the
-    /// transaction (nothing else writes meanwhile), in index order.
-    macro_rules! victims {
-        () => {
-            concat!(
-                "SELECT id FROM messages WHERE account_id = ?1 AND ",
-                pending!(),
-                " AND state IN ('held', 'queued', 'deferred') AND id <= ?2 LIMIT ?3"
-            )
-        };
-    }
-    let args = params![p.account_id, p.cutoff, limit.min(i64::MAX as usize) as i64];
+/// Which of an account's pending (held, queued, deferred) messages a purge
+/// chunk drops.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Cutoff {
+    /// Up to this message id: a node's own purge (later mail arrived held).
+    UpToId(i64),
+    /// Submitted before this time (ms, this node's clock): a cluster purge,
+    /// whose ids mean nothing across nodes (docs/cluster.md).
+    CreatedBefore(i64),
+}
+
+/// Drop up to `limit` of `account`'s pending messages within `cutoff`,
+/// inside `tx`, set-based (one statement per table instead of three per
+/// message); held and not-held are counted apart.
+pub(super) fn drop_pending(
+    tx: &Transaction<'_>,
+    account: (i64, &str),
+    cutoff: Cutoff,
+    limit: usize,
+) -> Result<Dropped> {
+    let (bound, value) = match cutoff {
+        Cutoff::UpToId(id) => ("id <= ?2", id),
+        Cutoff::CreatedBefore(ms) => ("created < ?2", ms),
+    };
+    // The chunk: the same rows each time it is evaluated inside the
+    // transaction (nothing else writes meanwhile), in index order.
+    let victims = format!(
+        "SELECT id FROM messages WHERE account_id = ?1 AND {} \
+         AND state IN ('held', 'queued', 'deferred') AND {bound} LIMIT ?3",
+        pending!()
+    );
+    let args = params![account.0, value, limit.min(i64::MAX as usize) as i64];
     let mut d = Dropped::default();
     {
-        let mut stmt = tx.prepare_cached(concat!(
-            "SELECT state, count(*) FROM messages WHERE id IN (",
-            victims!(),
-            ") GROUP BY state"
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT state, count(*) FROM messages WHERE id IN ({victims}) GROUP BY state"
         ))?;
         let rows = stmt.query_map(args, |r| {
             Ok((r.get::<_, MessageState>(0)?, r.get::<_, i64>(1)?))
@@ -69,32 +84,21 @@ fn drop_purged(tx: &Transaction<'_>, p: &Purge, limit: usize) -> Result<Dropped>
             }
         }
     }
-    // Set-based: one statement per table instead of three per message.
-    tx.prepare_cached(concat!(
-        "DELETE FROM recipients WHERE message_id IN (",
-        victims!(),
-        ")"
-    ))?
-    .execute(args)?;
-    tx.prepare_cached(concat!(
-        "DELETE FROM bodies WHERE message_id IN (",
-        victims!(),
-        ")"
-    ))?
-    .execute(args)?;
-    let n = tx
-        .prepare_cached(concat!(
-            "DELETE FROM messages WHERE id IN (",
-            victims!(),
-            ")"
+    for table in ["recipients", "bodies"] {
+        tx.prepare_cached(&format!(
+            "DELETE FROM {table} WHERE message_id IN ({victims})"
         ))?
+        .execute(args)?;
+    }
+    let n = tx
+        .prepare_cached(&format!("DELETE FROM messages WHERE id IN ({victims})"))?
         .execute(args)?;
     if n as u64 != d.held + d.queued {
         // Cannot happen inside one write transaction; if it ever did,
         // dropping `tx` rolls the chunk back rather than miscount.
         return Err(StoreError::Conflict(format!(
             "{}: purge chunk changed under it ({n} deleted, {} counted)",
-            p.account,
+            account.1,
             d.held + d.queued
         )));
     }
@@ -162,7 +166,12 @@ impl Store {
     /// blocks"); if it comes back undelivered, `purge_finish` drops it.
     pub fn purge_chunk(&mut self, p: &Purge, limit: usize) -> Result<Dropped> {
         let tx = self.write_tx()?;
-        let d = drop_purged(&tx, p, limit)?;
+        let d = drop_pending(
+            &tx,
+            (p.account_id, &p.account),
+            Cutoff::UpToId(p.cutoff),
+            limit,
+        )?;
         tx.commit()?;
         Ok(d)
     }
@@ -181,7 +190,12 @@ impl Store {
                 p.account, a.state
             )));
         }
-        let late = drop_purged(&tx, p, i64::MAX as usize)?;
+        let late = drop_pending(
+            &tx,
+            (p.account_id, &p.account),
+            Cutoff::UpToId(p.cutoff),
+            usize::MAX,
+        )?;
         let change = Transition {
             old: State::Purging,
             new: State::Ok,

@@ -12,10 +12,9 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::accounts::{account_in, create_account, release_held};
 use super::claims::hold_pending;
-use super::purge::Dropped;
+use super::purge::{Cutoff, Dropped, drop_pending};
 use super::{Result, Store, StoreError};
 use crate::account::State;
-use crate::queue::MessageState;
 
 /// An account's state as the cluster says it is.
 #[derive(Debug, Clone, Copy)]
@@ -194,52 +193,13 @@ impl Store {
     /// `cutoff` (this node's clock), so mail accepted after the purge was
     /// asked for survives. Held and not-held are counted apart.
     pub fn purge_before(&mut self, account: &str, cutoff: i64, limit: usize) -> Result<Dropped> {
-        macro_rules! victims {
-            () => {
-                concat!(
-                    "SELECT id FROM messages WHERE account_id = ?1 AND ",
-                    pending!(),
-                    " AND state IN ('held', 'queued', 'deferred') AND created < ?2 LIMIT ?3"
-                )
-            };
-        }
         let tx = self.write_tx()?;
         let id = match account_in(&tx, account) {
             Ok(a) => a.id,
             Err(StoreError::NoAccount(_)) => return Ok(Dropped::default()),
             Err(e) => return Err(e),
         };
-        let args = params![id, cutoff, limit.min(i64::MAX as usize) as i64];
-        let mut d = Dropped::default();
-        {
-            let mut stmt = tx.prepare_cached(concat!(
-                "SELECT state, count(*) FROM messages WHERE id IN (",
-                victims!(),
-                ") GROUP BY state"
-            ))?;
-            let rows = stmt.query_map(args, |r| {
-                Ok((r.get::<_, MessageState>(0)?, r.get::<_, i64>(1)?))
-            })?;
-            for row in rows {
-                let (state, n) = row?;
-                if state == MessageState::Held {
-                    d.held += n as u64;
-                } else {
-                    d.queued += n as u64;
-                }
-            }
-        }
-        for sql in [
-            concat!(
-                "DELETE FROM recipients WHERE message_id IN (",
-                victims!(),
-                ")"
-            ),
-            concat!("DELETE FROM bodies WHERE message_id IN (", victims!(), ")"),
-            concat!("DELETE FROM messages WHERE id IN (", victims!(), ")"),
-        ] {
-            tx.prepare_cached(sql)?.execute(args)?;
-        }
+        let d = drop_pending(&tx, (id, account), Cutoff::CreatedBefore(cutoff), limit)?;
         tx.commit()?;
         Ok(d)
     }
@@ -248,6 +208,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::MessageState;
     use crate::store::testing::{T0, state_of, store, submit};
 
     fn state<'a>(account: &'a str, s: State, announce: bool) -> ReplicatedState<'a> {
