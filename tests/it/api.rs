@@ -45,20 +45,6 @@ fn qids(env: &Env, state: &str) -> Vec<String> {
         .expect("rows")
 }
 
-/// A task id from `.../email/request`.
-#[track_caller]
-fn request(c: &Client<'_>, account: &str, action: &str) -> String {
-    let r = c.call(
-        "POST",
-        &format!("/hosting/web/{account}/email/request"),
-        Some(&format!("{{\"action\": \"{action}\"}}")),
-    );
-    assert_eq!(r.status, 200, "{action}: {}", r.text());
-    let id = r.json();
-    assert!(id.is_string(), "a task id string: {id}");
-    id.as_str().unwrap_or_default().to_string()
-}
-
 /// The control panel's API, same paths and field names, on real mail: the account
 /// object before and after the recipient changes; BLOCK holds what
 /// `sendmail` accepts (nothing reaches the sink), UNBLOCK relays it to the

@@ -199,6 +199,20 @@ impl Client<'_> {
     }
 }
 
+/// A task id from `.../email/request`.
+#[track_caller]
+pub fn request(c: &Client<'_>, account: &str, action: &str) -> String {
+    let r = c.call(
+        "POST",
+        &format!("/hosting/web/{account}/email/request"),
+        Some(&format!("{{\"action\": \"{action}\"}}")),
+    );
+    assert_eq!(r.status, 200, "{action}: {}", r.text());
+    let id = r.json();
+    assert!(id.is_string(), "a task id string: {id}");
+    id.as_str().unwrap_or_default().to_string()
+}
+
 /// docs/openapi.json's schemas.
 pub struct Schemas(pub Value);
 

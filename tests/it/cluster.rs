@@ -2,13 +2,14 @@
 //! nodes on one machine (three configurations, queues, relayd processes
 //! and node names) against a real PostgreSQL started by `pg.rs`, relaying
 //! to the real smtp-sink (a scripted server only where mail must fail).
-//! The account is `root` on every node: the tests submit as root.
+//! The account is the caller's own ([`me`]) on every node.
 
 use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::apiutil::{Client, Schemas, request, start_api, token};
 use crate::fake_smtp::{Action, FakeSmtp};
 use crate::pg::Pg;
 use crate::sink::Sink;
@@ -825,4 +826,152 @@ fn a_node_away_longer_than_the_log_takes_the_current_state() {
     assert_eq!(got[0].header("Subject").as_deref(), Some("held on b"));
     assert_eq!(b.local()["state"], "ok");
     assert_eq!(b.json(&["--local", "status", "daemon"])["state"], "ko");
+}
+
+/// The panel API in cluster mode (docs/api.md; issue 15): `scriptmail
+/// api` runs on node a only, and acts on the whole cluster through it —
+/// BLOCK through a's API holds mail submitted on b (nothing reaches the
+/// sink) and b's `mailq-ctl status` says `ko`; a's API counts b's sent and
+/// held mail, once b has pushed its figures; UNBLOCK through a's API
+/// releases b's held mail to the sink. An account token still gets 404
+/// for another account the cluster knows, exactly as for none.
+#[test]
+fn the_api_on_one_node_acts_on_the_whole_cluster() {
+    let pg = Pg::shared();
+    let url = pg.database();
+    let sink = Sink::start();
+    let port = closed_port();
+    let api = format!("api.listen = \"127.0.0.1:{port}\"\napi.tokens_file = \"api-tokens\"");
+    let mut a = Node::with("a", sink.port(), &url, &api);
+    let mut b = Node::new("b", sink.port(), &url);
+    a.start();
+    b.start();
+    let _api = start_api(&a.env, port);
+    let schemas = Schemas::load();
+    let panel = Client {
+        port,
+        auth: format!("Bearer {}", token(&a.env, "panel", as_me("account:root"))),
+        schemas: &schemas,
+    };
+    let admin = Client {
+        port,
+        auth: format!("Bearer {}", token(&a.env, "ops", "admin")),
+        schemas: &schemas,
+    };
+    let email = as_me("/hosting/web/root/email");
+    let status = as_me("/v1/accounts/root");
+
+    // Mail sent on b is counted by a's API: a itself sent nothing.
+    b.send("sent on b");
+    sink.wait_for(1, WAIT);
+    wait_until(WAIT, || panel.ok("GET", email, None, "Email")["sent"] == 1);
+    let e = panel.ok("GET", email, None, "Email");
+    assert_eq!(
+        (e["state"].as_str(), e["sentToday"].as_i64()),
+        (Some("ok"), Some(1)),
+        "{e}"
+    );
+    assert_eq!(a.local()["sent_total"], 0, "a sent none of it");
+
+    // BLOCK on a's API: b applied it before the answer (the cluster
+    // authority waits for the nodes' acknowledgements).
+    let id = request(&panel, me(), "BLOCK");
+    let t = panel.ok("GET", &format!("/v1/tasks/{id}"), None, "Task");
+    assert_eq!(
+        (t["result"]["new_state"].as_str(), t["actor"].as_str()),
+        (Some("ko"), Some("api:panel")),
+        "{t}"
+    );
+    assert_eq!(b.local()["state"], "ko");
+    assert_eq!(b.json(&["status", me()])["state"], "ko");
+    let h = b.json(&["history", me()]);
+    assert!(
+        h["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["new_state"] == "ko" && e["actor"] == "api:panel"),
+        "the API's block in the cluster's history: {h}"
+    );
+    b.send("held on b 1");
+    b.send("held on b 2");
+    assert_eq!((b.held(), a.held()), (2, 0));
+    // a's API counts b's held mail once b has pushed it.
+    wait_until(WAIT, || {
+        panel.ok("GET", status, None, "Status")["queue"]["held"] == 2
+    });
+    let s = panel.ok("GET", status, None, "Status");
+    assert_eq!(
+        (s["state"].as_str(), s["sent_total"].as_i64()),
+        (Some("ko"), Some(1)),
+        "{s}"
+    );
+    assert_eq!(panel.ok("GET", email, None, "Email")["state"], "ko");
+    let held = panel.ok("GET", as_me("/v1/accounts/root/held"), None, "Held");
+    assert_eq!(held["held"], 2, "{held}");
+    // Still held on b (a sync cycle later): nothing of it went out.
+    assert_eq!(b.held(), 2);
+    assert_eq!(subjects(&sink), ["sent on b"], "nothing held went out");
+
+    // UNBLOCK on a's API: b's held mail goes to the sink.
+    let id = request(&panel, me(), "UNBLOCK");
+    let t = panel.ok("GET", &format!("/v1/tasks/{id}"), None, "Task");
+    assert_eq!(
+        (
+            t["result"]["new_state"].as_str(),
+            t["result"]["released"].as_i64()
+        ),
+        (Some("ok"), Some(2)),
+        "{t}"
+    );
+    sink.wait_for(3, WAIT);
+    let mut got = subjects(&sink);
+    got.sort();
+    assert_eq!(got, ["held on b 1", "held on b 2", "sent on b"]);
+    assert_eq!((b.held(), b.local()["state"].as_str()), (0, Some("ok")));
+    wait_until(WAIT, || {
+        let e = panel.ok("GET", email, None, "Email");
+        e["sent"] == 3 && e["sentToday"] == 3 && e["state"] == "ok"
+    });
+
+    // Another account the cluster knows (blocked from b): the admin token
+    // sees it through a's API, the account token gets the answer for an
+    // account that does not exist, and cannot unblock it.
+    let other = if me() == "daemon" { "bin" } else { "daemon" };
+    b.json(&["block", other]);
+    let other_email = format!("/hosting/web/{other}/email");
+    assert_eq!(admin.ok("GET", &other_email, None, "Email")["state"], "ko");
+    for (path, missing) in [
+        (other_email.clone(), "/hosting/web/shop8/email".to_string()),
+        (
+            format!("/v1/accounts/{other}"),
+            "/v1/accounts/shop8".to_string(),
+        ),
+        (
+            format!("/v1/accounts/{other}/held"),
+            "/v1/accounts/shop8/held".to_string(),
+        ),
+    ] {
+        let theirs = panel.call("GET", &path, None);
+        let none = admin.call("GET", &missing, None);
+        assert_eq!((theirs.status, none.status), (404, 404), "{path}");
+        assert_eq!(
+            theirs.text().replace(other, "X"),
+            none.text().replace("shop8", "X"),
+            "{path}"
+        );
+    }
+    let msg = panel.refused(
+        "POST",
+        &format!("{other_email}/request"),
+        Some(r#"{"action": "UNBLOCK"}"#),
+        404,
+    );
+    assert_eq!(msg, format!("no such account: {other}"));
+    assert_eq!(admin.ok("GET", &other_email, None, "Email")["state"], "ko");
+    assert_eq!(
+        b.json(&["--local", "status", other])["state"],
+        "ko",
+        "untouched"
+    );
 }
