@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use crate::handoff::listing::Pending;
+
 /// Where a message is in the queue (the `messages.state` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageState {
@@ -54,6 +56,17 @@ impl MessageState {
 
     pub fn parse(s: &str) -> Option<MessageState> {
         MessageState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// The state as `sendmail -bp` lists it; `None` once done.
+    pub fn pending(self) -> Option<Pending> {
+        match self {
+            MessageState::Held => Some(Pending::Held),
+            MessageState::Queued => Some(Pending::Queued),
+            MessageState::Sending => Some(Pending::Sending),
+            MessageState::Deferred => Some(Pending::Deferred),
+            MessageState::Sent | MessageState::Failed | MessageState::Expired => None,
+        }
     }
 
     /// Not done yet: the message still has its body and may still go out

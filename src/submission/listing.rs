@@ -9,7 +9,7 @@ use std::io::BufReader;
 use crate::config::Config;
 use crate::exit::{Exit, Failure};
 use crate::handoff::frame;
-use crate::handoff::listing::{self, Row};
+use crate::handoff::listing::{self, Pending, Row};
 use crate::handoff::parcel;
 use crate::maildrop;
 use crate::store::{Durability, Store, StoreError};
@@ -43,13 +43,15 @@ pub fn rows(cfg: &Config, store: &Store, account: &str) -> Result<Vec<Row>, Stor
     let mut rows: Vec<Row> = store
         .pending_of(account)?
         .into_iter()
-        .map(|p| Row {
-            qid: p.qid,
-            size: p.size,
-            created: p.created,
-            state: p.state.to_string(),
-            sender: p.sender,
-            recipients: p.recipients,
+        .filter_map(|p| {
+            Some(Row {
+                state: p.state.pending()?,
+                qid: p.qid,
+                size: p.size,
+                created: p.created,
+                sender: p.sender,
+                recipients: p.recipients,
+            })
         })
         .collect();
     for d in dropped {
@@ -83,7 +85,7 @@ fn dropped_of(cfg: &Config, account: &str) -> Vec<Row> {
             qid: env.parcel.qid,
             size: i64::try_from(env.data_len).unwrap_or(i64::MAX),
             created: origin.time,
-            state: "maildrop".into(),
+            state: Pending::Maildrop,
             sender: env.parcel.sender,
             recipients: env.parcel.recipients,
         });

@@ -7,6 +7,42 @@ use std::io::{self, Write};
 use super::frame::{self, FrameError};
 use crate::{clock, sanitize};
 
+/// Where a pending message is: its queue state, or the maildrop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    Held,
+    Queued,
+    Deferred,
+    Sending,
+    /// Accepted, not yet imported into the queue.
+    Maildrop,
+}
+
+impl Pending {
+    /// The name in the listing and on the wire (the queue state's name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pending::Held => "held",
+            Pending::Queued => "queued",
+            Pending::Deferred => "deferred",
+            Pending::Sending => "sending",
+            Pending::Maildrop => "maildrop",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Pending> {
+        [
+            Pending::Held,
+            Pending::Queued,
+            Pending::Deferred,
+            Pending::Sending,
+            Pending::Maildrop,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
+}
+
 /// One pending message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
@@ -14,9 +50,7 @@ pub struct Row {
     pub size: i64,
     /// ms since the epoch.
     pub created: i64,
-    /// `held`, `queued`, `deferred`, `sending`, or `maildrop` (accepted,
-    /// not yet imported into the queue).
-    pub state: String,
+    pub state: Pending,
     pub sender: String,
     pub recipients: Vec<String>,
 }
@@ -38,7 +72,7 @@ pub fn print(out: &mut impl Write, rows: &[Row]) -> io::Result<()> {
             sanitize::line(&r.qid),
             r.size,
             clock::format_rfc3339(r.created),
-            sanitize::line(&r.state),
+            r.state.as_str(),
             sanitize::line(&r.sender)
         )?;
         for rcpt in &r.recipients {
@@ -58,7 +92,7 @@ pub fn encode(rows: &[Row]) -> Vec<u8> {
             r.qid.as_str(),
             &r.size.to_string(),
             &r.created.to_string(),
-            &r.state,
+            r.state.as_str(),
             &r.sender,
         ]
         .iter()
@@ -121,7 +155,7 @@ pub fn parse_line(line: &[u8]) -> Result<Line, FrameError> {
         qid: field(qid)?,
         size: int(size)?,
         created: int(created)?,
-        state: field(state)?,
+        state: Pending::parse(state).ok_or_else(bad)?,
         sender: field(sender)?,
         recipients: Vec::new(),
     }))
@@ -138,7 +172,7 @@ mod tests {
                 qid: "6A1F0C2B9D3E4F5A6B7C".into(),
                 size: 1234,
                 created: 1_700_000_000_000,
-                state: "held".into(),
+                state: Pending::Held,
                 sender: String::new(),
                 recipients: vec!["a@x.org".into(), "b c@x.org".into()],
             },
@@ -146,7 +180,7 @@ mod tests {
                 qid: "6A1F0C2B9D3E4F5A6B7D".into(),
                 size: 1,
                 created: 0,
-                state: "maildrop".into(),
+                state: Pending::Maildrop,
                 sender: "s@x.org".into(),
                 recipients: vec![],
             },
