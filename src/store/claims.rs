@@ -1,7 +1,8 @@
 //! The relay's side of the queue: how a connection claims a message, how
 //! the claim is confirmed and its attempt recorded, and how the claims of a
 //! dead relayer come back (issue 11). The rules are in `mod.rs`, "Claims
-//! and blocks"; the relay side is in `relay.rs`.
+//! and blocks"; the relay side is in `relay/worker.rs` (claims) and
+//! `relay/lock.rs` (orphans).
 
 use rusqlite::{OptionalExtension, Transaction, params};
 

@@ -15,8 +15,17 @@ use serde::Deserialize;
 
 use crate::exit::{Exit, Failure};
 
+mod api;
+mod cluster;
+mod relay;
 mod submit;
 
+use api::RawApi;
+pub use api::{ApiConfig, ApiListen};
+use cluster::RawCluster;
+pub use cluster::{ClusterConfig, ClusterTls};
+use relay::RawRelay;
+pub use relay::{RelayConfig, TlsMode};
 use submit::RawSubmit;
 pub use submit::SubmitConfig;
 
@@ -48,18 +57,6 @@ impl Failure for ConfigError {
     fn exit_code(&self) -> Exit {
         Exit::Config
     }
-}
-
-/// TLS mode towards the smarthost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsMode {
-    /// Plain SMTP (the usual case for a smarthost on loopback).
-    None,
-    /// Plain connection upgraded with STARTTLS (RFC 3207); failure defers.
-    Starttls,
-    /// Implicit TLS from the first byte (RFC 8314, port 465).
-    Tls,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,22 +107,6 @@ struct RawQueue {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRelay {
-    host: Option<String>,
-    port: Option<u16>,
-    tls: Option<TlsMode>,
-    verify_certificate: Option<bool>,
-    auth_file: Option<PathBuf>,
-    connect_timeout: Option<String>,
-    command_timeout: Option<String>,
-    connections: Option<usize>,
-    retry_initial: Option<String>,
-    retry_max: Option<String>,
-    program: Option<PathBuf>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawLimits {
     max_per_day: Option<u64>,
     max_per_hour: Option<u64>,
@@ -154,16 +135,6 @@ struct RawBounce {
 #[serde(deny_unknown_fields)]
 struct RawReport {
     from: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawApi {
-    listen: Option<String>,
-    tokens_file: Option<PathBuf>,
-    workers: Option<usize>,
-    open_metrics: Option<bool>,
-    client_address_header: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -211,29 +182,6 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
 }
 
-/// How to reach the smarthost.
-#[derive(Debug, Clone)]
-pub struct RelayConfig {
-    pub host: String,
-    pub port: u16,
-    pub tls: TlsMode,
-    /// Verify the smarthost's certificate (on by default).
-    pub verify_certificate: bool,
-    /// File holding `username password` for SMTP AUTH; readable by the service user only.
-    pub auth_file: Option<PathBuf>,
-    pub connect_timeout: Duration,
-    pub command_timeout: Duration,
-    /// Parallel SMTP connections of the relay daemon.
-    pub connections: usize,
-    /// First retry delay after a temporary failure.
-    pub retry_initial: Duration,
-    /// Largest retry delay.
-    pub retry_max: Duration,
-    /// The `scriptmail` program `sendmail` starts for a one-shot delivery
-    /// when no relay daemon is listening.
-    pub program: PathBuf,
-}
-
 /// Node-wide defaults of the automatic protection (docs/bounces.md).
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -268,79 +216,6 @@ pub struct BounceConfig {
     /// Local part prefix: the sender becomes `<local_part>+<qid>@<domain>`.
     pub local_part: String,
 }
-
-/// Where the panel API listens (`api.listen`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiListen {
-    Tcp(std::net::SocketAddr),
-    /// A Unix socket path, for a reverse proxy on the same host.
-    Unix(PathBuf),
-}
-
-impl std::fmt::Display for ApiListen {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ApiListen::Tcp(a) => write!(f, "{a}"),
-            ApiListen::Unix(p) => write!(f, "unix:{}", p.display()),
-        }
-    }
-}
-
-/// The panel API daemon, `scriptmail api` (docs/api.md).
-#[derive(Debug, Clone)]
-pub struct ApiConfig {
-    pub listen: ApiListen,
-    /// Hashes of the API tokens (`mailq-ctl api-token`), mode 0600.
-    pub tokens_file: PathBuf,
-    /// Requests handled at once (each worker has its own queue connection).
-    pub workers: usize,
-    /// `/metrics` and `/healthz` answer without a token.
-    pub open_metrics: bool,
-    /// The request header that names the client behind a reverse proxy
-    /// (e.g. `X-Real-IP`), for the rate limit and the logs; none: the peer.
-    pub client_address_header: Option<String>,
-}
-
-impl ApiConfig {
-    fn parse(raw: RawApi) -> Result<ApiConfig, (&'static str, String)> {
-        let listen = match raw.listen.as_deref().map(str::trim) {
-            None => ApiListen::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 8025))),
-            Some(p) if p.starts_with('/') => ApiListen::Unix(PathBuf::from(p)),
-            Some(a) => ApiListen::Tcp(a.parse().map_err(|_| {
-                (
-                    "api.listen",
-                    format!("{a:?} is neither ADDRESS:PORT nor an absolute socket path"),
-                )
-            })?),
-        };
-        let workers = raw.workers.unwrap_or(4);
-        if workers == 0 || workers > 64 {
-            return Err(("api.workers", "must be 1..64".into()));
-        }
-        let header = match raw.client_address_header.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(h) if h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') => {
-                Some(h.to_string())
-            }
-            Some(h) => {
-                return Err((
-                    "api.client_address_header",
-                    format!("{h:?} is not a header name"),
-                ));
-            }
-        };
-        Ok(ApiConfig {
-            listen,
-            tokens_file: raw
-                .tokens_file
-                .unwrap_or_else(|| PathBuf::from("/etc/scriptmail/api-tokens")),
-            workers,
-            open_metrics: raw.open_metrics.unwrap_or(true),
-            client_address_header: header,
-        })
-    }
-}
-
 impl Config {
     /// Load from `path`, or from the default path when `None`.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
@@ -405,10 +280,7 @@ impl Config {
         if read_timeout.is_zero() || read_timeout > Duration::from_secs(86400) {
             return Err(invalid("queue.read_timeout", "must be 1s..1d".into()));
         }
-        let connections = raw.relay.connections.unwrap_or(2);
-        if connections == 0 || connections > 64 {
-            return Err(invalid("relay.connections", "must be 1..64".into()));
-        }
+        let relay = relay::parse(raw.relay, &invalid, &dur)?;
         let bounce_ratio = raw.limits.bounce_ratio.unwrap_or(0.0);
         if !(0.0..=1.0).contains(&bounce_ratio) {
             return Err(invalid(
@@ -460,38 +332,7 @@ impl Config {
             max_recipients,
             read_timeout,
             history_days: raw.queue.history_days.unwrap_or(400),
-            relay: RelayConfig {
-                host: raw.relay.host.unwrap_or_else(|| "127.0.0.1".into()),
-                port: raw.relay.port.unwrap_or(25),
-                tls: raw.relay.tls.unwrap_or(TlsMode::None),
-                verify_certificate: raw.relay.verify_certificate.unwrap_or(true),
-                auth_file: raw.relay.auth_file,
-                connect_timeout: dur(
-                    "relay.connect_timeout",
-                    raw.relay.connect_timeout,
-                    Duration::from_secs(30),
-                )?,
-                command_timeout: dur(
-                    "relay.command_timeout",
-                    raw.relay.command_timeout,
-                    Duration::from_secs(120),
-                )?,
-                connections,
-                retry_initial: dur(
-                    "relay.retry_initial",
-                    raw.relay.retry_initial,
-                    Duration::from_secs(60),
-                )?,
-                retry_max: dur(
-                    "relay.retry_max",
-                    raw.relay.retry_max,
-                    Duration::from_secs(3600),
-                )?,
-                program: raw
-                    .relay
-                    .program
-                    .unwrap_or_else(|| PathBuf::from("/usr/sbin/scriptmail")),
-            },
+            relay,
             limits: Limits {
                 max_per_day: raw.limits.max_per_day.unwrap_or(0),
                 max_per_hour: raw.limits.max_per_hour.unwrap_or(0),
@@ -520,7 +361,7 @@ impl Config {
             api,
             log_socket: raw.log.socket.unwrap_or_else(|| PathBuf::from("/dev/log")),
             submit,
-            cluster: cluster_config(raw.cluster, path)?,
+            cluster: cluster::parse(raw.cluster, path)?,
             domain,
             hostname,
         })
@@ -541,139 +382,6 @@ impl Config {
         self.queue_dir.join("relayd.lock")
     }
 }
-
-// ---------------------------------------------------------------------------
-// [cluster] (docs/cluster.md). Only parsed and checked here: connecting is
-// `cluster::client`'s job, so `sendmail` links no PostgreSQL code.
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCluster {
-    url: Option<String>,
-    node: Option<String>,
-    password_file: Option<PathBuf>,
-    tls: Option<ClusterTls>,
-    ca_file: Option<PathBuf>,
-    sync_interval: Option<String>,
-}
-
-/// TLS towards the cluster store (PostgreSQL's `sslmode`, in its words).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ClusterTls {
-    /// Plain TCP or a Unix socket (a store on loopback or a private link).
-    None,
-    /// Encrypted, the server's certificate not checked (`sslmode=require`).
-    Require,
-    /// Encrypted, the certificate checked against `ca_file` (or the system
-    /// roots) and the host name (`sslmode=verify-full`).
-    VerifyFull,
-}
-
-/// `[cluster]`: this node's link to the cluster store.
-#[derive(Debug, Clone)]
-pub struct ClusterConfig {
-    /// A PostgreSQL connection URL or key=value string, without a password.
-    pub url: String,
-    /// This node's name in the cluster (default: the host name).
-    pub node: String,
-    /// File holding the role's password (mode 0600, the service user's).
-    pub password_file: Option<PathBuf>,
-    pub tls: ClusterTls,
-    /// CA certificates (PEM) for `verify-full`; default: the system's.
-    pub ca_file: Option<PathBuf>,
-    /// How often relayd's sync thread pushes counters and renews the
-    /// limits' allowances (state changes arrive at once, by NOTIFY).
-    pub sync_interval: Duration,
-}
-
-/// The `[cluster]` table: `None` without `url`.
-fn cluster_config(raw: RawCluster, path: &Path) -> Result<Option<ClusterConfig>, ConfigError> {
-    let invalid = |key: &'static str, message: String| ConfigError::Invalid {
-        path: path.to_path_buf(),
-        key,
-        message,
-    };
-    let Some(url) = raw.url.filter(|u| !u.trim().is_empty()) else {
-        let other = raw.node.is_some()
-            || raw.password_file.is_some()
-            || raw.tls.is_some()
-            || raw.ca_file.is_some()
-            || raw.sync_interval.is_some();
-        return if other {
-            Err(invalid(
-                "cluster.url",
-                "is required when [cluster] sets other keys".into(),
-            ))
-        } else {
-            Ok(None)
-        };
-    };
-    let url = url.trim().to_string();
-    let looks_like_url = url.starts_with("postgresql://") || url.starts_with("postgres://");
-    if !looks_like_url && !url.contains('=') {
-        return Err(invalid(
-            "cluster.url",
-            "must be postgresql://USER@HOST/DB (or key=value pairs)".into(),
-        ));
-    }
-    // The password lives in password_file, never in the configuration,
-    // which every user on the node can read.
-    let userinfo = url
-        .split_once("://")
-        .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or(""))
-        .and_then(|authority| authority.rsplit_once('@'))
-        .map(|(userinfo, _)| userinfo);
-    if userinfo.is_some_and(|u| u.contains(':')) || url.contains("password=") {
-        return Err(invalid(
-            "cluster.url",
-            "holds a password: put it in cluster.password_file instead".into(),
-        ));
-    }
-    let node = match raw.node {
-        Some(n) => n,
-        None => crate::os::hostname().unwrap_or_else(|| "localhost".to_string()),
-    };
-    let node_ok = !node.is_empty()
-        && node.len() <= 64
-        && node
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if !node_ok {
-        return Err(invalid(
-            "cluster.node",
-            format!("{node:?}: 1 to 64 letters, digits, '.', '_' or '-'"),
-        ));
-    }
-    let sync_interval = match raw.sync_interval {
-        None => Duration::from_secs(1),
-        Some(s) => parse_interval(&s).map_err(|m| invalid("cluster.sync_interval", m))?,
-    };
-    if sync_interval < Duration::from_millis(50) || sync_interval > Duration::from_secs(60) {
-        return Err(invalid("cluster.sync_interval", "must be 50ms..60s".into()));
-    }
-    Ok(Some(ClusterConfig {
-        url,
-        node,
-        password_file: raw.password_file,
-        tls: raw.tls.unwrap_or(ClusterTls::VerifyFull),
-        ca_file: raw.ca_file,
-        sync_interval,
-    }))
-}
-
-/// A duration as [`parse_duration`] reads it, or in milliseconds (`200ms`).
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    match s.trim().strip_suffix("ms") {
-        Some(n) => n
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| format!("{s:?} is not a duration (e.g. 200ms, 1s)")),
-        None => parse_duration(s),
-    }
-}
-
 fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     match span {
         Some(r) => {
@@ -851,77 +559,6 @@ tls = "starttls"
         assert_eq!(cluster.node, "node1");
         assert_eq!(cluster.tls, ClusterTls::VerifyFull);
         assert_eq!(cluster.sync_interval, Duration::from_secs(1));
-    }
-
-    #[test]
-    fn cluster_block_is_off_without_url_and_checked_with_it() {
-        assert!(parse("").unwrap().cluster.is_none());
-        assert!(parse("[cluster]\n").unwrap().cluster.is_none());
-        assert!(parse("").unwrap().cluster.is_none());
-        let c = parse(
-            "[cluster]\nurl = \"postgresql://scriptmail@db/mail\"\nnode = \"web-1\"\ntls = \"none\"\nsync_interval = \"200ms\"\n",
-        )
-        .unwrap();
-        assert!(c.cluster.is_some());
-        let k = c.cluster.unwrap();
-        assert_eq!((k.node.as_str(), k.tls), ("web-1", ClusterTls::None));
-        assert_eq!(k.sync_interval, Duration::from_millis(200));
-        for (text, key) in [
-            ("[cluster]\nnode = \"a\"\n", "cluster.url"),
-            ("[cluster]\nurl = \"db\"\n", "cluster.url"),
-            (
-                "[cluster]\nurl = \"postgresql://u:secret@db/x\"\n",
-                "cluster.url",
-            ),
-            (
-                "[cluster]\nurl = \"postgresql://db/x\"\nnode = \"a b\"\n",
-                "cluster.node",
-            ),
-            (
-                "[cluster]\nurl = \"postgresql://db/x\"\nsync_interval = \"10ms\"\n",
-                "cluster.sync_interval",
-            ),
-        ] {
-            let e = parse(text).unwrap_err();
-            assert!(e.to_string().contains(key), "{text}: {e}");
-        }
-        let e = parse("[cluster]\nurl = \"postgresql://db/x\"\ntls = \"prefer\"\n").unwrap_err();
-        assert!(e.to_string().contains("prefer"), "{e}");
-    }
-
-    #[test]
-    fn api_keys() {
-        let c = parse("").unwrap();
-        assert_eq!(c.api.listen.to_string(), "127.0.0.1:8025");
-        assert_eq!(
-            c.api.tokens_file,
-            PathBuf::from("/etc/scriptmail/api-tokens")
-        );
-        assert_eq!((c.api.workers, c.api.open_metrics), (4, true));
-        assert_eq!(c.api.client_address_header, None);
-        let c = parse(
-            "[api]\nlisten = \"/run/scriptmail/api.sock\"\nclient_address_header = \"X-Real-IP\"\n",
-        )
-        .unwrap();
-        assert_eq!(
-            c.api.listen,
-            ApiListen::Unix("/run/scriptmail/api.sock".into())
-        );
-        assert_eq!(c.api.client_address_header.as_deref(), Some("X-Real-IP"));
-        let c = parse("[api]\nlisten = \"[::1]:9000\"\n").unwrap();
-        assert_eq!(c.api.listen.to_string(), "[::1]:9000");
-        for (text, key) in [
-            ("[api]\nlisten = \"localhost\"\n", "api.listen"),
-            ("[api]\nlisten = \"api.sock\"\n", "api.listen"),
-            ("[api]\nworkers = 0\n", "api.workers"),
-            (
-                "[api]\nclient_address_header = \"X Real\"\n",
-                "api.client_address_header",
-            ),
-        ] {
-            let e = parse(text).unwrap_err();
-            assert!(e.to_string().contains(key), "{text}: {e}");
-        }
     }
 
     #[test]
