@@ -1,7 +1,7 @@
 //! Connecting to the cluster store: the URL from `[cluster] url`, the
 //! password from `password_file` (never from the configuration, which
 //! every user of the node can read), TLS through rustls with the ring
-//! provider (docs/cluster.md, "Connection and TLS"), and the timeouts that
+//! provider (docs/cluster.md, "Configuring a node"), and the timeouts that
 //! turn a dead network into an error instead of a hang.
 
 use std::io::Read;

@@ -20,8 +20,6 @@ pub enum ClusterVerb {
     /// relayd stopped): its held mail and allowances are forgotten, its
     /// history kept. A retired node that syncs again rejoins.
     Retire { node: String },
-    /// Create or migrate the cluster store's schema with this node's role,
-    /// or print it (--sql) for the database owner to run.
     /// Fill the cluster store with synthetic accounts and history (bench/cluster.sh).
     #[command(hide = true)]
     Populate {
@@ -32,6 +30,8 @@ pub enum ClusterVerb {
         #[arg(long, default_value_t = 3)]
         nodes: u64,
     },
+    /// Create or migrate the cluster store's schema with this node's role,
+    /// or print it (--sql) for the database owner to run.
     Init {
         #[arg(long)]
         sql: bool,

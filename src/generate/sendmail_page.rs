@@ -114,7 +114,7 @@ pub(super) const SENDMAIL_FLAGS: &[Flag] = &[
         Some("MODE"),
         Kind::Honoured,
         "-bm deliver a message read from stdin (the default); -bs SMTP dialogue on \
-         stdin/stdout; -bp list the queue (as mailq); -bi rebuild aliases (a no-op, as \
+         stdin/stdout; -bp list the caller's own pending mail (as mailq); -bi rebuild aliases (a no-op, as \
          newaliases); -bv check the recipients on the command line, never reading stdin. \
          Other modes (-be, -bd, -bt, ...) are refused.",
         &["-bm", "-bs", "-bp", "-bi", "-bv"],
@@ -341,7 +341,7 @@ pub(super) fn sendmail_page() -> String {
             (Exit::IoErr, "the queue cannot be written"),
             (
                 Exit::NoPerm,
-                "not allowed (account blocked from submitting, uid policy)",
+                "not allowed (accounts.min_uid, accounts.allow, no passwd entry)",
             ),
             (Exit::Config, "configuration error"),
         ]),

@@ -107,7 +107,7 @@ fn run(mut store: Store, rx: &Receiver<Job>, config: &ConfigFn, wake: &WakeFn, s
     }
 }
 
-/// Log what became of one message (one `key=value` line, README "Logging");
+/// Log what became of one message (one `key=value` line, docs/design.md, "Logging");
 /// true if it is queued for relay now.
 pub fn record(it: &Intake, via: Via, result: &Result<Intaken, StoreError>) -> bool {
     match result {

@@ -1,5 +1,5 @@
 //! Unix sockets: the submit socket's client and server ends (docs/submission.md).
-//! Part of the `os` module, through nix; the one `unsafe` left takes
+//! Part of the `os` module, through nix; its two `unsafe` blocks take
 //! ownership of the descriptor systemd passed by number.
 
 use std::io;
