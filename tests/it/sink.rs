@@ -349,6 +349,33 @@ impl Sink {
     }
 }
 
+/// smtp-sink stopped (SIGSTOP) until dropped (SIGCONT): connections are
+/// still accepted by the kernel, but nothing is answered, so mail being
+/// relayed stays in delivery meanwhile.
+pub struct Paused<'a>(&'a Sink);
+
+impl Sink {
+    /// Stop answering until the guard is dropped; see [`Paused`].
+    pub fn pause(&self) -> Paused<'_> {
+        signal(self.child.id(), "-STOP");
+        Paused(self)
+    }
+}
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        signal(self.0.child.id(), "-CONT");
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let st = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(st.success(), "kill {sig} {pid}");
+}
+
 impl Drop for Sink {
     fn drop(&mut self) {
         let _ = self.child.kill();

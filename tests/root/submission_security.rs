@@ -149,6 +149,9 @@ fn no_peer_can_name_another_account() {
     let (a, b) = (inst.a().clone(), inst.b().clone());
     let _relayd = inst.relayd();
     let socket = inst.submit_socket();
+    // Nothing is delivered (so nothing leaves the listing) until the checks
+    // of what LIST shows are done.
+    let paused = sink.pause();
     let cases = [
         (&a, &b, "6A00000000000000000A", "raw-from-a"),
         (&b, &a, "6B00000000000000000B", "raw-from-b"),
@@ -180,6 +183,7 @@ fn no_peer_can_name_another_account() {
         assert_eq!(rows.len(), 1, "{tag}: {rows:?}");
         assert_eq!(rows[0].0, me.name, "{tag}: attributed to {rows:?}");
     }
+    drop(paused);
     let got = sink.wait_for(2, WAIT);
     for (me, _, qid, tag) in cases {
         let m = got
