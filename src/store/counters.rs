@@ -267,7 +267,8 @@ impl Store {
     }
 }
 
-fn day_from_row(r: &Row<'_>) -> rusqlite::Result<DayCounts> {
+/// From a row selecting `day, submitted, sent, errors, held, expired`.
+pub(super) fn day_from_row(r: &Row<'_>) -> rusqlite::Result<DayCounts> {
     Ok(DayCounts {
         day: r.get(0)?,
         submitted: r.get(1)?,

@@ -9,7 +9,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::counters::QueueCounts;
+use super::counters::{QueueCounts, day_from_row};
 use super::errors::ratio_sample;
 use super::history::event_from_row;
 use super::{DayCounts, ErrorRow, Event, Result, Store, domain_of};
@@ -142,16 +142,7 @@ impl Store {
             let d = self
                 .conn
                 .prepare_cached(super::counters::DAY_COUNTS)?
-                .query_row(params![account_id, day], |r| {
-                    Ok(DayCounts {
-                        day: r.get(0)?,
-                        submitted: r.get(1)?,
-                        sent: r.get(2)?,
-                        errors: r.get(3)?,
-                        held: r.get(4)?,
-                        expired: r.get(5)?,
-                    })
-                })
+                .query_row(params![account_id, day], day_from_row)
                 .optional()?;
             days.extend(d);
         }
@@ -190,22 +181,10 @@ impl Store {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT a.name, d.day, d.submitted, d.sent, d.errors, d.held, d.expired
+                "SELECT d.day, d.submitted, d.sent, d.errors, d.held, d.expired, a.name
                  FROM daily d JOIN accounts a ON a.id = d.account_id",
             )?
-            .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    DayCounts {
-                        day: r.get(1)?,
-                        submitted: r.get(2)?,
-                        sent: r.get(3)?,
-                        errors: r.get(4)?,
-                        held: r.get(5)?,
-                        expired: r.get(6)?,
-                    },
-                ))
-            })?
+            .query_map([], |r| Ok((r.get(6)?, day_from_row(r)?)))?
             .collect::<rusqlite::Result<_>>()?)
     }
 
@@ -215,26 +194,14 @@ impl Store {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT e.id, a.name, e.at, e.qid, e.rcpt, e.kind, e.message, e.subject, e.script
+                "SELECT e.at, e.qid, e.rcpt, e.kind, e.message, e.subject, e.script, e.id, a.name
                  FROM errors e JOIN accounts a ON a.id = e.account_id
                  WHERE e.id > ?1
                    AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = e.message_id AND m.system)
                  ORDER BY e.id LIMIT ?2",
             )?
             .query_map(params![after, limit.min(i64::MAX as usize) as i64], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    ErrorRow {
-                        at: r.get(2)?,
-                        qid: r.get(3)?,
-                        rcpt: r.get(4)?,
-                        kind: r.get(5)?,
-                        message: r.get(6)?,
-                        subject: r.get(7)?,
-                        script: r.get(8)?,
-                    },
-                ))
+                Ok((r.get(7)?, r.get(8)?, ErrorRow::from_row(r)?))
             })?
             .collect::<rusqlite::Result<_>>()?)
     }
