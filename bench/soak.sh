@@ -30,7 +30,7 @@
 # System paths it writes, restored at exit (also on failure): the file
 # /etc/scriptmail/scriptmail.toml (the set-uid sendmail reads only that
 # path), a program directory /usr/local/lib/scriptmail-soak.* (removed); it
-# holds /tmp/scriptmail-it-etc.lock meanwhile, the lock tests/root/security.rs
+# holds /tmp/scriptmail-it-etc.lock meanwhile, the lock tests/root/security/mod.rs
 # takes for /etc/scriptmail. The users it creates stay (as the tests' do).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -81,7 +81,7 @@ if [ -z "${NO_BUILD:-}" ]; then
 fi
 [ -x "$BIN/sendmail" ] && [ -x "$BIN/scriptmail" ] || die "no release binaries in $BIN"
 
-# /etc/scriptmail and the service user are shared with tests/root/security.rs
+# /etc/scriptmail and the service user are shared with tests/root/security/
 # (and other soak or package runs): take the lock those tests take.
 say "waiting for /tmp/scriptmail-it-etc.lock (at most ${LOCK_WAIT}s)"
 exec 9>>/tmp/scriptmail-it-etc.lock

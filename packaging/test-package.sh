@@ -102,7 +102,7 @@ case "$(pkg_state)" in
     ;;
 esac
 getent passwd "$TEST_USER" >/dev/null && userdel -r "$TEST_USER" >/dev/null 2>&1
-# The integration tests (tests/root/security.rs) also use /etc/scriptmail and the
+# The integration tests (tests/root/security/) also use /etc/scriptmail and the
 # scriptmail user; they hold this lock while they do, so wait for them.
 exec 9>/tmp/scriptmail-it-etc.lock
 flock -w 600 9 || fail "timed out waiting for /tmp/scriptmail-it-etc.lock"

@@ -1,6 +1,6 @@
 //! The integration tests that need root: they create Unix users, install
 //! the set-uid `sendmail` and rewrite /etc/scriptmail (tenant isolation,
-//! `security.rs`, `submission_security.rs`), run a private Postfix whose
+//! `security/`, `submission_security.rs`), run a private Postfix whose
 //! pipe transport runs scriptmail as another user (`postfix.rs`), or check
 //! what root itself leaves in a queue (`queue_owner.rs`).
 //!

@@ -3,7 +3,7 @@
 //! tenants hand their mail to a relayd running as the service user; tenants talking to
 //! the socket by hand cannot name another account or forge its trace; and one tenant's
 //! stalled connections do not slow another's submissions. Uses the installation of
-//! `security.rs` (and its lock on /etc/scriptmail).
+//! `security/` (and its lock on /etc/scriptmail).
 
 use std::fs;
 use std::process::Stdio;
