@@ -323,6 +323,18 @@ impl Sink {
             .collect()
     }
 
+    /// Whether at least `n` messages were accepted within `timeout`.
+    pub fn wait_until(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.shared.lock().accepted.len() < n {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
     /// Polls until at least `n` messages were accepted and returns them all; panics after
     /// `timeout` with what was received so far.
     pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Captured> {

@@ -161,6 +161,42 @@ impl Install {
         self.state.path().join("run/submit.sock")
     }
 
+    /// The queue's messages, the maildrop and the scriptmail processes: what
+    /// a test prints when delivery did not come (with the log lines it read).
+    pub(crate) fn diagnose(&self) -> String {
+        let rows: Vec<String> = self
+            .db()
+            .prepare("SELECT qid, state, attempts, next_attempt FROM messages")
+            .and_then(|mut st| {
+                st.query_map([], |r| {
+                    Ok(format!(
+                        "{} {} attempts={} next={}",
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?
+                    ))
+                })?
+                .collect()
+            })
+            .unwrap_or_else(|e| vec![format!("cannot read the queue: {e}")]);
+        let ps = Command::new("ps")
+            .args(["-eo", "pid,pgid,user,stat,args"])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter(|l| l.contains("scriptmail") || l.contains("sendmail"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default();
+        format!(
+            "delivery did not come: messages {rows:?}; maildrop {:?}; processes:\n{ps}",
+            self.maildrop()
+        )
+    }
+
     /// The maildrop files waiting for import.
     pub(crate) fn maildrop(&self) -> Vec<PathBuf> {
         scriptmail::maildrop::entries(&self.queue).unwrap_or_default()
