@@ -123,8 +123,13 @@ impl Shared {
     }
 
     /// The action of the first matching rule with uses left, spending one use.
-    fn decide(&self, verb: &str, arg: &str) -> Action {
+    /// `seen` goes into the transcript under the same lock: a test that
+    /// waits for a line in the transcript knows its rule is spent.
+    fn decide(&self, id: usize, seen: Option<&str>, verb: &str, arg: &str) -> Action {
         let mut st = self.lock();
+        if let Some(line) = seen {
+            st.transcript.push((id, line.to_string()));
+        }
         let arg = arg.to_ascii_lowercase();
         for rule in st.rules.iter_mut() {
             if !rule.verb.eq_ignore_ascii_case(verb) || rule.remaining == Some(0) {
@@ -374,7 +379,7 @@ impl<'a> Session<'a> {
 
     fn run(mut self) -> Step<()> {
         // Greeting.
-        match self.resolve("CONNECT", "")? {
+        match self.resolve(None, "CONNECT", "")? {
             Action::Reply(code, text) => {
                 self.reply(code, &text)?;
                 if code != 220 {
@@ -398,18 +403,18 @@ impl<'a> Session<'a> {
             let text = String::from_utf8_lossy(&line)
                 .trim_end_matches(['\r', '\n'])
                 .to_string();
-            self.shared.lock().transcript.push((self.id, text.clone()));
             let (verb, arg) = match text.split_once([' ', '\t']) {
                 Some((v, a)) => (v.to_ascii_uppercase(), a.trim_start().to_string()),
                 None => (text.to_ascii_uppercase(), String::new()),
             };
-            self.command(&verb, &arg)?;
+            self.command(&text, &verb, &arg)?;
         }
     }
 
-    /// Applies Delay and the connection-closing actions; returns `Reply` or `Pass`.
-    fn resolve(&mut self, verb: &str, arg: &str) -> Step<Action> {
-        let mut action = self.shared.decide(verb, arg);
+    /// Records `seen` in the transcript and decides, then applies Delay and
+    /// the connection-closing actions; returns `Reply` or `Pass`.
+    fn resolve(&mut self, seen: Option<&str>, verb: &str, arg: &str) -> Step<Action> {
+        let mut action = self.shared.decide(self.id, seen, verb, arg);
         loop {
             match action {
                 Action::Delay(d, inner) => {
@@ -429,8 +434,8 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn command(&mut self, verb: &str, arg: &str) -> Step<()> {
-        let custom = self.resolve(verb, arg)?;
+    fn command(&mut self, line: &str, verb: &str, arg: &str) -> Step<()> {
+        let custom = self.resolve(Some(line), verb, arg)?;
         let (code, text) = match custom {
             Action::Reply(code, text) => (code, text),
             _ => self.default_reply(verb),
@@ -519,12 +524,8 @@ impl<'a> Session<'a> {
             data.extend_from_slice(body);
             line_start = line.ends_with(b"\r\n");
         }
-        self.shared
-            .lock()
-            .transcript
-            .push((self.id, ".".to_string()));
         let text = String::from_utf8_lossy(&data).into_owned();
-        let (code, reply) = match self.resolve("DOT", &text)? {
+        let (code, reply) = match self.resolve(Some("."), "DOT", &text)? {
             Action::Reply(code, text) => (code, text),
             _ => {
                 let mut st = self.shared.lock();
