@@ -96,7 +96,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, FileControl, OpenFlags, TransactionBehavior};
 
 use crate::account::Refusal;
 use crate::clock::{self, DAY_MS};
@@ -303,6 +303,17 @@ impl Store {
                 "queue database cannot use WAL mode (got {mode})"
             )));
         }
+        // Keep the -wal and -shm files when the last connection closes
+        // (SQLITE_FCNTL_PERSIST_WAL). Otherwise whoever opens the queue next
+        // creates them: root running sqlite3 on it creates them as root, and
+        // for a moment the queue owner cannot open the queue ("unable to open
+        // database file" in a one-shot delivery, seen in the root tests).
+        let mut persist = 1;
+        conn.file_control(
+            rusqlite::DEFAULT_NAME,
+            FileControl::PersistWal(&mut persist),
+        )
+        .map_err(open_err)?;
         conn.pragma_update(
             None,
             "synchronous",
@@ -355,6 +366,19 @@ mod tests {
     use super::testing::{query_plan, store};
     use crate::account::State;
     use crate::queue::MessageState;
+
+    /// Closing the last connection keeps the -wal and -shm files, so that
+    /// nobody but their first creator (the queue owner) ever creates them.
+    #[test]
+    fn the_wal_and_shm_files_outlive_the_last_connection() {
+        let (d, s) = store();
+        drop(s);
+        for f in ["queue.db-wal", "queue.db-shm"] {
+            assert!(d.path().join(f).exists(), "{f} was deleted");
+        }
+        // And the queue opens again with them.
+        drop(super::Store::open(&d.path().join("queue.db"), super::Durability::Normal).unwrap());
+    }
 
     #[test]
     fn sql_sending_states_are_the_sending_states() {

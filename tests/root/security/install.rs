@@ -251,6 +251,13 @@ impl Install {
         self.settle();
         let c = rusqlite::Connection::open(self.queue.join("queue.db")).expect("open queue db");
         c.busy_timeout(Duration::from_secs(10)).expect("busy");
+        // As the Store does: never delete the -wal and -shm files on close,
+        // or the next root connection creates them as root (see Store::open).
+        c.file_control(
+            rusqlite::DEFAULT_NAME,
+            rusqlite::FileControl::PersistWal(&mut 1),
+        )
+        .expect("persistent WAL");
         c
     }
 

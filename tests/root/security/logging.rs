@@ -93,18 +93,14 @@ fn hostile_strings_reach_syslog_as_one_clean_line() {
     );
     assert_exit(&out, 0, "sendmail");
     let qid = inst.qid("log-inject");
-    // What this test checks is the log; that a one-shot delivers at once
-    // is the `it` tests' (sendmail.rs). Twice in ~10 full runs of the whole
-    // suite the one-shot here had not connected after 20 s, with nothing to
-    // say why; until that is found, say what the queue looked like and have
-    // `mailq-ctl flush` deliver, rather than fail on it.
+    // If delivery does not come, say what the queue looked like (this is how
+    // the one-shot locked out by -wal/-shm files a root connection had
+    // created was found; Store::open keeps them now).
     let mut lines = Vec::new();
     if !sink.wait_until(1, WAIT) {
         lines.extend(inst.log_lines());
-        let _ = writeln!(std::io::stderr(), "{}; log: {lines:#?}", inst.diagnose());
-        assert_exit(&inst.ctl(&["flush"]), 0, "mailq-ctl flush");
+        panic!("{}; log: {lines:#?}", inst.diagnose());
     }
-    sink.wait_for(1, WAIT);
 
     poll("the relay's log line", || {
         lines.extend(inst.log_lines());
