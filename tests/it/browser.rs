@@ -33,24 +33,11 @@ fn shots() -> PathBuf {
 /// PHP's mail() from the script `name` (PHP records it in
 /// X-PHP-Originating-Script), through the real sendmail.
 fn php_mail(env: &Env, name: &str, to: &str, subject: &str) {
-    let path = env.path().join(name);
-    std::fs::write(
-        &path,
-        format!("<?php\necho mail(\"{to}\", \"{subject}\", \"hello\") ? \"sent\" : \"failed\";\n"),
-    )
-    .expect("write script");
-    let out = std::process::Command::new("php")
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("SCRIPTMAIL_CONFIG", &env.config)
-        .args(["-n", "-d", "mail.add_x_header=1", "-d"])
-        .arg(format!("sendmail_path={SENDMAIL} -t -i"))
-        .arg(&path)
-        .current_dir(env.path())
-        .output()
-        .expect("run php");
-    assert_ok(&out);
-    assert_eq!(stdout(&out), "sent");
+    php_script(
+        env,
+        name,
+        &format!("echo mail(\"{to}\", \"{subject}\", \"hello\") ? \"sent\" : \"failed\";"),
+    );
 }
 
 /// Every element that sticks out of the viewport sideways, and whether

@@ -293,38 +293,11 @@ fn assert_refused(out: &Output, exit: i32, says: &str) {
 /// `senders` concurrent loops of `each` submissions; the subjects that did not exit 0
 /// (with their status and stderr), and the outputs that broke the caller contract.
 fn burst(env: &Env, senders: usize, each: usize, tag: &str) -> Vec<String> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..senders)
-            .map(|p| {
-                s.spawn(move || {
-                    let mut failed = Vec::new();
-                    for i in 0..each {
-                        let subject = format!("{tag} {p}-{i}");
-                        let out = send(env, None, &subject);
-                        if out.status.code() != Some(0) || !out.stderr.is_empty() {
-                            failed.push(format!("{subject}: {out:?}"));
-                        }
-                    }
-                    failed
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("sender thread"))
-            .collect()
+    burst_with(senders, each, tag, |subject| {
+        let out = send(env, None, subject);
+        (out.status.code() != Some(0) || !out.stderr.is_empty())
+            .then(|| format!("{subject}: {out:?}"))
     })
-}
-
-/// How many times each subject reached the sink.
-fn subjects_at(sink: &Sink) -> HashMap<String, usize> {
-    let mut seen = HashMap::new();
-    for m in sink.messages() {
-        *seen
-            .entry(m.header("Subject").unwrap_or_default())
-            .or_default() += 1;
-    }
-    seen
 }
 
 /// A read-only look at the queue now (without waiting for the maildrop, unlike
@@ -654,7 +627,7 @@ fn run_case(case: Case) {
     wait_until(WAIT, || env.count("state <> 'sent'") == 0);
     // Give a refused message that would come back the time to show up.
     std::thread::sleep(Duration::from_millis(500));
-    let seen = subjects_at(&sink);
+    let seen = subjects(&sink);
     for s in &want {
         assert_eq!(seen.get(s), Some(&1), "{s:?} delivered once: {seen:?}");
     }
@@ -996,9 +969,9 @@ fn kill_9_of_relayd_during_maildrop_imports_loses_nothing() {
     let _d = env.relayd();
     let n = ROUNDS * 4 * EACH;
     // Every subject, not n messages: a duplicate must not stand in for a late one.
-    wait_until(WAIT, || subjects_at(&sink).len() >= n);
+    wait_until(WAIT, || subjects(&sink).len() >= n);
     eprintln!("{mid_import} of {ROUNDS} kills in the middle of an import");
-    assert_all_sent_once_but(&env, &subjects_at(&sink), n, ROUNDS * 2);
+    assert_all_sent_once_but(&env, &subjects(&sink), n, ROUNDS * 2);
 }
 
 /// The subject of a message the fake smarthost took.

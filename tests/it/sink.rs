@@ -338,26 +338,20 @@ impl Sink {
     /// Polls until at least `n` messages were accepted and returns them all; panics after
     /// `timeout` with what was received so far.
     pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Captured> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.shared.lock().accepted.len() >= n {
-                return self.messages();
-            }
-            if Instant::now() >= deadline {
-                let got = self.messages();
-                panic!(
-                    "smtp-sink: expected at least {n} message(s) within {timeout:?}, got {} \
-                     ({:?}); envelopes: {:?}; smtp-sink stderr: {}",
-                    got.len(),
-                    self.stats(),
-                    got.iter()
-                        .map(|m| (m.mail_from.clone(), m.rcpt_to.clone()))
-                        .collect::<Vec<_>>(),
-                    self.stderr()
-                );
-            }
-            thread::sleep(Duration::from_millis(10));
+        if !self.wait_until(n, timeout) {
+            let got = self.messages();
+            panic!(
+                "smtp-sink: expected at least {n} message(s) within {timeout:?}, got {} \
+                 ({:?}); envelopes: {:?}; smtp-sink stderr: {}",
+                got.len(),
+                self.stats(),
+                got.iter()
+                    .map(|m| (m.mail_from.clone(), m.rcpt_to.clone()))
+                    .collect::<Vec<_>>(),
+                self.stderr()
+            );
         }
+        self.messages()
     }
 }
 

@@ -562,29 +562,57 @@ pub fn wait_within(child: &mut Child, limit: Duration) -> bool {
     true
 }
 
+/// Run the PHP script `name` (written into the environment's directory)
+/// with `mail.add_x_header`, so PHP itself adds X-PHP-Originating-Script
+/// (`UID:name`, the uid owning the script); each `mail()` must succeed.
+pub fn php_script(env: &Env, name: &str, code: &str) {
+    let path = env.path().join(name);
+    std::fs::write(&path, format!("<?php\n{code}\n")).expect("write script");
+    let out = Command::new("php")
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("SCRIPTMAIL_CONFIG", &env.config)
+        .args(["-n", "-d", "mail.add_x_header=1", "-d"])
+        .arg(format!("sendmail_path={SENDMAIL} -t -i"))
+        .arg(&path)
+        .current_dir(env.path())
+        .output()
+        .expect("run php");
+    assert_ok(&out);
+    let said = stdout(&out);
+    assert!(
+        !said.is_empty() && said.lines().all(|l| l == "sent"),
+        "{name}: {said} {}",
+        stderr(&out)
+    );
+}
+
 /// `senders` concurrent loops of `each` `sendmail -t -i` runs; the subjects
 /// that did not exit 0, with their status and stderr.
 pub fn burst(env: &Env, senders: usize, each: usize, tag: &str) -> Vec<String> {
+    burst_with(senders, each, tag, |subject| {
+        let out = env.submit(&["-t", "-i"], &simple_message("burst@example.org", subject));
+        (!out.status.success())
+            .then(|| format!("{subject}: {:?} {}", out.status.code(), stderr(&out)))
+    })
+}
+
+/// `senders` concurrent loops of `each` calls of `send` with the subjects
+/// `TAG P-I`; what `send` said went wrong, for every call it said so.
+pub fn burst_with(
+    senders: usize,
+    each: usize,
+    tag: &str,
+    send: impl Fn(&str) -> Option<String> + Sync,
+) -> Vec<String> {
+    let send = &send;
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..senders)
             .map(|p| {
                 s.spawn(move || {
-                    let mut failed = Vec::new();
-                    for i in 0..each {
-                        let subject = format!("{tag} {p}-{i}");
-                        let out = env.submit(
-                            &["-t", "-i"],
-                            &simple_message("burst@example.org", &subject),
-                        );
-                        if !out.status.success() {
-                            failed.push(format!(
-                                "{subject}: {:?} {}",
-                                out.status.code(),
-                                stderr(&out)
-                            ));
-                        }
-                    }
-                    failed
+                    (0..each)
+                        .filter_map(|i| send(&format!("{tag} {p}-{i}")))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();

@@ -164,31 +164,6 @@ fn purge_asks_on_a_terminal() {
 // ---------------------------------------------------------------------------
 // The held mail in part (issue 15 item 3).
 
-/// Run the PHP script `name` (written into the environment's directory)
-/// with `mail.add_x_header`, so PHP itself adds X-PHP-Originating-Script
-/// (`UID:name`, the uid owning the script); each `mail()` must succeed.
-fn php_script(env: &Env, name: &str, code: &str) {
-    let path = env.path().join(name);
-    std::fs::write(&path, format!("<?php\n{code}\n")).expect("write script");
-    let out = std::process::Command::new("php")
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("SCRIPTMAIL_CONFIG", &env.config)
-        .args(["-n", "-d", "mail.add_x_header=1", "-d"])
-        .arg(format!("sendmail_path={SENDMAIL} -t -i"))
-        .arg(&path)
-        .current_dir(env.path())
-        .output()
-        .expect("run php");
-    assert_ok(&out);
-    let said = stdout(&out);
-    assert!(
-        !said.is_empty() && said.lines().all(|l| l == "sent"),
-        "{name}: {said} {}",
-        stderr(&out)
-    );
-}
-
 /// Make the message with this subject `secs` seconds older, as if it had
 /// been held that long (the age filters need mail of different ages).
 fn backdate(env: &Env, subject: &str, secs: i64) {
